@@ -1,0 +1,3 @@
+export * from './blob-store.js';
+export * from './upload-store.js';
+export * from './metadata-store.js';

@@ -1,0 +1,101 @@
+import type { Descriptor, Digest } from '../oci/index.js';
+import type { BlobInfo } from './blob-store.js';
+
+/**
+ * Registry metadata: which repository may read which blob, manifests (stored
+ * byte-exact here, so a manifest and the tag pointing at it commit in one
+ * transaction), tags and their history, referrers, the catalog. Implemented by
+ * SQLite (embedded default) and PostgreSQL (scale-out); one contract suite runs
+ * against both (test/storage-contract.ts).
+ */
+
+/** Who did something and why: recorded with every tag move. */
+export interface Actor {
+  readonly actor: string;
+  readonly reason?: string;
+}
+
+export interface ManifestRecord {
+  readonly repository: string;
+  readonly digest: Digest;
+  readonly mediaType: string;
+  readonly artifactType: string | undefined;
+  readonly size: number;
+  readonly subject: Digest | undefined;
+  readonly annotations: Readonly<Record<string, string>> | undefined;
+  /** The manifest exactly as pushed. */
+  readonly bytes: Buffer;
+  readonly createdAt: number;
+  /** Blobs (config, layers) and child manifests (index entries) this manifest references. */
+  readonly references: readonly Digest[];
+}
+
+export type NewManifest = Omit<ManifestRecord, 'createdAt'>;
+
+export interface TagMove {
+  readonly repository: string;
+  readonly tag: string;
+  readonly from: Digest | undefined;
+  readonly to: Digest | undefined;
+  readonly actor: string;
+  readonly reason: string | undefined;
+  readonly at: number;
+}
+
+export interface Page {
+  /** Maximum number of entries; undefined = all. */
+  readonly n?: number;
+  /** Entries strictly after this one in lexical order. */
+  readonly last?: string;
+}
+
+export interface BlobLinks {
+  linkBlob(repository: string, blob: BlobInfo): Promise<void>;
+  /** The linked blob's size, or undefined when `repository` may not read it. */
+  linkedBlob(repository: string, digest: Digest): Promise<BlobInfo | undefined>;
+  unlinkBlob(repository: string, digest: Digest): Promise<boolean>;
+  /** How many repositories link this blob (0 = garbage). */
+  blobLinkCount(digest: Digest): Promise<number>;
+}
+
+export interface ManifestIndex {
+  /**
+   * Stores the manifest (idempotent for the same digest) and, when `tag` is given,
+   * moves the tag to it, recording the move in the tag history, in one transaction.
+   * Returns the tag move, if the tag changed.
+   */
+  putManifest(manifest: NewManifest, tag: string | undefined, by: Actor): Promise<TagMove | undefined>;
+  getManifest(repository: string, digest: Digest): Promise<ManifestRecord | undefined>;
+  /** Deletes the manifest and every tag pointing at it (each recorded as a move to nothing). */
+  deleteManifest(repository: string, digest: Digest, by: Actor): Promise<{ deleted: boolean; untagged: TagMove[] }>;
+  /** Manifests in `repository` that reference `digest` (as blob or child manifest). */
+  manifestsReferencing(repository: string, digest: Digest): Promise<Digest[]>;
+}
+
+export interface TagStore {
+  resolveTag(repository: string, tag: string): Promise<Digest | undefined>;
+  listTags(repository: string, page?: Page): Promise<string[]>;
+  /** Moves a tag to an existing manifest (operator actions), recorded in history. */
+  moveTag(repository: string, tag: string, to: Digest, by: Actor): Promise<TagMove | undefined>;
+  deleteTag(repository: string, tag: string, by: Actor): Promise<TagMove | undefined>;
+  /** Newest first. */
+  tagHistory(repository: string, tag: string): Promise<TagMove[]>;
+  /** Tags in `repository` currently pointing at `digest`. */
+  tagsOf(repository: string, digest: Digest): Promise<string[]>;
+}
+
+export interface ReferrersIndex {
+  /** Descriptors of manifests in `repository` whose subject is `subject`, oldest first. */
+  listReferrers(repository: string, subject: Digest): Promise<Descriptor[]>;
+}
+
+export interface Catalog {
+  listRepositories(page?: Page): Promise<string[]>;
+  repositoryExists(repository: string): Promise<boolean>;
+}
+
+export interface MetadataStore extends BlobLinks, ManifestIndex, TagStore, ReferrersIndex, Catalog {
+  /** Checks the database is usable (for /readyz). */
+  ready(): Promise<void>;
+  close(): Promise<void>;
+}

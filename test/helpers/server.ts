@@ -1,0 +1,49 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, type RunningServer, type ServeOptions } from '../../src/server.js';
+
+/** A customs server on 127.0.0.1:0 with a temporary data directory, in this process. */
+export interface TestServer {
+  readonly url: string; // http://127.0.0.1:PORT
+  readonly host: string; // 127.0.0.1:PORT (for skopeo/podman references)
+  readonly dataDir: string;
+  /** The admin token written to <data>/admin-token on first start, if any. */
+  readonly token: string | undefined;
+  readonly server: RunningServer;
+  /** Authorization header for the admin token (empty object when there is none). */
+  auth(): Record<string, string>;
+  close(opts?: { keepData?: boolean }): Promise<void>;
+}
+
+export interface TestServerOptions extends Partial<Omit<ServeOptions, 'dataDir' | 'configFile'>> {
+  dataDir?: string;
+  /** Configuration written to a YAML/JSON file and passed as --config. */
+  config?: Record<string, unknown>;
+}
+
+export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
+  const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'customs-test-')));
+  let configFile: string | undefined;
+  if (opts.config) {
+    configFile = join(dataDir, '..', `${dataDir.split('/').pop()}-config.json`);
+    await writeFile(configFile, JSON.stringify(opts.config));
+  }
+  const { config: _c, dataDir: _d, ...rest } = opts;
+  const server = await startServer({ listen: '127.0.0.1:0', logLevel: 'silent', gate: 'off', ...rest, dataDir, configFile });
+  const token = await readFile(join(dataDir, 'admin-token'), 'utf8').then((t) => t.trim(), () => undefined);
+  const url = server.url;
+  return {
+    url,
+    host: url.replace(/^http:\/\//, ''),
+    dataDir,
+    token,
+    server,
+    auth: () => (token ? { authorization: `Bearer ${token}` } : {}),
+    async close(o = {}) {
+      await server.close();
+      if (!o.keepData && !opts.dataDir) await rm(dataDir, { recursive: true, force: true });
+      if (configFile) await rm(configFile, { force: true });
+    },
+  };
+}
