@@ -1,0 +1,147 @@
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { err, parseDigest, type Digest } from '../oci/index.js';
+import { InToto, TRAINING_BUILD_TYPE } from './media-types.js';
+import { statement, type Statement, type Subject } from './sign.js';
+
+const run = promisify(execFile);
+
+/**
+ * SLSA provenance v1 (https://slsa.dev/spec/v1.0/provenance) for a training run, in an
+ * in-toto Statement v1 whose subject is the model manifest. Lineage reads
+ * `resolvedDependencies`: the code commit, each dataset and each base model by digest.
+ */
+export interface ResourceDescriptor {
+  readonly name?: string;
+  readonly uri?: string;
+  readonly digest: Record<string, string>;
+  readonly annotations?: Record<string, unknown>;
+}
+
+export interface GitSource {
+  /** `git+<remote>@<ref>`, the SLSA convention for a git dependency. */
+  readonly uri: string;
+  readonly remote: string;
+  readonly ref: string;
+  readonly commit: string;
+  readonly dirty: boolean;
+}
+
+async function git(dir: string, ...args: string[]): Promise<string> {
+  const { stdout } = await run('git', ['-C', dir, ...args], { maxBuffer: 16 * 1024 * 1024 });
+  return stdout.trim();
+}
+
+/** Drops credentials from an https remote so a token in a remote URL never lands in an attestation. */
+export function scrubRemote(remote: string): string {
+  try {
+    const u = new URL(remote);
+    if (u.username || u.password) {
+      u.username = '';
+      u.password = '';
+    }
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return remote; // scp-like git@host:path, or a path
+  }
+}
+
+/**
+ * Reads the commit, ref and remote of a work tree. A tree with uncommitted changes to tracked
+ * files is refused unless `allowDirty`, because the commit would not describe the code that ran.
+ */
+export async function gitSource(dir: string, allowDirty: boolean): Promise<GitSource> {
+  const root = await git(dir, 'rev-parse', '--show-toplevel').catch(() => {
+    throw err('NAME_UNKNOWN', `${dir} is not inside a git work tree`);
+  });
+  const commit = await git(root, 'rev-parse', 'HEAD').catch(() => {
+    throw err('NAME_UNKNOWN', `${root} has no commit yet`);
+  });
+  const ref = await git(root, 'symbolic-ref', '-q', 'HEAD').catch(() => commit); // detached HEAD: the commit
+  const status = await git(root, 'status', '--porcelain', '--untracked-files=no');
+  const dirty = status.length > 0;
+  if (dirty && !allowDirty) {
+    throw err('DENIED', `the work tree ${root} has uncommitted changes; commit them or pass --allow-dirty (recorded in the provenance)`, status.split('\n').slice(0, 20));
+  }
+  let remote = await git(root, 'remote', 'get-url', 'origin').catch(() => '');
+  if (!remote) {
+    const first = (await git(root, 'remote').catch(() => '')).split('\n')[0];
+    if (first) remote = await git(root, 'remote', 'get-url', first).catch(() => '');
+  }
+  remote = remote ? scrubRemote(remote) : `file://${resolve(root)}`;
+  return { uri: `git+${remote}@${ref}`, remote, ref, commit, dirty };
+}
+
+export interface OciMaterial {
+  /** `repo:tag`, `repo@digest` or a bare digest, as given on the command line. */
+  readonly given: string;
+  readonly repository?: string | undefined;
+  readonly digest: Digest;
+}
+
+/** `oci://host/repo@digest` when the repository is known, else no URI (a bare digest still identifies it). */
+export function ociMaterial(m: OciMaterial, host: string, role: string): ResourceDescriptor {
+  const p = parseDigest(m.digest);
+  return {
+    name: m.repository ?? m.digest,
+    ...(m.repository ? { uri: `oci://${host}/${m.repository}@${m.digest}` } : {}),
+    digest: { [p.algorithm]: p.hex },
+    annotations: { role, ...(m.given !== m.digest ? { reference: m.given } : {}) },
+  };
+}
+
+export interface ProvenanceInput {
+  readonly subject: Subject;
+  readonly builderId: string;
+  readonly parameters: Record<string, string>;
+  readonly code?: GitSource | undefined;
+  readonly datasets: readonly ResourceDescriptor[];
+  readonly baseModels: readonly ResourceDescriptor[];
+  readonly startedOn?: string | undefined;
+  readonly finishedOn: string;
+  readonly invocationId?: string | undefined;
+}
+
+export function buildProvenance(input: ProvenanceInput): Statement {
+  const deps: ResourceDescriptor[] = [];
+  if (input.code) {
+    deps.push({
+      uri: input.code.uri,
+      digest: { gitCommit: input.code.commit },
+      annotations: { role: 'source', ...(input.code.dirty ? { dirty: true } : {}) },
+    });
+  }
+  deps.push(...input.datasets, ...input.baseModels);
+  const predicate = {
+    buildDefinition: {
+      buildType: TRAINING_BUILD_TYPE,
+      externalParameters: { ...input.parameters },
+      // A dirty tree is recorded where a verifier looks for how the build ran, not only in an annotation.
+      internalParameters: input.code?.dirty ? { dirtyWorkTree: true } : {},
+      resolvedDependencies: deps,
+    },
+    runDetails: {
+      builder: { id: input.builderId },
+      metadata: {
+        ...(input.invocationId ? { invocationId: input.invocationId } : {}),
+        ...(input.startedOn ? { startedOn: input.startedOn } : {}),
+        finishedOn: input.finishedOn,
+      },
+    },
+  };
+  return statement(input.subject, InToto.slsaProvenanceV1, predicate);
+}
+
+/** Parses repeated `k=v` options into an object; a key given twice is an error. */
+export function parseParams(pairs: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of pairs) {
+    const i = p.indexOf('=');
+    if (i <= 0) throw err('MANIFEST_INVALID', `--param expects key=value, got ${JSON.stringify(p)}`);
+    const k = p.slice(0, i);
+    if (k in out) throw err('MANIFEST_INVALID', `--param ${k} given twice`);
+    out[k] = p.slice(i + 1);
+  }
+  return out;
+}

@@ -1,0 +1,45 @@
+import { z } from 'zod';
+
+/**
+ * The configuration file's schema. Each service receives its own slice with
+ * defaults resolved here. Slices owned by other layers (upstreams, policy, auth)
+ * are typed by their own schemas where those layers define them.
+ */
+const listenSchema = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT');
+
+export const storageSchema = z.discriminatedUnion('driver', [
+  z.object({ driver: z.literal('filesystem') }).strict(),
+]);
+
+export const metadataSchema = z.discriminatedUnion('driver', [
+  z.object({ driver: z.literal('sqlite') }).strict(),
+]);
+
+export const configSchema = z
+  .object({
+    listen: listenSchema.default('127.0.0.1:5000'),
+    data: z.string().default('./data'),
+    log: z.object({ level: z.enum(['silent', 'error', 'warn', 'info', 'debug']).default('info') }).strict().default({ level: 'info' }),
+    limits: z
+      .object({
+        /** Largest blob accepted by a push, in bytes (default 1 TiB: models are big). */
+        maxBlobBytes: z.number().int().positive().default(1024 ** 4),
+      })
+      .strict()
+      .default({ maxBlobBytes: 1024 ** 4 }),
+    uploads: z
+      .object({
+        /** Upload sessions untouched this long are removed. */
+        expireAfterSeconds: z.number().int().positive().default(24 * 3600),
+      })
+      .strict()
+      .default({ expireAfterSeconds: 24 * 3600 }),
+    storage: storageSchema.default({ driver: 'filesystem' }),
+    metadata: metadataSchema.default({ driver: 'sqlite' }),
+    upstreams: z.array(z.unknown()).default([]),
+    policy: z.unknown().optional(),
+    auth: z.unknown().optional(),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;

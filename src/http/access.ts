@@ -1,0 +1,29 @@
+/**
+ * Who may do what. The HTTP layer asks before every operation; the
+ * implementation (users, tokens, permissions by repository glob) is configured
+ * at the composition root. Throws RegistryError UNAUTHORIZED (no or bad
+ * credentials; `detail.challenge` carries the WWW-Authenticate value) or DENIED.
+ */
+export type Action = 'pull' | 'push' | 'delete' | 'admin';
+
+export interface AccessRequest {
+  readonly authorization: string | undefined;
+  readonly remoteAddress: string | undefined;
+}
+
+export interface Principal {
+  /** Recorded as the actor of tag moves and audit entries. */
+  readonly actor: string;
+}
+
+export interface Access {
+  authorize(req: AccessRequest, repository: string | undefined, action: Action): Promise<Principal>;
+  /** May this principal read `repository` (cross-repository mounts)? */
+  mayPull(principal: Principal, req: AccessRequest, repository: string): Promise<boolean>;
+}
+
+/** No access control at all: only for tests that exercise the spec alone. */
+export const OPEN_ACCESS: Access = {
+  authorize: async () => ({ actor: 'anonymous' }),
+  mayPull: async () => true,
+};

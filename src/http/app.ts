@@ -1,0 +1,88 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Hono } from 'hono';
+import { getRequestListener, type HttpBindings } from '@hono/node-server';
+import type { Logger } from 'pino';
+import { toHttpError } from './errors.js';
+import type { HttpMetrics } from './metrics.js';
+import { contextOf, setContext, type RequestContext } from './request-context.js';
+import { v2App, type V2Services } from './v2.js';
+
+export interface AppDeps {
+  readonly v2: V2Services;
+  readonly log: Logger;
+  readonly metrics: HttpMetrics;
+  /** Throws when storage or the database is unusable. */
+  readonly ready: () => Promise<void>;
+  /** Extra sub-apps mounted at their prefix (e.g. /admin). */
+  readonly mounts?: ReadonlyArray<readonly [string, Hono<{ Bindings: HttpBindings }>]>;
+}
+
+/** The root Hono app: health, metrics, /v2/, and mounted sub-apps; errors mapped once here. */
+export function createApp(deps: AppDeps): Hono<{ Bindings: HttpBindings }> {
+  const app = new Hono<{ Bindings: HttpBindings }>();
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    try {
+      await deps.ready();
+      return c.json({ status: 'ready' });
+    } catch (e) {
+      deps.log.warn({ err: (e as Error).message }, 'not ready');
+      return c.json({ status: 'unavailable', reason: (e as Error).message }, 503);
+    }
+  });
+  app.get('/metrics', async (c) => c.text(await deps.metrics.registry.metrics(), 200, { 'content-type': deps.metrics.registry.contentType }));
+  for (const [prefix, sub] of deps.mounts ?? []) app.route(prefix, sub);
+  app.route('/v2', v2App(deps.v2));
+  app.notFound((c) => c.json({ errors: [{ code: 'NAME_UNKNOWN', message: 'no such route' }] }, 404));
+  app.onError((e, c) => {
+    const res = c.env.outgoing;
+    const ctx = contextOf(c.env.incoming);
+    const http = toHttpError(e);
+    if (http.internal) ctx.log.error({ err: e }, 'internal error');
+    else ctx.log.debug({ code: http.status, err: (e as Error).message }, 'request refused');
+    if (res.headersSent) {
+      // A body was already streaming: the only honest signal left is an aborted connection.
+      res.destroy();
+      return new Response(null);
+    }
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    const challenge = (e as { detail?: { challenge?: string } }).detail?.challenge;
+    if (http.status === 401 && challenge) headers['www-authenticate'] = challenge;
+    return new Response(http.body, { status: http.status, headers });
+  });
+  return app;
+}
+
+/**
+ * The Node request listener: request id, one JSON log line per request, metrics.
+ * Done here rather than in Hono middleware because most /v2/ responses are written
+ * straight to the socket.
+ */
+export function requestListener(app: Hono<{ Bindings: HttpBindings }>, deps: Pick<AppDeps, 'log' | 'metrics'>) {
+  const honoListener = getRequestListener(app.fetch, { autoCleanupIncoming: false, overrideGlobalObjects: false });
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const started = process.hrtime.bigint();
+    const incomingId = req.headers['x-request-id'];
+    const id = typeof incomingId === 'string' && /^[\w.-]{1,64}$/.test(incomingId) ? incomingId : randomUUID();
+    const socket = req.socket;
+    const readAt = socket.bytesRead;
+    const writtenAt = socket.bytesWritten;
+    const ctx: RequestContext = { id, log: deps.log.child({ reqId: id }), route: 'other', actor: undefined };
+    setContext(req, ctx);
+    res.setHeader('x-request-id', id);
+    res.once('close', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const status = res.writableFinished ? res.statusCode : 499;
+      const bytesIn = socket.bytesRead - readAt;
+      const bytesOut = socket.bytesWritten - writtenAt;
+      deps.metrics.observe(ctx.route, req.method ?? 'GET', status, seconds, bytesIn, bytesOut);
+      // The query string is logged without values that could be secrets (none of the spec's are, but a client may add some).
+      ctx.log.info(
+        { method: req.method, path: (req.url ?? '').split('?')[0], route: ctx.route, status, ms: Math.round(seconds * 1e4) / 10, actor: ctx.actor, in: bytesIn, out: bytesOut },
+        'request',
+      );
+    });
+    void honoListener(req, res);
+  };
+}

@@ -1,0 +1,52 @@
+import { isRegistryError, type ErrorCode } from '../oci/index.js';
+
+/** The one place that maps error codes to HTTP statuses (distribution spec, "Error Codes"). */
+const STATUS: Record<ErrorCode, number> = {
+  BLOB_UNKNOWN: 404,
+  BLOB_UPLOAD_INVALID: 400,
+  BLOB_UPLOAD_UNKNOWN: 404,
+  DIGEST_INVALID: 400,
+  MANIFEST_BLOB_UNKNOWN: 400,
+  MANIFEST_INVALID: 400,
+  MANIFEST_UNKNOWN: 404,
+  NAME_INVALID: 400,
+  NAME_UNKNOWN: 404,
+  SIZE_INVALID: 400,
+  UNAUTHORIZED: 401,
+  DENIED: 403,
+  UNSUPPORTED: 415,
+  TOOMANYREQUESTS: 429,
+  RANGE_INVALID: 416,
+  TOO_LARGE: 413,
+  UPSTREAM_UNAVAILABLE: 502,
+  INTERNAL: 500,
+};
+
+/** Codes the spec does not define are reported under the closest spec code. */
+const WIRE_CODE: Partial<Record<ErrorCode, string>> = {
+  RANGE_INVALID: 'BLOB_UPLOAD_INVALID',
+  TOO_LARGE: 'SIZE_INVALID',
+  UPSTREAM_UNAVAILABLE: 'UNKNOWN',
+  INTERNAL: 'UNKNOWN',
+};
+
+export interface HttpError {
+  readonly status: number;
+  readonly body: string;
+  readonly internal: boolean;
+}
+
+/** Spec error body for any thrown value; unknown errors become a 500 without details. */
+export function toHttpError(e: unknown): HttpError {
+  if (isRegistryError(e)) {
+    const code = WIRE_CODE[e.code] ?? e.code;
+    const error: Record<string, unknown> = { code, message: e.message };
+    if (e.detail !== undefined) error.detail = e.detail;
+    return { status: STATUS[e.code], body: JSON.stringify({ errors: [error] }), internal: e.code === 'INTERNAL' };
+  }
+  return {
+    status: 500,
+    body: JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'internal error' }] }),
+    internal: true,
+  };
+}

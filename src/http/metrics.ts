@@ -1,0 +1,25 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Prometheus metrics of one server (its own registry, so tests can run several servers in a process). */
+export class HttpMetrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({ name: 'customs_http_requests_total', help: 'HTTP requests by route, method and status', labelNames: ['route', 'method', 'status'], registers: [this.registry] });
+  readonly duration = new Histogram({
+    name: 'customs_http_request_duration_seconds',
+    help: 'HTTP request latency by route and method',
+    labelNames: ['route', 'method'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60],
+    registers: [this.registry],
+  });
+  readonly bytesIn = new Counter({ name: 'customs_http_bytes_received_total', help: 'Bytes received (headers and bodies)', labelNames: ['route'], registers: [this.registry] });
+  readonly bytesOut = new Counter({ name: 'customs_http_bytes_sent_total', help: 'Bytes sent (headers and bodies)', labelNames: ['route'], registers: [this.registry] });
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'customs_' });
+  }
+  observe(route: string, method: string, status: number, seconds: number, bytesIn: number, bytesOut: number): void {
+    this.requests.labels(route, method, String(status)).inc();
+    this.duration.labels(route, method).observe(seconds);
+    if (bytesIn > 0) this.bytesIn.labels(route).inc(bytesIn);
+    if (bytesOut > 0) this.bytesOut.labels(route).inc(bytesOut);
+  }
+}

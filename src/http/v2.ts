@@ -1,0 +1,219 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Hono } from 'hono';
+import type { HttpBindings } from '@hono/node-server';
+import { RESPONSE_ALREADY_SENT as RESPONSE } from '@hono/node-server/utils/response';
+import { err, MAX_MANIFEST_BYTES, parseDigest, parseReference, type Digest } from '../oci/index.js';
+import type { BlobService, ListingService, ManifestService, ReadDecision, UploadService } from '../registry/index.js';
+import type { Access, AccessRequest, Action, Principal } from './access.js';
+import { parseContentRange, parseRangeHeader, uploadRange } from './range.js';
+import { sendBytes, sendEmpty, sendJson, type Headers } from './reply.js';
+import { contentLength, contextOf, readSmallBody } from './request-context.js';
+import { sendBlobBody } from './send-blob.js';
+import { parseV2Path, type V2Route } from './v2-path.js';
+
+export interface V2Services {
+  readonly blobs: BlobService;
+  readonly uploads: UploadService;
+  readonly manifests: ManifestService;
+  readonly listing: ListingService;
+  readonly access: Access;
+  /** Namespaces served by an upstream (for `ns` and push rules). */
+  readonly isProxied: (repository: string) => boolean;
+}
+
+type Handler = (s: V2Services, route: V2Route, req: IncomingMessage, res: ServerResponse, url: URL, who: Principal) => Promise<Response>;
+
+const API_VERSION = { 'docker-distribution-api-version': 'registry/2.0' };
+
+/** The Distribution API (OCI distribution spec 1.1) as one Hono sub-app. */
+export function v2App(s: V2Services): Hono<{ Bindings: HttpBindings }> {
+  const app = new Hono<{ Bindings: HttpBindings }>();
+  app.all('*', async (c) => {
+    const { incoming: req, outgoing: res } = c.env;
+    const url = new URL(req.url ?? '/', 'http://x');
+    const ns = url.searchParams.get('ns') ?? undefined;
+    const route = parseV2Path(url.pathname, ns && s.isProxied(`${ns}/x`) ? ns : undefined);
+    const ctx = contextOf(req);
+    ctx.route = route.kind;
+    if (ns && 'name' in route && s.isProxied(route.name)) res.setHeader('oci-namespace', ns);
+    const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
+    const handler = HANDLERS[route.kind]?.[method];
+    if (!handler) {
+      if (route.kind === 'unknown') throw err('NAME_UNKNOWN', 'no such route', { path: url.pathname.slice(0, 200) });
+      throw err('UNSUPPORTED', `${req.method} is not supported on this route`);
+    }
+    const action = actionOf(route, method);
+    const who = await s.access.authorize(accessRequest(req), 'name' in route ? route.name : undefined, action);
+    ctx.actor = who.actor;
+    return handler(s, route, req, res, url, who);
+  });
+  return app;
+}
+
+export const accessRequest = (req: IncomingMessage): AccessRequest => ({
+  authorization: req.headers.authorization,
+  remoteAddress: req.socket.remoteAddress,
+});
+
+function actionOf(route: V2Route, method: string): Action {
+  if (method === 'DELETE') return 'delete';
+  if (method === 'GET') return route.kind === 'upload' ? 'push' : 'pull';
+  return 'push';
+}
+
+const name = (r: V2Route): string => (r as { name: string }).name;
+const isHead = (req: IncomingMessage): boolean => req.method === 'HEAD';
+const auditHeader = (d: ReadDecision): Headers =>
+  d.auditFindings && d.auditFindings.length > 0 ? { 'customs-audit-findings': d.auditFindings.join('; ').slice(0, 4000) } : {};
+
+const base: Handler = async (_s, _r, req, res) => sendJson(res, 200, {}, API_VERSION, isHead(req));
+
+const getBlob: Handler = async (s, route, req, res) => {
+  const digest = parseDigest((route as { digest: string }).digest).digest;
+  const read = await s.blobs.read(name(route), digest, (size) => parseRangeHeader(req.headers.range, size));
+  const { info, range } = read;
+  const start = range?.start ?? 0;
+  const length = range ? range.end - range.start + 1 : info.size;
+  const headers: Headers = {
+    'content-type': 'application/octet-stream',
+    'content-length': length,
+    'docker-content-digest': digest,
+    'accept-ranges': 'bytes',
+    etag: `"${digest}"`,
+    ...auditHeader(read.decision),
+  };
+  if (range) headers['content-range'] = `bytes ${range.start}-${range.end}/${info.size}`;
+  if (isHead(req)) {
+    res.writeHead(range ? 206 : 200, headers);
+    res.end();
+    return RESPONSE;
+  }
+  const body = await read.open();
+  res.writeHead(range ? 206 : 200, headers);
+  await sendBlobBody(res, body, start, length);
+  return RESPONSE;
+};
+
+const deleteBlob: Handler = async (s, route, _req, res) => {
+  await s.blobs.delete(name(route), parseDigest((route as { digest: string }).digest).digest);
+  return sendEmpty(res, 202);
+};
+
+const startUpload: Handler = async (s, route, req, res, url, who) => {
+  const repo = name(route);
+  const q = {
+    digest: url.searchParams.get('digest') ?? undefined,
+    mount: url.searchParams.get('mount') ?? undefined,
+    from: url.searchParams.get('from') ?? undefined,
+  };
+  if (q.from !== undefined) parseV2Path(`/v2/${q.from}/tags/list`); // validates the name
+  const result = await s.uploads.start(repo, q, () => req, (from) => s.access.mayPull(who, accessRequest(req), from), contentLength(req));
+  if (result.kind === 'created') {
+    return sendEmpty(res, 201, { location: `/v2/${repo}/blobs/${result.blob.digest}`, 'docker-content-digest': result.blob.digest });
+  }
+  return sendEmpty(res, 202, uploadHeaders(repo, result.session.id, result.session.size));
+};
+
+const uploadHeaders = (repo: string, id: string, size: number): Headers => ({
+  location: `/v2/${repo}/blobs/uploads/${id}`,
+  range: uploadRange(size),
+  'docker-upload-uuid': id,
+});
+
+const uploadStatus: Handler = async (s, route, _req, res) => {
+  const { id } = route as { id: string };
+  const session = await s.uploads.status(name(route), id);
+  return sendEmpty(res, 204, uploadHeaders(name(route), id, session.size));
+};
+
+const patchUpload: Handler = async (s, route, req, res) => {
+  const { id } = route as { id: string };
+  const session = await s.uploads.append(name(route), id, req, parseContentRange(req.headers['content-range']), contentLength(req));
+  return sendEmpty(res, 202, uploadHeaders(name(route), id, session.size));
+};
+
+const putUpload: Handler = async (s, route, req, res, url) => {
+  const { id } = route as { id: string };
+  const repo = name(route);
+  const blob = await s.uploads.finish(repo, id, url.searchParams.get('digest') ?? undefined, req, parseContentRange(req.headers['content-range']), contentLength(req));
+  return sendEmpty(res, 201, { location: `/v2/${repo}/blobs/${blob.digest}`, 'docker-content-digest': blob.digest });
+};
+
+const cancelUpload: Handler = async (s, route, _req, res) => {
+  await s.uploads.cancel(name(route), (route as { id: string }).id);
+  return sendEmpty(res, 204);
+};
+
+const getManifest: Handler = async (s, route, req, res) => {
+  const reference = parseReference((route as { reference: string }).reference);
+  const { record, decision, stale } = await s.manifests.get(name(route), reference);
+  const headers: Headers = {
+    'content-type': record.mediaType,
+    'docker-content-digest': record.digest,
+    etag: `"${record.digest}"`,
+    ...auditHeader(decision),
+  };
+  if (record.subject) headers['oci-subject'] = record.subject;
+  if (stale) headers.warning = '110 customs "served stale: upstream unavailable"';
+  return sendBytes(res, 200, record.bytes, headers, isHead(req));
+};
+
+const putManifest: Handler = async (s, route, req, res, _url, who) => {
+  const repo = name(route);
+  const reference = parseReference((route as { reference: string }).reference);
+  const bytes = await readSmallBody(req, MAX_MANIFEST_BYTES);
+  const result = await s.manifests.put(repo, reference, bytes, req.headers['content-type'], { actor: who.actor });
+  const headers: Headers = { location: `/v2/${repo}/manifests/${result.digest}`, 'docker-content-digest': result.digest };
+  if (result.subject) headers['oci-subject'] = result.subject;
+  return sendEmpty(res, 201, headers);
+};
+
+const deleteManifest: Handler = async (s, route, _req, res, _url, who) => {
+  await s.manifests.delete(name(route), parseReference((route as { reference: string }).reference), { actor: who.actor });
+  return sendEmpty(res, 202);
+};
+
+const listTags: Handler = async (s, route, req, res, url) => {
+  const repo = name(route);
+  const page = pageOf(url);
+  const result = await s.listing.tags(repo, page);
+  return sendJson(res, 200, { name: repo, tags: result.items }, linkHeader(`/v2/${repo}/tags/list`, page.n, result.next), isHead(req));
+};
+
+const catalog: Handler = async (s, _route, req, res, url) => {
+  const page = pageOf(url);
+  const result = await s.listing.catalog(page);
+  return sendJson(res, 200, { repositories: result.items }, linkHeader('/v2/_catalog', page.n, result.next), isHead(req));
+};
+
+const referrers: Handler = async (s, route, req, res, url) => {
+  const subject: Digest = parseDigest((route as { digest: string }).digest).digest;
+  const artifactType = url.searchParams.get('artifactType') ?? undefined;
+  const { index, filtered } = await s.listing.referrers(name(route), subject, artifactType);
+  const headers: Headers = { 'content-type': index.mediaType };
+  if (filtered) headers['oci-filters-applied'] = 'artifactType';
+  return sendBytes(res, 200, JSON.stringify(index), headers, isHead(req));
+};
+
+function pageOf(url: URL): { n?: number; last?: string } {
+  const n = url.searchParams.get('n');
+  const last = url.searchParams.get('last') ?? undefined;
+  if (n === null) return { last };
+  const parsed = Number(n);
+  if (!Number.isSafeInteger(parsed) || parsed < 0) throw err('UNSUPPORTED', `invalid n: ${n.slice(0, 20)}`);
+  return { n: parsed, last };
+}
+
+const linkHeader = (path: string, n: number | undefined, next: string | undefined): Headers =>
+  next === undefined ? {} : { link: `<${path}?n=${n}&last=${encodeURIComponent(next)}>; rel="next"` };
+
+const HANDLERS: Partial<Record<V2Route['kind'], Record<string, Handler>>> = {
+  base: { GET: base },
+  catalog: { GET: catalog },
+  blob: { GET: getBlob, DELETE: deleteBlob },
+  uploads: { POST: startUpload },
+  upload: { GET: uploadStatus, PATCH: patchUpload, PUT: putUpload, DELETE: cancelUpload },
+  manifest: { GET: getManifest, PUT: putManifest, DELETE: deleteManifest },
+  tags: { GET: listTags },
+  referrers: { GET: referrers },
+};

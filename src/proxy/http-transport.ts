@@ -1,0 +1,104 @@
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { err } from '../oci/index.js';
+
+/**
+ * The one place pull-through touches the network: a request with node:http(s),
+ * because a blob body must stream into storage without web-stream overhead and
+ * because redirects and timeouts are ours to decide (see upstream-client.ts).
+ */
+export interface TransportResponse {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  /** Each header's values, unjoined (WWW-Authenticate may repeat). */
+  readonly headersDistinct: NodeJS.Dict<string[]>;
+  readonly body: IncomingMessage;
+  readonly url: URL;
+}
+
+export interface TransportRequest {
+  readonly method: 'GET' | 'HEAD';
+  readonly headers: Record<string, string>;
+  /** Aborts the exchange, including a body still streaming. */
+  readonly signal: AbortSignal;
+  /** Destroys the request when the socket is silent this long (ms). */
+  readonly idleMs?: number;
+}
+
+export interface Transport {
+  send(url: URL, req: TransportRequest): Promise<TransportResponse>;
+  close(): void;
+}
+
+export function createTransport(): Transport {
+  // Keep-alive agents: token, HEAD and GET to one upstream reuse connections.
+  const http = new HttpAgent({ keepAlive: true, maxSockets: 64 });
+  const https = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
+  return {
+    send: (url, req) =>
+      new Promise<TransportResponse>((resolve, reject) => {
+        if (req.signal.aborted) return reject(abortError(req.signal));
+        const isHttps = url.protocol === 'https:';
+        const r = (isHttps ? httpsRequest : httpRequest)(url, {
+          method: req.method,
+          headers: req.headers,
+          agent: isHttps ? https : http,
+          signal: req.signal,
+        });
+        if (req.idleMs) r.setTimeout(req.idleMs, () => r.destroy(err('UPSTREAM_UNAVAILABLE', `upstream silent for ${req.idleMs} ms`)));
+        r.once('response', (body) => resolve({ status: body.statusCode ?? 0, headers: body.headers, headersDistinct: body.headersDistinct, body, url }));
+        r.once('error', (e) => reject(normalise(e, req.signal)));
+        r.end();
+      }),
+    close() {
+      http.destroy();
+      https.destroy();
+    },
+  };
+}
+
+/** Reads a small body (manifest, token, referrers index) into memory, refusing more than `max` bytes. */
+export async function readBody(res: TransportResponse, max: number, signal: AbortSignal): Promise<Buffer> {
+  const declared = Number(res.headers['content-length']);
+  if (Number.isFinite(declared) && declared > max) {
+    res.body.destroy();
+    throw err('TOO_LARGE', `upstream response of ${declared} bytes exceeds ${max}`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > max) {
+        res.body.destroy();
+        throw err('TOO_LARGE', `upstream response exceeds ${max} bytes`);
+      }
+      chunks.push(chunk);
+    }
+  } catch (e) {
+    throw normalise(e, signal);
+  }
+  if (signal.aborted) throw abortError(signal);
+  return Buffer.concat(chunks, size);
+}
+
+/** Discards a body we do not need so the connection can be reused. */
+export function discard(res: TransportResponse): void {
+  res.body.resume();
+  res.body.on('error', () => undefined);
+}
+
+const abortError = (signal: AbortSignal) => {
+  const reason = signal.reason as unknown;
+  if (reason instanceof Error && reason.name === 'TimeoutError') return err('UPSTREAM_UNAVAILABLE', 'upstream timed out');
+  if (reason instanceof Error && 'code' in reason) return reason;
+  return err('UPSTREAM_UNAVAILABLE', 'upstream request aborted');
+};
+
+/** Network failures become UPSTREAM_UNAVAILABLE; our own coded errors pass through. */
+export function normalise(e: unknown, signal: AbortSignal): Error {
+  if (signal.aborted) return abortError(signal);
+  if (e instanceof Error && e.name === 'RegistryError') return e;
+  const msg = e instanceof Error ? ((e as NodeJS.ErrnoException).code ?? e.message) : String(e);
+  return err('UPSTREAM_UNAVAILABLE', `upstream connection failed: ${msg}`);
+}

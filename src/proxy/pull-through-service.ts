@@ -1,0 +1,281 @@
+import { LRUCache } from 'lru-cache';
+import { err, isRegistryError, parseManifest, type Descriptor, type Digest, type ParsedManifest, type Reference } from '../oci/index.js';
+import type { BlobStore, ByteRange, ManifestRecord, MetadataStore } from '../storage/index.js';
+import { BlobFiller, type FillSource } from './blob-fill.js';
+import type { UpstreamConfig } from './config.js';
+import { createTransport, type Transport } from './http-transport.js';
+import type { ProxyLogger } from './logger.js';
+import type { ProxyRequestOptions, ProxyTarget, PullThrough, UpstreamBlob, UpstreamManifest, UpstreamReferrers } from './pull-through.js';
+import { localReferrers, refreshReferrers } from './referrers.js';
+import { UpstreamTargets } from './targets.js';
+import { UpstreamClient, type FetchedManifest } from './upstream-client.js';
+
+/** Optional: pinned tags are never refreshed from the upstream (DESIGN "Invariants"). */
+export interface PinLookup {
+  isPinned(repository: string, tag: string): Promise<boolean>;
+}
+
+export interface PullThroughOptions {
+  readonly blobs: BlobStore;
+  readonly metadata: MetadataStore;
+  readonly upstreams: readonly UpstreamConfig[];
+  readonly logger: ProxyLogger;
+  /** Milliseconds since the epoch; injected so tests can move time. */
+  readonly clock?: () => number;
+  /** Private directory for blob fills in progress (emptied by `init`). */
+  readonly tempDir: string;
+  readonly pins?: PinLookup;
+  readonly transport?: Transport;
+  /** Referrer blobs up to this size are fetched with their manifest (the gate reads them). Default 16 MiB. */
+  readonly prefetchMaxBytes?: number;
+}
+
+/** Refs to a blob that a referrer manifest needs: signatures, SBOMs, attestations are small. */
+const DEFAULT_PREFETCH = 16 * 1024 * 1024;
+
+export class PullThroughService implements PullThrough {
+  readonly filler: BlobFiller;
+  private readonly targets: UpstreamTargets;
+  private readonly clients = new Map<string, UpstreamClient>();
+  private readonly transport: Transport;
+  private readonly clock: () => number;
+  /** When a tag (or a subject's referrers) was last confirmed with the upstream. Lost on restart: then revalidated once. */
+  private readonly validatedAt = new LRUCache<string, number>({ max: 100_000 });
+  /** Single-flight of upstream refreshes, keyed by what they refresh. */
+  private readonly flights = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly opts: PullThroughOptions) {
+    this.clock = opts.clock ?? Date.now;
+    this.transport = opts.transport ?? createTransport();
+    this.targets = new UpstreamTargets(opts.upstreams);
+    for (const u of opts.upstreams) this.clients.set(u.name, new UpstreamClient(u, this.transport, opts.logger, this.clock));
+    this.filler = new BlobFiller({ blobs: opts.blobs, links: opts.metadata, tempDir: opts.tempDir, logger: opts.logger });
+  }
+
+  async init(): Promise<void> {
+    await this.filler.init();
+  }
+
+  close(): void {
+    this.transport.close();
+  }
+
+  handles(repository: string, ns?: string): boolean {
+    return this.resolve(repository, ns) !== undefined;
+  }
+
+  resolve(repository: string, ns?: string): ProxyTarget | undefined {
+    return this.targets.resolve(repository, ns);
+  }
+
+  // --- manifests ---
+
+  async manifest(repository: string, reference: Reference, opts: ProxyRequestOptions = {}): Promise<UpstreamManifest | undefined> {
+    const t = this.resolve(repository, opts.ns);
+    if (!t) return undefined;
+    const { client, config } = this.upstream(t);
+    if (reference.kind === 'digest') {
+      // Content-addressed: a local copy is the answer, no upstream round trip.
+      const local = await this.opts.metadata.getManifest(t.repository, reference.digest);
+      if (local) return fromRecord(local, t, false);
+      return this.once(`m\0${t.repository}\0${reference.digest}`, async () => {
+        const fetched = await client.getManifest(t.remote, reference.digest, AbortSignal.timeout(config.timeouts.header * 1000));
+        if (!fetched) return undefined;
+        await this.store(t, fetched, undefined);
+        return fromFetched(fetched, t);
+      }).catch((e: unknown) => this.rethrow(e, t, reference.digest));
+    }
+    const tag = reference.tag;
+    const key = `t\0${t.repository}\0${tag}`;
+    const localDigest = await this.opts.metadata.resolveTag(t.repository, tag);
+    if (localDigest) {
+      const fresh = this.clock() - (this.validatedAt.get(key) ?? -Infinity) < config.tagFreshness * 1000;
+      if (fresh || (await this.opts.pins?.isPinned(t.repository, tag))) return this.local(t, localDigest, false);
+    }
+    return this.once(key, () => this.refreshTag(t, tag, localDigest, key));
+  }
+
+  /**
+   * Revalidates a tag: HEAD, then GET only if the digest moved. The whole exchange
+   * (token included) shares one deadline, the upstream's header timeout, so a client
+   * never waits longer than that; on any failure the local copy is served, stale.
+   */
+  private async refreshTag(t: ProxyTarget, tag: string, localDigest: Digest | undefined, key: string): Promise<UpstreamManifest | undefined> {
+    const { client, config } = this.upstream(t);
+    const signal = AbortSignal.timeout(config.timeouts.header * 1000);
+    try {
+      const head = await client.headManifest(t.remote, tag, signal);
+      if (!head) return undefined; // the upstream no longer has the tag; the local row stays for the audit trail
+      if (localDigest && head.digest === localDigest) {
+        this.validatedAt.set(key, this.clock());
+        return await this.local(t, localDigest, false);
+      }
+      const fetched = await client.getManifest(t.remote, head.digest ?? tag, signal);
+      if (!fetched) return undefined;
+      await this.store(t, fetched, tag);
+      this.validatedAt.set(key, this.clock());
+      return fromFetched(fetched, t);
+    } catch (e) {
+      if (!localDigest) return this.rethrow(e, t, tag);
+      this.logFailure(e, t, tag, 'upstream failed; serving the local copy (stale-if-error)');
+      return this.local(t, localDigest, true);
+    }
+  }
+
+  private async local(t: ProxyTarget, digest: Digest, stale: boolean): Promise<UpstreamManifest | undefined> {
+    const record = await this.opts.metadata.getManifest(t.repository, digest);
+    return record ? fromRecord(record, t, stale) : undefined;
+  }
+
+  /** Stores an upstream manifest byte-exact; its blobs are fetched lazily, when asked for. */
+  private async store(t: ProxyTarget, m: FetchedManifest, tag: string | undefined): Promise<ParsedManifest> {
+    const parsed = parseManifest(m.bytes, m.mediaType);
+    await this.opts.metadata.putManifest(
+      {
+        repository: t.repository,
+        digest: m.digest,
+        mediaType: parsed.mediaType,
+        artifactType: parsed.artifactType,
+        size: m.bytes.length,
+        subject: parsed.subject?.digest,
+        annotations: parsed.annotations,
+        bytes: m.bytes,
+        references: [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
+      },
+      tag,
+      { actor: `upstream:${t.upstream}`, reason: 'pull-through' },
+    );
+    return parsed;
+  }
+
+  // --- blobs ---
+
+  async blob(repository: string, digest: Digest, range?: ByteRange, opts: ProxyRequestOptions = {}): Promise<UpstreamBlob | undefined> {
+    const t = this.resolve(repository, opts.ns);
+    if (!t) return undefined;
+    const { blobs, metadata } = this.opts;
+    const linked = await metadata.linkedBlob(t.repository, digest);
+    if (linked) {
+      if (range && (range.start > range.end || range.end >= linked.size)) throw err('RANGE_INVALID', `range outside a blob of ${linked.size} bytes`);
+      const stream = await blobs.get(digest, range);
+      if (stream) return { size: linked.size, stream };
+    } else if ((await blobs.stat(digest)) && (await metadata.manifestsReferencing(t.repository, digest)).length === 0) {
+      // Stored for another repository: serve it here only if this upstream repository has it too.
+      const { client, config } = this.upstream(t);
+      const head = await client.headBlob(t.remote, digest, AbortSignal.timeout(config.timeouts.header * 1000)).catch((e: unknown) => this.rethrow(e, t, digest));
+      if (!head) return undefined;
+    }
+    return this.filler.open(t.repository, digest, range, this.fillSource(t, digest));
+  }
+
+  private fillSource(t: ProxyTarget, digest: Digest): FillSource {
+    const { client, config } = this.upstream(t);
+    return {
+      upstream: t.upstream,
+      overallMs: config.timeouts.overall * 1000,
+      fetch: async (signal) => {
+        // Headers must arrive within the header timeout; the body is bounded by idle and overall timeouts.
+        const headers = new AbortController();
+        const timer = setTimeout(() => headers.abort(err('UPSTREAM_UNAVAILABLE', 'upstream sent no headers in time')), config.timeouts.header * 1000);
+        try {
+          const res = await client.getBlob(t.remote, digest, { signal: AbortSignal.any([signal, headers.signal]), idleMs: config.timeouts.idle * 1000 });
+          if (!res) return undefined;
+          const size = Number(res.headers['content-length']);
+          return { size: Number.isFinite(size) && res.headers['content-length'] !== '' ? size : undefined, body: res.body };
+        } finally {
+          clearTimeout(timer);
+        }
+      },
+    };
+  }
+
+  // --- referrers ---
+
+  async referrers(repository: string, digest: Digest, opts: ProxyRequestOptions = {}): Promise<Descriptor[]> {
+    return (await this.referrersDetail(repository, digest, opts)).descriptors;
+  }
+
+  async referrersDetail(repository: string, digest: Digest, opts: ProxyRequestOptions = {}): Promise<UpstreamReferrers> {
+    const t = this.resolve(repository, opts.ns);
+    if (!t) return { descriptors: [], stale: false };
+    const { client, config } = this.upstream(t);
+    const key = `r\0${t.repository}\0${digest}`;
+    let stale = false;
+    if (this.clock() - (this.validatedAt.get(key) ?? -Infinity) >= config.tagFreshness * 1000) {
+      const signal = AbortSignal.timeout(config.timeouts.header * 1000);
+      const ctx = {
+        client,
+        metadata: this.opts.metadata,
+        logger: this.opts.logger,
+        target: t,
+        store: (m: FetchedManifest, tag: string | undefined) => this.store(t, m, tag),
+        prefetch: (blobs: readonly Descriptor[], s: AbortSignal) => this.prefetch(t, blobs, s),
+      };
+      try {
+        await this.once(key, () => refreshReferrers(ctx, digest, signal));
+        this.validatedAt.set(key, this.clock());
+      } catch (e) {
+        this.logFailure(e, t, digest, 'upstream referrers failed; serving the local copies (stale-if-error)');
+        stale = true;
+      }
+    }
+    return { descriptors: await localReferrers(this.opts.metadata, t.repository, digest), stale, namespace: t.namespace };
+  }
+
+  /** Fills small referrer blobs, waiting at most until `signal` fires (the fill itself goes on). */
+  private async prefetch(t: ProxyTarget, blobs: readonly Descriptor[], signal: AbortSignal): Promise<void> {
+    const max = this.opts.prefetchMaxBytes ?? DEFAULT_PREFETCH;
+    const wanted = blobs.filter((b) => b.size <= max);
+    const all = Promise.all(wanted.map((b) => this.filler.ensure(t.repository, b.digest, this.fillSource(t, b.digest))));
+    await Promise.race([
+      all,
+      new Promise<never>((_, reject) => {
+        if (signal.aborted) reject(signal.reason);
+        signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+      }),
+    ]);
+  }
+
+  // --- helpers ---
+
+  private upstream(t: ProxyTarget): { client: UpstreamClient; config: UpstreamConfig } {
+    const client = this.clients.get(t.upstream)!;
+    return { client, config: client.config };
+  }
+
+  private once<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const running = this.flights.get(key);
+    if (running) return running as Promise<T>;
+    const p = fn().finally(() => this.flights.delete(key));
+    this.flights.set(key, p);
+    return p;
+  }
+
+  private logFailure(e: unknown, t: ProxyTarget, reference: string, msg: string): void {
+    const code = isRegistryError(e) ? e.code : undefined;
+    const fields = { upstream: t.upstream, repository: t.repository, reference, code, err: e instanceof Error ? e.message : String(e) };
+    if (code === 'DIGEST_INVALID') this.opts.logger.error({ event: 'security', kind: 'upstream-digest-mismatch', ...fields }, msg);
+    else this.opts.logger.warn(fields, msg);
+  }
+
+  /** Upstream failures with nothing local to fall back on: coded errors pass, the rest become UPSTREAM_UNAVAILABLE. */
+  private rethrow(e: unknown, t: ProxyTarget, reference: string): never {
+    this.logFailure(e, t, reference, 'upstream request failed');
+    if (isRegistryError(e)) throw e;
+    throw err('UPSTREAM_UNAVAILABLE', `upstream ${t.upstream} failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+const fromRecord = (r: ManifestRecord, t: ProxyTarget, stale: boolean): UpstreamManifest => ({
+  digest: r.digest,
+  mediaType: r.mediaType,
+  bytes: r.bytes,
+  stale,
+  repository: t.repository,
+  namespace: t.namespace,
+});
+
+const fromFetched = (m: FetchedManifest, t: ProxyTarget): UpstreamManifest => {
+  const mediaType = parseManifest(m.bytes, m.mediaType).mediaType;
+  return { digest: m.digest, mediaType, bytes: m.bytes, stale: false, repository: t.repository, namespace: t.namespace };
+};

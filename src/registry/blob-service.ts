@@ -1,0 +1,102 @@
+import type { Readable } from 'node:stream';
+import { err, type Digest } from '../oci/index.js';
+import { hasRandomAccess, type BlobInfo, type BlobStore, type ByteRange, type MetadataStore, type RandomAccessBlob } from '../storage/index.js';
+import type { PullThrough } from '../proxy/pull-through.js';
+import type { ReadDecision, ReadGate } from './read-gate.js';
+import { KeyedMutex } from '../storage/keyed-mutex.js';
+
+/** How a blob is handed to the HTTP layer: a random-access file when the store has one, else a stream. */
+export type BlobBody =
+  | { readonly kind: 'random-access'; readonly blob: RandomAccessBlob }
+  | { readonly kind: 'stream'; readonly stream: Readable };
+
+export interface BlobRead {
+  readonly info: BlobInfo;
+  readonly range: ByteRange | undefined;
+  readonly decision: ReadDecision;
+  /** Opens the body; not called for HEAD. */
+  open(): Promise<BlobBody>;
+}
+
+/**
+ * Blobs as a repository sees them: a blob is readable in a repository only when
+ * linked there (pushed or mounted), or fetched through its upstream.
+ */
+export class BlobService {
+  private readonly gcLocks = new KeyedMutex();
+  constructor(
+    private readonly blobs: BlobStore,
+    private readonly metadata: MetadataStore,
+    private readonly gate: ReadGate,
+    private readonly pullThrough: PullThrough | undefined,
+  ) {}
+
+  /** Stat plus gate; `rangeOf(size)` turns the client's Range header into a range once the size is known. */
+  async read(repository: string, digest: Digest, rangeOf: (size: number) => ByteRange | undefined): Promise<BlobRead> {
+    const local = await this.localInfo(repository, digest);
+    if (local) {
+      const decision = await this.gate.blob(repository, digest);
+      const range = rangeOf(local.size);
+      return {
+        info: local,
+        range,
+        decision,
+        open: async () => {
+          if (!range && hasRandomAccess(this.blobs)) {
+            const blob = await this.blobs.openRandomAccess(digest);
+            if (blob) return { kind: 'random-access', blob };
+          }
+          const stream = await this.blobs.get(digest, range);
+          if (!stream) throw err('BLOB_UNKNOWN', 'blob unknown to registry');
+          return { kind: 'stream', stream };
+        },
+      };
+    }
+    if (this.pullThrough?.handles(repository)) {
+      const decision = await this.gate.blob(repository, digest);
+      // The size is only known once the upstream answers, so the range is resolved by the proxy.
+      let opened: Awaited<ReturnType<PullThrough['blob']>> | undefined;
+      const probe = await this.pullThrough.blob(repository, digest);
+      if (!probe) throw err('BLOB_UNKNOWN', 'blob unknown to registry');
+      const range = rangeOf(probe.size);
+      if (range) {
+        probe.stream.destroy();
+        opened = await this.pullThrough.blob(repository, digest, range);
+        if (!opened) throw err('BLOB_UNKNOWN', 'blob unknown to registry');
+      } else opened = probe;
+      const body = opened;
+      return { info: { digest, size: probe.size }, range, decision, open: async () => ({ kind: 'stream', stream: body.stream }) };
+    }
+    throw err('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
+  }
+
+  private async localInfo(repository: string, digest: Digest): Promise<BlobInfo | undefined> {
+    const linked = await this.metadata.linkedBlob(repository, digest);
+    if (!linked) return undefined;
+    return this.blobs.stat(digest);
+  }
+
+  /** Links a committed blob into a repository, unless a concurrent delete removed its bytes. */
+  async link(repository: string, info: BlobInfo): Promise<void> {
+    await this.gcLocks.run(info.digest, async () => {
+      if (!(await this.blobs.stat(info.digest))) throw err('BLOB_UPLOAD_INVALID', 'blob vanished during upload; retry');
+      await this.metadata.linkBlob(repository, info);
+    });
+  }
+
+  /** Cross-repository mount: links `digest` into `repository` when `from` may read it. */
+  async mount(repository: string, digest: Digest, from: string): Promise<BlobInfo | undefined> {
+    const info = await this.localInfo(from, digest);
+    if (!info) return undefined;
+    await this.link(repository, info);
+    return info;
+  }
+
+  /** Removes the repository's link; the bytes go when no repository links them any more. */
+  async delete(repository: string, digest: Digest): Promise<void> {
+    if (!(await this.metadata.unlinkBlob(repository, digest))) throw err('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
+    await this.gcLocks.run(digest, async () => {
+      if ((await this.metadata.blobLinkCount(digest)) === 0) await this.blobs.delete(digest);
+    });
+  }
+}

@@ -1,0 +1,5 @@
+export * from './read-gate.js';
+export * from './blob-service.js';
+export * from './upload-service.js';
+export * from './manifest-service.js';
+export * from './listing-service.js';

@@ -1,0 +1,52 @@
+import { err, MediaType, type Descriptor, type Digest } from '../oci/index.js';
+import type { MetadataStore, Page } from '../storage/index.js';
+import type { PullThrough } from '../proxy/pull-through.js';
+
+export interface PageResult {
+  readonly items: string[];
+  /** The `last` value of the next page, when there is one. */
+  readonly next: string | undefined;
+}
+
+export interface ReferrersResult {
+  readonly index: { schemaVersion: 2; mediaType: string; manifests: Descriptor[] };
+  readonly filtered: boolean;
+}
+
+/** Content discovery: tag lists, the catalog, the referrers API. */
+export class ListingService {
+  constructor(
+    private readonly metadata: MetadataStore,
+    private readonly pullThrough: PullThrough | undefined,
+  ) {}
+
+  async tags(repository: string, page: Page): Promise<PageResult> {
+    if (!(await this.metadata.repositoryExists(repository))) throw err('NAME_UNKNOWN', 'repository name not known to registry', { name: repository });
+    return paged(page, (p) => this.metadata.listTags(repository, p));
+  }
+
+  async catalog(page: Page): Promise<PageResult> {
+    return paged(page, (p) => this.metadata.listRepositories(p));
+  }
+
+  async referrers(repository: string, subject: Digest, artifactType: string | undefined): Promise<ReferrersResult> {
+    const local = await this.metadata.listReferrers(repository, subject);
+    const all = [...local];
+    if (this.pullThrough?.handles(repository)) {
+      const seen = new Set(local.map((d) => d.digest));
+      for (const d of await this.pullThrough.referrers(repository, subject)) if (!seen.has(d.digest)) all.push(d);
+    }
+    const manifests = artifactType ? all.filter((d) => d.artifactType === artifactType) : all;
+    return { index: { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }, filtered: artifactType !== undefined };
+  }
+}
+
+/** Fetches one more than asked to learn whether a next page exists. */
+async function paged(page: Page, fetch: (p: Page) => Promise<string[]>): Promise<PageResult> {
+  if (page.n === undefined) return { items: await fetch({ last: page.last }), next: undefined };
+  if (page.n === 0) return { items: [], next: undefined };
+  const items = await fetch({ n: page.n + 1, last: page.last });
+  if (items.length <= page.n) return { items, next: undefined };
+  const shown = items.slice(0, page.n);
+  return { items: shown, next: shown[shown.length - 1] };
+}

@@ -1,0 +1,133 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Digester, err, parseDigest, type Digest } from '../oci/index.js';
+import type { BlobInfo, BlobPutOptions, BlobRandomAccess, BlobStore, ByteRange, RandomAccessBlob } from './blob-store.js';
+import { FsLayout } from './fs-layout.js';
+import { HashingFileWriter } from './hashing-writer.js';
+
+/**
+ * Content-addressed blobs on a filesystem. Writes go to a private ingest file while
+ * hashing, are fsynced, and are renamed into place only when the digest matches:
+ * a partial blob is never visible under its digest.
+ */
+export class FsBlobStore implements BlobStore, BlobRandomAccess {
+  readonly layout: FsLayout;
+  constructor(root: string) {
+    this.layout = new FsLayout(root);
+  }
+
+  /** Creates directories and removes ingest files a crash left behind. */
+  async init(): Promise<void> {
+    await rm(this.layout.ingestDir(), { recursive: true, force: true });
+    await mkdir(this.layout.ingestDir(), { recursive: true });
+    await mkdir(this.layout.blobsDir(), { recursive: true });
+  }
+
+  async ready(): Promise<void> {
+    await stat(this.layout.blobsDir());
+  }
+
+  private path(digest: Digest): string {
+    const { algorithm, hex } = parseDigest(digest);
+    return this.layout.blob(algorithm, hex);
+  }
+
+  async stat(digest: Digest): Promise<BlobInfo | undefined> {
+    try {
+      const s = await stat(this.path(digest));
+      return { digest, size: s.size };
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async get(digest: Digest, range?: ByteRange): Promise<Readable | undefined> {
+    const path = this.path(digest);
+    try {
+      const fh = await open(path, 'r');
+      return createReadStream('', { fd: fh.fd, start: range?.start, end: range?.end, highWaterMark: 1024 * 1024, autoClose: false })
+        .on('close', () => void fh.close().catch(() => undefined));
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async openRandomAccess(digest: Digest): Promise<RandomAccessBlob | undefined> {
+    try {
+      const fh = await open(this.path(digest), 'r');
+      const { size } = await fh.stat();
+      return {
+        size,
+        read: async (buffer, offset, length, position) => (await fh.read(buffer, offset, length, position)).bytesRead,
+        close: () => fh.close(),
+      };
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async put(source: Readable, options: BlobPutOptions = {}): Promise<BlobInfo> {
+    const algorithm = options.expected ? parseDigest(options.expected).algorithm : 'sha256';
+    const tmp = this.layout.ingest(randomBytes(12).toString('hex'));
+    const fh = await open(tmp, 'wx', 0o644);
+    const writer = new HashingFileWriter(fh, new Digester(algorithm), { maxSize: options.maxSize });
+    try {
+      await pipeline(source, writer);
+      if (options.expectedSize !== undefined && writer.bytesWritten !== options.expectedSize) {
+        throw err('SIZE_INVALID', `blob is ${writer.bytesWritten} bytes, expected ${options.expectedSize}`);
+      }
+      const digest = writer.digester.digest();
+      if (options.expected && digest !== options.expected) {
+        throw err('DIGEST_INVALID', `content digest ${digest} does not match ${options.expected}`);
+      }
+      await fh.datasync();
+      await fh.close();
+      await this.commitFile(tmp, digest);
+      return { digest, size: writer.bytesWritten };
+    } catch (e) {
+      await fh.close().catch(() => undefined);
+      await unlink(tmp).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /**
+   * Moves a complete, verified, synced file into place under `digest`.
+   * Used by `put` and by the filesystem upload store (same filesystem, so a rename).
+   */
+  async commitFile(file: string, digest: Digest): Promise<void> {
+    const target = this.path(digest);
+    await mkdir(dirname(target), { recursive: true });
+    await rename(file, target);
+    await syncDir(dirname(target));
+  }
+
+  async delete(digest: Digest): Promise<boolean> {
+    try {
+      await unlink(this.path(digest));
+      return true;
+    } catch (e) {
+      if (isNotFound(e)) return false;
+      throw e;
+    }
+  }
+}
+
+/** fsync the directory so the rename itself survives a power loss. */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export const isNotFound = (e: unknown): boolean => (e as NodeJS.ErrnoException)?.code === 'ENOENT';

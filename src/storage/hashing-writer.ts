@@ -1,0 +1,63 @@
+import type { FileHandle } from 'node:fs/promises';
+import { Writable } from 'node:stream';
+import { Digester, err } from '../oci/index.js';
+
+/**
+ * A Writable that appends to a file and hashes what was written. Chunks are
+ * batched into one writev per flush (fewer syscalls than a write per 64 KiB
+ * socket chunk); bytes are hashed only after they reached the file, so the
+ * digest always describes the file's content.
+ */
+export class HashingFileWriter extends Writable {
+  readonly digester: Digester;
+  private written = 0;
+  private readonly maxSize: number;
+  constructor(
+    private readonly fh: FileHandle,
+    digester: Digester,
+    opts: { maxSize?: number; startSize?: number } = {},
+  ) {
+    super({ highWaterMark: 4 * 1024 * 1024 });
+    this.digester = digester;
+    this.maxSize = opts.maxSize ?? Number.MAX_SAFE_INTEGER;
+    this.written = opts.startSize ?? 0;
+  }
+  get bytesWritten(): number {
+    return this.written;
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this._writev([{ chunk }], cb);
+  }
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (e?: Error | null) => void): void {
+    const buffers = chunks.map((c) => c.chunk);
+    let total = 0;
+    for (const b of buffers) total += b.byteLength;
+    if (this.written + total > this.maxSize) {
+      cb(err('TOO_LARGE', `body exceeds the limit of ${this.maxSize} bytes`));
+      return;
+    }
+    writeAll(this.fh, buffers).then(() => {
+      for (const b of buffers) this.digester.update(b);
+      this.written += total;
+      cb();
+    }, cb);
+  }
+}
+
+async function writeAll(fh: FileHandle, buffers: Buffer[]): Promise<void> {
+  let pending = buffers;
+  while (pending.length > 0) {
+    const { bytesWritten } = await fh.writev(pending);
+    let skip = bytesWritten;
+    const rest: Buffer[] = [];
+    for (const b of pending) {
+      if (skip >= b.byteLength) {
+        skip -= b.byteLength;
+        continue;
+      }
+      rest.push(skip > 0 ? b.subarray(skip) : b);
+      skip = 0;
+    }
+    pending = rest;
+  }
+}

@@ -1,0 +1,244 @@
+import Database from 'better-sqlite3';
+import { err, type Descriptor, type Digest } from '../oci/index.js';
+import type { BlobInfo } from './blob-store.js';
+import type { Actor, ManifestRecord, MetadataStore, NewManifest, Page, TagMove } from './metadata-store.js';
+import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
+
+interface ManifestRow {
+  repository: string;
+  digest: string;
+  media_type: string;
+  artifact_type: string | null;
+  size: number;
+  subject: string | null;
+  annotations: string | null;
+  bytes: Buffer;
+  created_at: number;
+}
+interface HistoryRow {
+  repository: string;
+  tag: string;
+  from_digest: string | null;
+  to_digest: string | null;
+  actor: string;
+  reason: string | null;
+  at: number;
+}
+
+/**
+ * The embedded metadata store: one SQLite file in WAL mode. better-sqlite3 is
+ * synchronous; each method runs one statement or one transaction, so the async
+ * interface costs a microtask and nothing else.
+ */
+export class SqliteMetadataStore implements MetadataStore {
+  private readonly db: Database.Database;
+  private readonly stmt;
+
+  constructor(file: string) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL'); // WAL + NORMAL: durable across process crashes, the case we test
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    migrate(this.db);
+    const p = <T extends unknown[] = unknown[]>(sql: string) => this.db.prepare<T>(sql);
+    this.stmt = {
+      addRepo: p('INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)'),
+      link: p('INSERT OR IGNORE INTO blob_links (repository, digest, size, created_at) VALUES (?, ?, ?, ?)'),
+      linked: p('SELECT size FROM blob_links WHERE repository = ? AND digest = ?'),
+      unlink: p('DELETE FROM blob_links WHERE repository = ? AND digest = ?'),
+      linkCount: p('SELECT COUNT(*) AS n FROM blob_links WHERE digest = ?'),
+      putManifest: p(`INSERT OR IGNORE INTO manifests (repository, digest, media_type, artifact_type, size, subject, annotations, bytes, created_at)
+                      VALUES (@repository, @digest, @media_type, @artifact_type, @size, @subject, @annotations, @bytes, @created_at)`),
+      putRef: p('INSERT OR IGNORE INTO manifest_refs (repository, manifest, ref) VALUES (?, ?, ?)'),
+      getManifest: p('SELECT * FROM manifests WHERE repository = ? AND digest = ?'),
+      refsOf: p('SELECT ref FROM manifest_refs WHERE repository = ? AND manifest = ?'),
+      delManifest: p('DELETE FROM manifests WHERE repository = ? AND digest = ?'),
+      delRefs: p('DELETE FROM manifest_refs WHERE repository = ? AND manifest = ?'),
+      referencing: p('SELECT manifest FROM manifest_refs WHERE repository = ? AND ref = ? ORDER BY manifest'),
+      resolveTag: p('SELECT digest FROM tags WHERE repository = ? AND tag = ?'),
+      setTag: p(`INSERT INTO tags (repository, tag, digest, updated_at) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`),
+      delTag: p('DELETE FROM tags WHERE repository = ? AND tag = ?'),
+      tagsOf: p('SELECT tag FROM tags WHERE repository = ? AND digest = ? ORDER BY tag'),
+      listTags: p('SELECT tag FROM tags WHERE repository = ? AND tag > ? ORDER BY tag LIMIT ?'),
+      history: p('INSERT INTO tag_history (repository, tag, from_digest, to_digest, actor, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      tagHistory: p('SELECT * FROM tag_history WHERE repository = ? AND tag = ? ORDER BY id DESC'),
+      referrers: p(`SELECT digest, media_type, artifact_type, size, annotations FROM manifests
+                    WHERE repository = ? AND subject = ? ORDER BY created_at, digest`),
+      listRepos: p('SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?'),
+      repoExists: p('SELECT 1 FROM repositories WHERE name = ?'),
+    };
+  }
+
+  async ready(): Promise<void> {
+    this.db.prepare('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  /** Runs `fn` in a write transaction (BEGIN IMMEDIATE: no upgrade deadlocks between writers). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  // --- blob links ---
+  async linkBlob(repository: string, blob: BlobInfo): Promise<void> {
+    this.transaction(() => {
+      this.stmt.addRepo.run(repository, Date.now());
+      this.stmt.link.run(repository, blob.digest, blob.size, Date.now());
+    });
+  }
+  async linkedBlob(repository: string, digest: Digest): Promise<BlobInfo | undefined> {
+    const row = this.stmt.linked.get(repository, digest) as { size: number } | undefined;
+    return row ? { digest, size: row.size } : undefined;
+  }
+  async unlinkBlob(repository: string, digest: Digest): Promise<boolean> {
+    return this.stmt.unlink.run(repository, digest).changes > 0;
+  }
+  async blobLinkCount(digest: Digest): Promise<number> {
+    return (this.stmt.linkCount.get(digest) as { n: number }).n;
+  }
+
+  // --- manifests ---
+  async putManifest(m: NewManifest, tag: string | undefined, by: Actor): Promise<TagMove | undefined> {
+    const now = Date.now();
+    return this.transaction(() => {
+      this.stmt.addRepo.run(m.repository, now);
+      const inserted = this.stmt.putManifest.run({
+        repository: m.repository,
+        digest: m.digest,
+        media_type: m.mediaType,
+        artifact_type: m.artifactType ?? null,
+        size: m.size,
+        subject: m.subject ?? null,
+        annotations: m.annotations ? JSON.stringify(m.annotations) : null,
+        bytes: m.bytes,
+        created_at: now,
+      }).changes;
+      if (inserted) for (const ref of new Set(m.references)) this.stmt.putRef.run(m.repository, m.digest, ref);
+      return tag === undefined ? undefined : this.moveTagTx(m.repository, tag, m.digest, by, now);
+    });
+  }
+
+  private moveTagTx(repository: string, tag: string, to: Digest, by: Actor, now: number): TagMove | undefined {
+    const from = (this.stmt.resolveTag.get(repository, tag) as { digest: Digest } | undefined)?.digest;
+    if (from === to) return undefined;
+    this.stmt.setTag.run(repository, tag, to, now);
+    this.stmt.history.run(repository, tag, from ?? null, to, by.actor, by.reason ?? null, now);
+    return { repository, tag, from, to, actor: by.actor, reason: by.reason, at: now };
+  }
+
+  async getManifest(repository: string, digest: Digest): Promise<ManifestRecord | undefined> {
+    const row = this.stmt.getManifest.get(repository, digest) as ManifestRow | undefined;
+    if (!row) return undefined;
+    const refs = (this.stmt.refsOf.all(repository, digest) as { ref: Digest }[]).map((r) => r.ref);
+    return toRecord(row, refs);
+  }
+
+  async deleteManifest(repository: string, digest: Digest, by: Actor): Promise<{ deleted: boolean; untagged: TagMove[] }> {
+    const now = Date.now();
+    return this.transaction(() => {
+      const untagged: TagMove[] = [];
+      for (const { tag } of this.stmt.tagsOf.all(repository, digest) as { tag: string }[]) {
+        this.stmt.delTag.run(repository, tag);
+        this.stmt.history.run(repository, tag, digest, null, by.actor, by.reason ?? null, now);
+        untagged.push({ repository, tag, from: digest, to: undefined, actor: by.actor, reason: by.reason, at: now });
+      }
+      const deleted = this.stmt.delManifest.run(repository, digest).changes > 0;
+      this.stmt.delRefs.run(repository, digest);
+      return { deleted, untagged };
+    });
+  }
+
+  async manifestsReferencing(repository: string, digest: Digest): Promise<Digest[]> {
+    return (this.stmt.referencing.all(repository, digest) as { manifest: Digest }[]).map((r) => r.manifest);
+  }
+
+  // --- tags ---
+  async resolveTag(repository: string, tag: string): Promise<Digest | undefined> {
+    return (this.stmt.resolveTag.get(repository, tag) as { digest: Digest } | undefined)?.digest;
+  }
+  async listTags(repository: string, page: Page = {}): Promise<string[]> {
+    return (this.stmt.listTags.all(repository, page.last ?? '', page.n ?? -1) as { tag: string }[]).map((r) => r.tag);
+  }
+  async moveTag(repository: string, tag: string, to: Digest, by: Actor): Promise<TagMove | undefined> {
+    return this.transaction(() => {
+      if (!this.stmt.getManifest.get(repository, to)) throw err('MANIFEST_UNKNOWN', `manifest ${to} unknown in ${repository}`);
+      return this.moveTagTx(repository, tag, to, by, Date.now());
+    });
+  }
+  async deleteTag(repository: string, tag: string, by: Actor): Promise<TagMove | undefined> {
+    const now = Date.now();
+    return this.transaction(() => {
+      const from = (this.stmt.resolveTag.get(repository, tag) as { digest: Digest } | undefined)?.digest;
+      if (!from) return undefined;
+      this.stmt.delTag.run(repository, tag);
+      this.stmt.history.run(repository, tag, from, null, by.actor, by.reason ?? null, now);
+      return { repository, tag, from, to: undefined, actor: by.actor, reason: by.reason, at: now };
+    });
+  }
+  async tagHistory(repository: string, tag: string): Promise<TagMove[]> {
+    return (this.stmt.tagHistory.all(repository, tag) as HistoryRow[]).map((r) => ({
+      repository: r.repository,
+      tag: r.tag,
+      from: (r.from_digest ?? undefined) as Digest | undefined,
+      to: (r.to_digest ?? undefined) as Digest | undefined,
+      actor: r.actor,
+      reason: r.reason ?? undefined,
+      at: r.at,
+    }));
+  }
+  async tagsOf(repository: string, digest: Digest): Promise<string[]> {
+    return (this.stmt.tagsOf.all(repository, digest) as { tag: string }[]).map((r) => r.tag);
+  }
+
+  // --- referrers, catalog ---
+  async listReferrers(repository: string, subject: Digest): Promise<Descriptor[]> {
+    const rows = this.stmt.referrers.all(repository, subject) as Pick<ManifestRow, 'digest' | 'media_type' | 'artifact_type' | 'size' | 'annotations'>[];
+    return rows.map((r) => ({
+      mediaType: r.media_type,
+      digest: r.digest as Digest,
+      size: r.size,
+      ...(r.artifact_type ? { artifactType: r.artifact_type } : {}),
+      ...(r.annotations ? { annotations: JSON.parse(r.annotations) as Record<string, string> } : {}),
+    }));
+  }
+  async listRepositories(page: Page = {}): Promise<string[]> {
+    return (this.stmt.listRepos.all(page.last ?? '', page.n ?? -1) as { name: string }[]).map((r) => r.name);
+  }
+  async repositoryExists(repository: string): Promise<boolean> {
+    return this.stmt.repoExists.get(repository) !== undefined;
+  }
+}
+
+function toRecord(row: ManifestRow, references: Digest[]): ManifestRecord {
+  return {
+    repository: row.repository,
+    digest: row.digest as Digest,
+    mediaType: row.media_type,
+    artifactType: row.artifact_type ?? undefined,
+    size: row.size,
+    subject: (row.subject ?? undefined) as Digest | undefined,
+    annotations: row.annotations ? (JSON.parse(row.annotations) as Record<string, string>) : undefined,
+    bytes: row.bytes,
+    createdAt: row.created_at,
+    references,
+  };
+}
+
+function migrate(db: Database.Database): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+  const current = (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0;
+  if (current > SQLITE_MIGRATIONS.length) {
+    throw new Error(`metadata database is at schema version ${current}, newer than this customs (${SQLITE_MIGRATIONS.length})`);
+  }
+  for (let v = current + 1; v <= SQLITE_MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(SQLITE_MIGRATIONS[v - 1]!);
+      db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(v, Date.now());
+    }).immediate();
+  }
+}
