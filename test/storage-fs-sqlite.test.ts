@@ -1,0 +1,25 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FsBlobStore } from '../src/storage/fs-blob-store.js';
+import { FsUploadStore } from '../src/storage/fs-upload-store.js';
+import { SqliteMetadataStore } from '../src/storage/sqlite-metadata-store.js';
+import { runStorageContract } from './storage-contract.js';
+
+runStorageContract('filesystem + SQLite', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'customs-contract-'));
+  const blobs = new FsBlobStore(dir);
+  await blobs.init();
+  const uploads = new FsUploadStore(blobs);
+  await uploads.init();
+  const metadata = new SqliteMetadataStore(join(dir, 'metadata.sqlite'));
+  return {
+    blobs,
+    uploads,
+    metadata,
+    close: async () => {
+      await metadata.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
