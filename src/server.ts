@@ -6,7 +6,9 @@ import { pino, type Logger } from 'pino';
 import { loadConfigFile } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createApp, requestListener } from './http/app.js';
-import { OPEN_ACCESS } from './http/access.js';
+import { loadAdminToken, loadSessionKey } from './http/admin-token.js';
+import { TokenAccess } from './http/auth.js';
+import { tokenApp } from './http/token-endpoint.js';
 import { HttpMetrics } from './http/metrics.js';
 import { ALLOW_ALL, BlobService, ListingService, ManifestService, UploadService } from './registry/index.js';
 import { FsBlobStore } from './storage/fs-blob-store.js';
@@ -47,6 +49,13 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   await uploads.init();
   const metadata = new SqliteMetadataStore(join(dataDir, 'metadata.sqlite'));
 
+  const access = new TokenAccess({
+    config: config.auth,
+    adminTokenHash: await loadAdminToken(dataDir, config.auth, log),
+    sessionKey: await loadSessionKey(dataDir, config.auth),
+    onAuthFailure: (who, reason, req) => log.warn({ event: 'auth-failure', who, reason, remote: req.remoteAddress }, 'authentication failed'),
+  });
+
   const gate = ALLOW_ALL;
   const pullThrough = undefined;
   const blobService = new BlobService(blobs, metadata, gate, pullThrough);
@@ -55,7 +64,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     uploads: new UploadService(blobs, uploads, blobService, { maxBlobBytes: config.limits.maxBlobBytes }),
     manifests: new ManifestService(metadata, gate, pullThrough),
     listing: new ListingService(metadata, pullThrough),
-    access: OPEN_ACCESS,
+    access,
     isProxied: () => false,
   };
   const metrics = new HttpMetrics();
@@ -63,6 +72,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     v2,
     log,
     metrics,
+    mounts: [['/auth', tokenApp(access)]],
     ready: async () => {
       await blobs.ready();
       await metadata.ready();

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { startServer } from '../server.js';
 import { ConfigError } from '../config/load.js';
+import { hashSecret, newTokenSecret } from '../http/secrets.js';
 
 /** `customs`: the server and the client commands. */
 export function buildProgram(): Command {
@@ -37,6 +38,21 @@ export function buildProgram(): Command {
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
+    });
+  program
+    .command('token')
+    .description('API tokens')
+    .command('create')
+    .description('print a new API token and the config entry (with its scrypt hash) to add under auth.tokens')
+    .requiredOption('--id <id>', 'token id (a-z, 0-9, -)')
+    .option('--repositories <globs>', 'comma-separated repository globs', '**')
+    .option('--actions <actions>', 'comma-separated: pull,push,delete,admin', 'pull')
+    .action(async (o: { id: string; repositories: string; actions: string }) => {
+      if (!/^[a-z0-9-]{1,40}$/.test(o.id) || o.id === 'admin') throw new ConfigError('--id must be 1-40 of a-z, 0-9, - (and not "admin")');
+      const secret = newTokenSecret();
+      const entry = { id: o.id, hash: await hashSecret(secret), permissions: [{ repositories: o.repositories.split(','), actions: o.actions.split(',') }] };
+      process.stdout.write(`token (give it to the client as CUSTOMS_TOKEN; it is not stored anywhere): ctk_${o.id}_${secret}\n`);
+      process.stdout.write(`config entry (auth.tokens):\n${JSON.stringify(entry)}\n`);
     });
   return program;
 }

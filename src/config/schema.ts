@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { authSchema } from './auth.js';
 
 /**
  * The configuration file's schema. Each service receives its own slice with
@@ -38,7 +39,7 @@ export const configSchema = z
     metadata: metadataSchema.default({ driver: 'sqlite' }),
     upstreams: z.array(z.unknown()).default([]),
     policy: z.unknown().optional(),
-    auth: z.unknown().optional(),
+    auth: authSchema.default(authSchema.parse({})),
   })
   .strict();
 

@@ -9,6 +9,9 @@ export type Action = 'pull' | 'push' | 'delete' | 'admin';
 export interface AccessRequest {
   readonly authorization: string | undefined;
   readonly remoteAddress: string | undefined;
+  /** Host header and scheme, for the realm of a WWW-Authenticate challenge. */
+  readonly host?: string;
+  readonly scheme?: string;
 }
 
 export interface Principal {

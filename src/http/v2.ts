@@ -53,6 +53,7 @@ export function v2App(s: V2Services): Hono<{ Bindings: HttpBindings }> {
 export const accessRequest = (req: IncomingMessage): AccessRequest => ({
   authorization: req.headers.authorization,
   remoteAddress: req.socket.remoteAddress,
+  host: req.headers.host,
 });
 
 function actionOf(route: V2Route, method: string): Action {
