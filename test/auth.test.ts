@@ -68,7 +68,7 @@ describe('access control', () => {
   it('answers a missing token with 401 UNAUTHORIZED and a bearer challenge naming the scope', async () => {
     const r = await fetch(`${s.url}/v2/team/model/manifests/v1`);
     expect(r.status).toBe(401);
-    expect((await r.json()).errors[0].code).toBe('UNAUTHORIZED');
+    expect(((await r.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('UNAUTHORIZED');
     expect(r.headers.get('www-authenticate')).toBe(`Bearer realm="${s.url}/auth/token",service="customs",scope="repository:team/model:pull"`);
     expect((await fetch(`${s.url}/v2/`)).status).toBe(401);
   });
@@ -101,7 +101,7 @@ describe('access control', () => {
     }
     const post = await fetch(`${s.url}/v2/team/model/blobs/uploads/`, { method: 'POST', headers: h });
     expect(post.status).toBe(403);
-    expect((await post.json()).errors[0].code).toBe('DENIED');
+    expect(((await post.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('DENIED');
     const put = await fetch(`${s.url}/v2/team/model/manifests/v2`, { method: 'PUT', headers: { ...h, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: '{}' });
     expect(put.status).toBe(403);
     expect((await fetch(`${s.url}/v2/team/model/manifests/${img.manifest}`, { method: 'DELETE', headers: h })).status).toBe(403);
@@ -171,7 +171,10 @@ describe('defaults of a fresh install', () => {
   it('writes an admin token (0600) and lets anonymous loopback clients pull but not push', async () => {
     expect(s.token).toMatch(/^ctk_admin_/);
     expect((await stat(join(s.dataDir, 'admin-token'))).mode & 0o777).toBe(0o600);
-    expect((await fetch(`${s.url}/v2/`)).status).toBe(200);
+    const base = await fetch(`${s.url}/v2/`);
+    expect(base.status).toBe(401); // always challenged, so clients know to send credentials
+    expect(base.headers.get('www-authenticate')).toBe(`Bearer realm="${s.url}/auth/token",service="customs"`);
+    expect((await fetch(`${s.url}/v2/`, { headers: s.auth() })).status).toBe(200);
     const anonPush = await fetch(`${s.url}/v2/x/y/blobs/uploads/`, { method: 'POST' });
     expect(anonPush.status).toBe(401);
     expect(anonPush.headers.get('www-authenticate')).toContain('Bearer realm=');

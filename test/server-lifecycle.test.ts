@@ -19,7 +19,9 @@ describe('serve: lifecycle, health, metrics, logs', () => {
     expect(Number(new URL(p.url).port)).toBeGreaterThan(0);
     expect(await (await fetch(`${p.url}/healthz`)).json()).toEqual({ status: 'ok' });
     expect(await (await fetch(`${p.url}/readyz`)).json()).toEqual({ status: 'ready' });
-    const r = await fetch(`${p.url}/v2/`, { headers: { 'x-request-id': 'req-123' } });
+    const token = (await readFile(join(dir, 'a', 'admin-token'), 'utf8')).trim();
+    const r = await fetch(`${p.url}/v2/`, { headers: { 'x-request-id': 'req-123', authorization: `Bearer ${token}` } });
+    expect(r.status).toBe(200);
     expect(r.headers.get('x-request-id')).toBe('req-123');
     await fetch(`${p.url}/v2/nope/manifests/latest`);
     const metrics = await (await fetch(`${p.url}/metrics`)).text();
@@ -33,7 +35,6 @@ describe('serve: lifecycle, health, metrics, logs', () => {
     expect(logs.find((l) => l.reqId === 'req-123')).toMatchObject({ msg: 'request', method: 'GET', path: '/v2/', status: 200 });
     expect(logs.some((l) => l.msg === 'stopped')).toBe(true);
     // Credentials never reach the log.
-    const token = (await readFile(join(dir, 'a', 'admin-token'), 'utf8')).trim();
     expect(p.lines.join('\n')).not.toContain(token);
   });
 

@@ -21,6 +21,8 @@ export interface Principal {
 
 export interface Access {
   authorize(req: AccessRequest, repository: string | undefined, action: Action): Promise<Principal>;
+  /** The WWW-Authenticate value that tells a client where to get a token. */
+  challenge(req: AccessRequest): string;
   /** May this principal read `repository` (cross-repository mounts)? */
   mayPull(principal: Principal, req: AccessRequest, repository: string): Promise<boolean>;
 }
@@ -29,4 +31,5 @@ export interface Access {
 export const OPEN_ACCESS: Access = {
   authorize: async () => ({ actor: 'anonymous' }),
   mayPull: async () => true,
+  challenge: () => 'Basic realm="customs"',
 };

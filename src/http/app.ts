@@ -47,8 +47,13 @@ export function createApp(deps: AppDeps): Hono<{ Bindings: HttpBindings }> {
       return new Response(null);
     }
     const headers: Record<string, string> = { 'content-type': 'application/json' };
-    const challenge = (e as { detail?: { challenge?: string } }).detail?.challenge;
-    if (http.status === 401 && challenge) headers['www-authenticate'] = challenge;
+    const detail = (e as { detail?: { challenge?: string; size?: number } }).detail;
+    if (http.status === 401 && detail?.challenge) headers['www-authenticate'] = detail.challenge;
+    if (http.status === 416 && typeof detail?.size === 'number') {
+      // Blob reads say how big the blob is (RFC 9110); uploads say how far they got (distribution spec).
+      if (ctx.route === 'blob') headers['content-range'] = `bytes */${detail.size}`;
+      else if (ctx.route === 'upload') headers.range = `0-${Math.max(0, detail.size - 1)}`;
+    }
     return new Response(http.body, { status: http.status, headers });
   });
   return app;
@@ -68,7 +73,16 @@ export function requestListener(app: Hono<{ Bindings: HttpBindings }>, deps: Pic
     const socket = req.socket;
     const readAt = socket.bytesRead;
     const writtenAt = socket.bytesWritten;
-    const ctx: RequestContext = { id, log: deps.log.child({ reqId: id }), route: 'other', actor: undefined };
+    let child: Logger | undefined;
+    const ctx: RequestContext = {
+      id,
+      // Most requests never log anything but the access line: make the child logger only when asked.
+      get log() {
+        return (child ??= deps.log.child({ reqId: id }));
+      },
+      route: 'other',
+      actor: undefined,
+    };
     setContext(req, ctx);
     res.setHeader('x-request-id', id);
     res.once('close', () => {
@@ -78,8 +92,8 @@ export function requestListener(app: Hono<{ Bindings: HttpBindings }>, deps: Pic
       const bytesOut = socket.bytesWritten - writtenAt;
       deps.metrics.observe(ctx.route, req.method ?? 'GET', status, seconds, bytesIn, bytesOut);
       // The query string is logged without values that could be secrets (none of the spec's are, but a client may add some).
-      ctx.log.info(
-        { method: req.method, path: (req.url ?? '').split('?')[0], route: ctx.route, status, ms: Math.round(seconds * 1e4) / 10, actor: ctx.actor, in: bytesIn, out: bytesOut },
+      deps.log.info(
+        { reqId: id, method: req.method, path: (req.url ?? '').split('?')[0], route: ctx.route, status, ms: Math.round(seconds * 1e4) / 10, actor: ctx.actor, in: bytesIn, out: bytesOut },
         'request',
       );
     });

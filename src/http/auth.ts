@@ -164,7 +164,7 @@ export class TokenAccess implements Access {
   }
 
   /** The distribution token-auth challenge; the realm is our own token endpoint. */
-  private challenge(req: AccessRequest, repository: string | undefined, action: Action): string {
+  challenge(req: AccessRequest, repository?: string, action: Action = 'pull'): string {
     // The Host header is echoed only when it looks like a host: a quote or comma would forge challenge parameters.
     const host = req.host && /^[A-Za-z0-9.:[\]-]{1,255}$/.test(req.host) ? req.host : '127.0.0.1';
     const realm = `${req.scheme ?? 'http'}://${host}/auth/token`;

@@ -14,10 +14,12 @@ const STATUS: Record<ErrorCode, number> = {
   SIZE_INVALID: 400,
   UNAUTHORIZED: 401,
   DENIED: 403,
-  UNSUPPORTED: 415,
+  // The spec's endpoint table allows only 400/404 where UNSUPPORTED arises (digest algorithms).
+  UNSUPPORTED: 400,
   TOOMANYREQUESTS: 429,
   RANGE_INVALID: 416,
   TOO_LARGE: 413,
+  METHOD_NOT_ALLOWED: 405,
   UPSTREAM_UNAVAILABLE: 502,
   INTERNAL: 500,
 };
@@ -26,6 +28,7 @@ const STATUS: Record<ErrorCode, number> = {
 const WIRE_CODE: Partial<Record<ErrorCode, string>> = {
   RANGE_INVALID: 'BLOB_UPLOAD_INVALID',
   TOO_LARGE: 'SIZE_INVALID',
+  METHOD_NOT_ALLOWED: 'UNSUPPORTED',
   UPSTREAM_UNAVAILABLE: 'UNKNOWN',
   INTERNAL: 'UNKNOWN',
 };

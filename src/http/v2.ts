@@ -30,17 +30,24 @@ export function v2App(s: V2Services): Hono<{ Bindings: HttpBindings }> {
   const app = new Hono<{ Bindings: HttpBindings }>();
   app.all('*', async (c) => {
     const { incoming: req, outgoing: res } = c.env;
+    // The raw path, not URL's: URL resolves `..` segments, which would let /v2/a/../b act on repository b.
+    const rawPath = (req.url ?? '/').split('?')[0]!;
     const url = new URL(req.url ?? '/', 'http://x');
     const ns = url.searchParams.get('ns') ?? undefined;
-    const route = parseV2Path(url.pathname, ns && s.isProxied(`${ns}/x`) ? ns : undefined);
+    const route = parseV2Path(rawPath, ns && s.isProxied(`${ns}/x`) ? ns : undefined);
     const ctx = contextOf(req);
     ctx.route = route.kind;
     if (ns && 'name' in route && s.isProxied(route.name)) res.setHeader('oci-namespace', ns);
     const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
     const handler = HANDLERS[route.kind]?.[method];
     if (!handler) {
-      if (route.kind === 'unknown') throw err('NAME_UNKNOWN', 'no such route', { path: url.pathname.slice(0, 200) });
-      throw err('UNSUPPORTED', `${req.method} is not supported on this route`);
+      if (route.kind === 'unknown') throw err('NAME_UNKNOWN', 'no such route', { path: rawPath.slice(0, 200) });
+      throw err('METHOD_NOT_ALLOWED', `${req.method} is not supported on this route`);
+    }
+    if (route.kind === 'base' && !req.headers.authorization) {
+      // Clients (containers/image, containerd) decide whether to send credentials from this check alone,
+      // so it always challenges; anonymous callers then get an anonymous token from the realm (Docker Hub does the same).
+      throw err('UNAUTHORIZED', 'authentication required', { challenge: s.access.challenge(accessRequest(req)) });
     }
     const action = actionOf(route, method);
     const who = await s.access.authorize(accessRequest(req), 'name' in route ? route.name : undefined, action);

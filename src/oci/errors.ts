@@ -22,6 +22,7 @@ export const ERROR_CODES = [
   // Not in the spec's table; mapped to the status the spec prescribes for the situation.
   'RANGE_INVALID', // 416 on out-of-order chunk or unsatisfiable Range
   'TOO_LARGE', // 413 for bodies over a limit (manifests over 4 MiB)
+  'METHOD_NOT_ALLOWED', // 405: the route exists, the method does not
   'UPSTREAM_UNAVAILABLE', // 502/504 when an upstream fails and nothing local can answer
   'INTERNAL',
 ] as const;

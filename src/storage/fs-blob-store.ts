@@ -49,9 +49,9 @@ export class FsBlobStore implements BlobStore, BlobRandomAccess {
   async get(digest: Digest, range?: ByteRange): Promise<Readable | undefined> {
     const path = this.path(digest);
     try {
+      // Opened first so that ENOENT is an answer here, not an error event later; the stream closes the handle.
       const fh = await open(path, 'r');
-      return createReadStream('', { fd: fh.fd, start: range?.start, end: range?.end, highWaterMark: 1024 * 1024, autoClose: false })
-        .on('close', () => void fh.close().catch(() => undefined));
+      return createReadStream('', { fd: fh, start: range?.start, end: range?.end, highWaterMark: 1024 * 1024 });
     } catch (e) {
       if (isNotFound(e)) return undefined;
       throw e;
