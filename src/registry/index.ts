@@ -3,3 +3,5 @@ export * from './blob-service.js';
 export * from './upload-service.js';
 export * from './manifest-service.js';
 export * from './listing-service.js';
+export * from './policy-read-gate.js';
+export * from './content-source.js';

@@ -1,0 +1,92 @@
+import { err, isIndexMediaType, type Digest } from '../oci/index.js';
+import type { MetadataStore } from '../storage/index.js';
+import type { Verdict } from '../verify/types.js';
+import type { ReadDecision, ReadGate } from './read-gate.js';
+
+/** The verification gate as the registry sees it: a verdict per (repository, digest). */
+export interface VerdictSource {
+  check(repository: string, digest: string): Promise<Verdict>;
+  invalidate(subject: string): void;
+}
+
+const LEGACY_TAG = /^(sha256-[a-f0-9]{64})\.(sig|att|sbom)$/;
+
+/**
+ * Applies verdicts to what the registry serves (DESIGN.md, "Reading a manifest"):
+ * - a manifest is served when its verdict allows it, or when it is evidence about
+ *   allowed content: a referrer of an allowed subject, a cosign legacy
+ *   `sha256-<hex>.sig/.att/.sbom` manifest of an allowed digest, or a child of an
+ *   allowed index (signatures name the digest the client asked for);
+ * - a blob is served only when a manifest that references it in this repository
+ *   is served by that rule, so nobody fetches unverified weights by digest.
+ */
+export class PolicyReadGate implements ReadGate {
+  constructor(
+    private readonly verdicts: VerdictSource,
+    private readonly metadata: MetadataStore,
+  ) {}
+
+  async manifest(repository: string, digest: Digest): Promise<ReadDecision> {
+    const own = await this.verdicts.check(repository, digest);
+    if (own.allowed) return decisionOf(own);
+    const via = await this.allowedAsEvidence(repository, digest);
+    if (via) return decisionOf(via);
+    throw denied(own);
+  }
+
+  async blob(repository: string, digest: Digest): Promise<ReadDecision> {
+    let first: Verdict | undefined;
+    for (const owner of await this.metadata.manifestsReferencing(repository, digest)) {
+      const v = await this.verdicts.check(repository, owner);
+      if (v.allowed) return decisionOf(v);
+      const via = await this.allowedAsEvidence(repository, owner);
+      if (via) return decisionOf(via);
+      first ??= v;
+    }
+    if (first) throw denied(first, `blob ${digest} belongs to no manifest the policy allows in ${repository}`);
+    throw err('DENIED', `blob ${digest} belongs to no manifest in ${repository} that the policy allows`, { digest });
+  }
+
+  invalidate(subject: Digest): void {
+    this.verdicts.invalidate(subject);
+  }
+
+  /** The verdict of the allowed content this manifest is evidence about, if any. */
+  private async allowedAsEvidence(repository: string, digest: Digest): Promise<Verdict | undefined> {
+    const record = await this.metadata.getManifest(repository, digest);
+    if (!record) return undefined;
+    if (record.subject) {
+      const v = await this.verdicts.check(repository, record.subject);
+      if (v.allowed) return v;
+    }
+    for (const tag of await this.metadata.tagsOf(repository, digest)) {
+      const m = LEGACY_TAG.exec(tag);
+      if (!m) continue;
+      const v = await this.verdicts.check(repository, m[1]!.replace('-', ':'));
+      if (v.allowed) return v;
+    }
+    for (const parent of await this.metadata.manifestsReferencing(repository, digest)) {
+      const p = await this.metadata.getManifest(repository, parent);
+      if (!p || !isIndexMediaType(p.mediaType)) continue;
+      const v = await this.verdicts.check(repository, parent);
+      if (v.allowed) return v;
+    }
+    return undefined;
+  }
+}
+
+function decisionOf(v: Verdict): ReadDecision {
+  if (!v.wouldDeny) return {};
+  return { auditFindings: v.findings.filter((f) => !f.ok).map((f) => `${f.rule}/${f.check}: ${f.reason}`) };
+}
+
+/** 403 DENIED whose detail lists each failed rule and why (issue 4, "Deny"). */
+function denied(v: Verdict, prefix?: string) {
+  const failed = v.findings.filter((f) => !f.ok);
+  const summary = failed.map((f) => `${f.rule}/${f.check}: ${f.reason}`).join('; ') || 'denied by policy';
+  return err('DENIED', prefix ? `${prefix}: ${summary}` : `denied by policy: ${summary}`, {
+    digest: v.digest,
+    rule: v.rule,
+    failed: failed.map((f) => ({ rule: f.rule, check: f.check, reason: f.reason })),
+  });
+}
