@@ -1,6 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { Readable, Transform } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { open, type FileHandle } from 'node:fs/promises';
+import { ReadableStream as WebReadableStreamCtor, type ReadableStream as WebReadableStream } from 'node:stream/web';
 import {
   ERROR_CODES,
   MediaType,
@@ -24,9 +23,9 @@ export interface ClientOptions {
   readonly url: string;
   /** Sent as `Authorization: Bearer <token>` (customs accepts its tokens this way). */
   readonly token?: string | undefined;
-  /** Blobs larger than this are uploaded in chunks (POST, PATCH..., PUT). Default 16 MiB. */
+  /** Blobs larger than this are uploaded in chunks (POST, PATCH..., PUT). Default 64 MiB. */
   readonly monolithicMax?: number;
-  /** PATCH chunk size. Default 8 MiB. */
+  /** PATCH chunk size. Default 64 MiB (8 MiB chunks measured ~40% slower against distribution 2.8). */
   readonly chunkSize?: number;
 }
 
@@ -54,8 +53,8 @@ export class RegistryClient {
   constructor(opts: ClientOptions) {
     this.base = new URL(opts.url.endsWith('/') ? opts.url : `${opts.url}/`);
     this.token = opts.token;
-    this.monolithicMax = opts.monolithicMax ?? 16 * 1024 * 1024;
-    this.chunkSize = opts.chunkSize ?? 8 * 1024 * 1024;
+    this.monolithicMax = opts.monolithicMax ?? 64 * 1024 * 1024;
+    this.chunkSize = opts.chunkSize ?? 64 * 1024 * 1024;
   }
 
   /** `host:port` of the registry, as it appears in OCI references. */
@@ -215,7 +214,13 @@ export class RegistryClient {
     const init: RequestInit & { duplex?: 'half' } = { method, headers: h, redirect: 'follow' };
     if (body !== undefined) {
       init.body = body as NonNullable<RequestInit['body']>;
-      if (!(body instanceof Uint8Array)) init.duplex = 'half'; // required by fetch for stream bodies
+      if (!(body instanceof Uint8Array)) {
+        init.duplex = 'half'; // required by fetch for stream bodies
+        // With any other redirect mode, fetch clones the request, teeing the body stream; the
+        // unread branch then keeps every chunk (measured: +512 MiB for a 512 MiB upload).
+        // A redirected upload could not be replayed from a stream anyway.
+        init.redirect = 'error';
+      }
     }
     try {
       return await fetch(url, init);
@@ -263,16 +268,43 @@ function withDigest(location: string, digest: Digest): string {
   return u.toString();
 }
 
-/** A web stream over [start, end) of a file, counting bytes as they leave. */
+/**
+ * A web stream over [start, end) of a file, read on demand: `pull` runs only when fetch wants
+ * more, so memory stays at a few chunks. (Readable.toWeb on Node 20 did not hold back: a
+ * 512 MiB upload grew the process by ~530 MiB.)
+ */
 function fileBody(path: string, start: number, end: number, onBytes?: BytesCallback): WebReadableStream<Uint8Array> {
-  if (end <= start) return Readable.toWeb(Readable.from([])) as WebReadableStream<Uint8Array>;
-  const file = createReadStream(path, { start, end: end - 1, highWaterMark: 1024 * 1024 });
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      onBytes?.(chunk.byteLength);
-      cb(null, chunk);
+  let fh: FileHandle | undefined;
+  let pos = start;
+  return new WebReadableStreamCtor<Uint8Array>(
+    {
+      async start() {
+        fh = await open(path, 'r');
+      },
+      async pull(controller) {
+        const n = Math.min(CHUNK, end - pos);
+        if (n <= 0) {
+          await fh?.close();
+          controller.close();
+          return;
+        }
+        const buf = Buffer.allocUnsafe(n);
+        const { bytesRead } = await fh!.read(buf, 0, n, pos);
+        if (bytesRead === 0) {
+          await fh?.close();
+          controller.error(err('SIZE_INVALID', `${path} became shorter while it was being uploaded`));
+          return;
+        }
+        pos += bytesRead;
+        onBytes?.(bytesRead);
+        controller.enqueue(buf.subarray(0, bytesRead));
+      },
+      async cancel() {
+        await fh?.close();
+      },
     },
-  });
-  file.on('error', (e) => counter.destroy(e));
-  return Readable.toWeb(file.pipe(counter)) as WebReadableStream<Uint8Array>;
+    { highWaterMark: 2 },
+  );
 }
+
+const CHUNK = 4 * 1024 * 1024;

@@ -3,7 +3,7 @@ import { lstat, mkdir, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Digester, err, imageManifestSchema, isIndexMediaType, parseRepoReference, referenceString, type Descriptor, type Digest } from '../oci/index.js';
+import { Digester, err, imageManifestSchema, isRegistryError, isIndexMediaType, parseRepoReference, referenceString, type Descriptor, type Digest } from '../oci/index.js';
 import type { RegistryClient } from './client.js';
 import { checkRelativePath, containedPath, hashFile } from './files.js';
 import { ModelPack } from './media-types.js';
@@ -70,10 +70,26 @@ export async function pull(client: RegistryClient, ref: string, dir: string, pro
     const rel = paths[i]!;
     await ensureParents(dir, rel);
     const target = await containedPath(dir, rel);
-    files.push(await fetchLayer(client, repository, layer, target, progress));
+    files.push(await fetchWithRetry(client, repository, layer, target, progress));
   }
   progress.end();
   return { repository, digest: m.digest, files };
+}
+
+/**
+ * A dropped connection leaves `<file>.partial`; the next attempt continues from it. Content
+ * errors (wrong digest or size) are not retried: the partial is gone and the registry is wrong.
+ */
+async function fetchWithRetry(client: RegistryClient, repo: string, layer: Descriptor, target: string, progress: Progress, attempts = 3): Promise<PulledFile> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fetchLayer(client, repo, layer, target, progress);
+    } catch (e) {
+      const code = isRegistryError(e) ? e.code : undefined;
+      const retriable = code === undefined || code === 'UPSTREAM_UNAVAILABLE' || code === 'TOOMANYREQUESTS';
+      if (!retriable || i >= attempts) throw e;
+    }
+  }
 }
 
 async function fetchLayer(client: RegistryClient, repo: string, layer: Descriptor, target: string, progress: Progress): Promise<PulledFile> {

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { startServer } from '../server.js';
 import { ConfigError } from '../config/load.js';
 import { hashSecret, newTokenSecret } from '../http/secrets.js';
+import { register as registerProducer } from './producer/index.js';
 
 /** `customs`: the server and the client commands. */
 export function buildProgram(): Command {
@@ -54,6 +55,7 @@ export function buildProgram(): Command {
       process.stdout.write(`token (give it to the client as CUSTOMS_TOKEN; it is not stored anywhere): ctk_${o.id}_${secret}\n`);
       process.stdout.write(`config entry (auth.tokens):\n${JSON.stringify(entry)}\n`);
     });
+  registerProducer(program);
   return program;
 }
 

@@ -1,0 +1,86 @@
+import { Option, type Command } from 'commander';
+import { collect, DEFAULT_URL, runAction } from './common.js';
+import { attachCommand, pullCommand, type AttachCliOptions, type PullCliOptions } from './pull.js';
+import { pushDatasetCommand, pushModelCommand, type PushDatasetCliOptions, type PushModelCliOptions } from './push.js';
+import { sbomPythonCommand, type SbomPythonCliOptions } from './sbom.js';
+
+export { attachCommand, pullCommand, pushDatasetCommand, pushModelCommand, sbomPythonCommand };
+
+const urlOption = (): Option => new Option('--url <url>', 'customs server URL (token from CUSTOMS_TOKEN)').env('CUSTOMS_URL').default(DEFAULT_URL);
+
+/** Adds the producer commands (push dataset|model, pull, attach, sbom python) to a commander program. */
+export function register(program: Command): void {
+  const push = program.command('push').description('package and push a dataset or a model as a ModelPack OCI artifact');
+
+  push
+    .command('dataset')
+    .description('push a file or directory as a dataset artifact (one layer per file); prints <repo>@<digest>')
+    .argument('<path>', 'file or directory')
+    .requiredOption('--to <repo:tag>', 'destination')
+    .option('--name <name>', 'dataset name (default: the repository)')
+    .option('--version <version>', 'dataset version (default: the tag)')
+    .option('--license <spdx>', 'license (repeatable)', collect)
+    .option('--sign <key>', 'sign with this ECDSA P-256 PEM private key (customs keygen)')
+    .option('--created <time>', 'creation time, RFC 3339 (default: SOURCE_DATE_EPOCH or now)')
+    .option('--json', 'print the result as JSON')
+    .addOption(urlOption())
+    .action(runAction((path: string, o: PushDatasetCliOptions) => pushDatasetCommand(path, o)));
+
+  push
+    .command('model')
+    .description('push a model directory with provenance, SBOM and signature as referrers; prints <repo>@<digest>')
+    .argument('<dir>', 'directory with the model files')
+    .requiredOption('--to <repo:tag>', 'destination')
+    .option('--dataset <ref>', 'training dataset: <repo>:<tag>, <repo>@<digest> or a digest (repeatable)', collect)
+    .option('--base-model <ref>', 'base model: <repo>:<tag>, <repo>@<digest> or a digest (repeatable)', collect)
+    .option('--code <git dir>', 'git work tree of the training code (commit recorded in the provenance)')
+    .option('--allow-dirty', 'accept uncommitted changes in --code (recorded in the provenance)')
+    .option('--sign <key>', 'sign manifest, provenance and SBOM with this ECDSA P-256 PEM private key')
+    .option('--sbom-python <python>', 'add every distribution installed for this Python interpreter to the SBOM')
+    .option('--builder-id <uri>', 'SLSA runDetails.builder.id (default https://customs.dev/cli/local)')
+    .option('--param <k=v>', 'training parameter, recorded as externalParameters (repeatable)', collect)
+    .option('--name <name>', 'model name (default: last path segment of the repository)')
+    .option('--version <version>', 'model version (default: the tag)')
+    .option('--format <format>', 'model format, e.g. joblib, safetensors, onnx')
+    .option('--license <spdx>', 'license (repeatable)', collect)
+    .option('--author <author>', 'author (repeatable)', collect)
+    .option('--vendor <vendor>', 'vendor')
+    .option('--family <family>', 'model family')
+    .option('--architecture <arch>', 'model architecture, e.g. isolation-forest')
+    .option('--param-size <size>', 'parameter count, e.g. 8b')
+    .option('--precision <precision>', 'e.g. float32')
+    .option('--description <text>', 'description')
+    .option('--task <task>', 'ML task for the SBOM model card, e.g. anomaly-detection')
+    .option('--created <time>', 'creation time, RFC 3339 (default: SOURCE_DATE_EPOCH or now)')
+    .option('--json', 'print the result as JSON')
+    .addOption(urlOption())
+    .action(runAction((dir: string, o: PushModelCliOptions) => pushModelCommand(dir, o)));
+
+  program
+    .command('pull')
+    .description('download an artifact the gate allows into a directory, verifying every file; resumes partial downloads')
+    .argument('<ref>', '<repo>:<tag> or <repo>@<digest>')
+    .argument('<dir>', 'target directory')
+    .option('--json', 'print the result as JSON')
+    .addOption(urlOption())
+    .action(runAction((ref: string, dir: string, o: PullCliOptions) => pullCommand(ref, dir, o)));
+
+  program
+    .command('attach')
+    .description('attach an external SBOM, provenance or signature bundle to an artifact as a referrer')
+    .argument('<ref>', '<repo>:<tag> or <repo>@<digest>')
+    .option('--sbom <file>', 'CycloneDX or SPDX JSON SBOM')
+    .option('--provenance <file>', 'in-toto statement, DSSE envelope or sigstore bundle')
+    .option('--signature <file>', 'sigstore bundle (cosign --new-bundle-format)')
+    .option('--created <time>', 'creation time, RFC 3339')
+    .addOption(urlOption())
+    .action(runAction((ref: string, o: AttachCliOptions) => attachCommand(ref, o)));
+
+  const sbom = program.command('sbom').description('software bills of materials');
+  sbom
+    .command('python')
+    .description('CycloneDX 1.6 SBOM of a Python environment, as its interpreter reports it')
+    .option('--python <path>', 'interpreter', 'python3')
+    .option('-o, --output <file>', 'write to a file instead of stdout')
+    .action(runAction((o: SbomPythonCliOptions) => sbomPythonCommand(o)));
+}

@@ -1,0 +1,38 @@
+import { attach, type AttachKind } from '../../artifacts/attach.js';
+import { pull, type PullResult } from '../../artifacts/pull.js';
+import type { PushedReferrer } from '../../artifacts/referrers.js';
+import { err } from '../../oci/index.js';
+import { clientFor, stdio, terminalProgress, type ConnectionOptions, type Output } from './common.js';
+
+export interface PullCliOptions extends ConnectionOptions {
+  readonly json?: boolean;
+}
+
+/** `customs pull <ref> <dir>`: the gate's verdict comes with the manifest; every file is verified. */
+export async function pullCommand(ref: string, dir: string, opts: PullCliOptions, io: Output = stdio): Promise<PullResult> {
+  const r = await pull(clientFor(opts), ref, dir, terminalProgress());
+  if (opts.json) io.out(JSON.stringify(r, null, 2));
+  else {
+    for (const f of r.files) io.err(`${f.skipped ? 'unchanged' : f.resumedFrom > 0 ? `resumed@${f.resumedFrom}` : 'pulled'} ${f.digest} ${f.path}`);
+    io.out(`${r.repository}@${r.digest}`);
+  }
+  return r;
+}
+
+export interface AttachCliOptions extends ConnectionOptions {
+  readonly sbom?: string;
+  readonly provenance?: string;
+  readonly signature?: string;
+  readonly created?: string;
+}
+
+/** `customs attach <ref> --sbom FILE | --provenance FILE | --signature FILE`; prints the referrer digest. */
+export async function attachCommand(ref: string, opts: AttachCliOptions, io: Output = stdio): Promise<PushedReferrer> {
+  const given = (['sbom', 'provenance', 'signature'] as const).filter((k) => opts[k] !== undefined);
+  if (given.length !== 1) throw err('UNSUPPORTED', 'give exactly one of --sbom, --provenance, --signature');
+  const kind: AttachKind = given[0]!;
+  const r = await attach(clientFor(opts), ref, kind, opts[kind]!, opts.created);
+  io.err(`attached ${kind} as ${r.artifactType}${r.predicateType ? ` (${r.predicateType})` : ''}`);
+  io.out(r.digest);
+  return r;
+}
