@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf, type Digest } from '../src/oci/index.js';
-import type { BlobStore, MetadataStore, UploadStore } from '../src/storage/index.js';
+import { hasBlobQuarantineCheck, verifyAuditChain, type BlobStore, type MetadataStore, type UploadStore } from '../src/storage/index.js';
 
 /**
  * The storage contract every backend must honour (distribution's testsuites.go
@@ -208,6 +208,159 @@ export function runStorageContract(name: string, factory: () => Promise<StorageU
         await s.metadata.deleteManifest('m/ref', sig.digest, actor);
         expect((await s.metadata.listReferrers('m/ref', subject)).map((r) => r.digest)).toEqual([sbom.digest]);
         expect(await s.metadata.listReferrers('m/ref', digestOf('unknown'))).toEqual([]);
+      });
+    });
+
+    describe('operator state: pins, quarantine, audit, lineage', () => {
+      const manifest = (repository: string, content: string, subject?: Digest) => ({
+        repository,
+        digest: digestOf(content),
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        artifactType: undefined,
+        size: content.length,
+        subject,
+        annotations: undefined,
+        bytes: Buffer.from(content),
+        references: [],
+      });
+      const op = { actor: 'operator', reason: 'incident 42' };
+
+      it('refuses every move of a pinned tag except an operator override, inside the transaction', async () => {
+        const v1 = manifest('o/pin', '{"pin":1}');
+        const v2 = manifest('o/pin', '{"pin":2}');
+        await s.metadata.putManifest(v1, 'prod', actor);
+        await s.metadata.putManifest(v2, undefined, actor);
+        const { pin, move } = await s.metadata.pinTag('o/pin', 'prod', undefined, op);
+        expect(move).toBeUndefined();
+        expect(pin).toMatchObject({ repository: 'o/pin', tag: 'prod', digest: v1.digest, actor: 'operator', reason: 'incident 42' });
+        expect(await s.metadata.getPin('o/pin', 'prod')).toMatchObject({ digest: v1.digest });
+        await expect(s.metadata.putManifest(v2, 'prod', { actor: 'ci' })).rejects.toMatchObject({ code: 'DENIED' });
+        await expect(s.metadata.putManifest(v1, 'prod', { actor: 'ci' })).resolves.toBeUndefined(); // same digest: not a move
+        await expect(s.metadata.moveTag('o/pin', 'prod', v2.digest, op)).rejects.toMatchObject({ code: 'DENIED' });
+        await expect(s.metadata.deleteTag('o/pin', 'prod', op)).rejects.toMatchObject({ code: 'DENIED' });
+        await expect(s.metadata.deleteManifest('o/pin', v1.digest, op)).rejects.toMatchObject({ code: 'DENIED' });
+        expect(await s.metadata.resolveTag('o/pin', 'prod')).toBe(v1.digest);
+        // A refused push stores nothing: the manifest under a new digest did not appear.
+        const v3 = manifest('o/pin', '{"pin":3}');
+        await expect(s.metadata.putManifest(v3, 'prod', { actor: 'ci' })).rejects.toMatchObject({ code: 'DENIED' });
+        expect(await s.metadata.getManifest('o/pin', v3.digest)).toBeUndefined();
+        // Operator override: the pin follows the tag.
+        expect(await s.metadata.moveTag('o/pin', 'prod', v2.digest, op, { override: true, action: 'rollback' })).toMatchObject({ from: v1.digest, to: v2.digest });
+        expect(await s.metadata.getPin('o/pin', 'prod')).toMatchObject({ digest: v2.digest });
+        expect((await s.metadata.listPins('o/pin')).map((p) => p.tag)).toEqual(['prod']);
+        expect(await s.metadata.unpinTag('o/pin', 'prod', op)).toBe(true);
+        expect(await s.metadata.unpinTag('o/pin', 'prod', op)).toBe(false);
+        expect(await s.metadata.putManifest(v1, 'prod', { actor: 'ci' })).toMatchObject({ from: v2.digest, to: v1.digest });
+        // Pinning to a digest moves the tag and records the move; moveTag with pin pins.
+        expect((await s.metadata.pinTag('o/pin', 'prod', v2.digest, op)).move).toMatchObject({ from: v1.digest, to: v2.digest });
+        await s.metadata.unpinTag('o/pin', 'prod', op);
+        await s.metadata.moveTag('o/pin', 'prod', v1.digest, op, { pin: true });
+        expect(await s.metadata.getPin('o/pin', 'prod')).toMatchObject({ digest: v1.digest });
+        await expect(s.metadata.pinTag('o/pin', 'nope', undefined, op)).rejects.toMatchObject({ code: 'MANIFEST_UNKNOWN' });
+      });
+
+      it('quarantines and releases digests globally', async () => {
+        const a = digestOf('quarantined a');
+        const b = digestOf('quarantined b');
+        expect(await s.metadata.quarantine(a, op)).toBe(true);
+        expect(await s.metadata.quarantine(a, op)).toBe(false);
+        expect(await s.metadata.quarantinedAmong([a, b, a])).toEqual([a]);
+        expect((await s.metadata.listQuarantine()).find((q) => q.digest === a)).toMatchObject({ actor: 'operator', reason: 'incident 42' });
+        expect(await s.metadata.release(a, op)).toBe(true);
+        expect(await s.metadata.release(a, op)).toBe(false);
+        expect(await s.metadata.quarantinedAmong([a, b])).toEqual([]);
+      });
+
+      it('answers the blob quarantine question in one call (optional capability)', async () => {
+        if (!hasBlobQuarantineCheck(s.metadata)) return;
+        const layer = digestOf('q layer');
+        const m1 = { ...manifest('o/qb', '{"qb":1}'), references: [layer] };
+        const m2 = { ...manifest('o/qb', '{"qb":2}'), references: [layer] };
+        await s.metadata.putManifest(m1, undefined, actor);
+        expect(await s.metadata.blobQuarantine('o/qb', layer)).toEqual({ self: false, anyOwner: true, cleanOwner: true });
+        expect(await s.metadata.blobQuarantine('o/qb', digestOf('nobody'))).toEqual({ self: false, anyOwner: false, cleanOwner: false });
+        await s.metadata.quarantine(m1.digest, op);
+        expect(await s.metadata.blobQuarantine('o/qb', layer)).toEqual({ self: false, anyOwner: true, cleanOwner: false });
+        expect(await s.metadata.blobQuarantine('o/other', layer)).toEqual({ self: false, anyOwner: false, cleanOwner: false });
+        await s.metadata.putManifest(m2, undefined, actor);
+        expect(await s.metadata.blobQuarantine('o/qb', layer)).toEqual({ self: false, anyOwner: true, cleanOwner: true });
+        await s.metadata.quarantine(layer, op);
+        expect((await s.metadata.blobQuarantine('o/qb', layer)).self).toBe(true);
+        await s.metadata.release(layer, op);
+        await s.metadata.release(m1.digest, op);
+      });
+
+      it('keeps a gap-free hash chain with an entry for every tag move, pin and quarantine', async () => {
+        const m = manifest('o/audit', '{"audit":1}');
+        const before = (await s.metadata.listAudit()).at(-1)?.seq ?? 0;
+        await s.metadata.putManifest(m, 'latest', { actor: 'ci', reason: 'build 7' });
+        await s.metadata.deleteTag('o/audit', 'latest', op);
+        await s.metadata.appendAudit({ actor: 'alice', action: 'auth.failure', reason: 'bad token', detail: { remote: '127.0.0.1' } });
+        await Promise.all(Array.from({ length: 20 }, (_, i) => s.metadata.appendAudit({ actor: `c${i}`, action: 'deny', target: 'x' })));
+        const mine = await s.metadata.listAudit({ afterSeq: before });
+        expect(mine.slice(0, 3).map((e) => [e.action, e.actor, e.target])).toEqual([
+          ['push', 'ci', 'o/audit:latest'],
+          ['tag.delete', 'operator', 'o/audit:latest'],
+          ['auth.failure', 'alice', undefined],
+        ]);
+        expect(mine[0]).toMatchObject({ reason: 'build 7', repository: 'o/audit', detail: { digest: m.digest, tag: 'latest' } });
+        expect(mine[2]!.detail).toEqual({ remote: '127.0.0.1' });
+        const all = await s.metadata.listAudit();
+        expect(all.map((e) => e.seq)).toEqual(all.map((_, i) => i + 1));
+        const report = verifyAuditChain(all);
+        expect(report.problems).toEqual([]);
+        expect(report.head).toEqual({ seq: all.length, hash: all.at(-1)!.hash });
+        expect(all.some((e) => e.action === 'pin') && all.some((e) => e.action === 'quarantine') && all.some((e) => e.action === 'rollback')).toBe(true);
+        expect((await s.metadata.listAudit({ afterSeq: 2, limit: 3 })).map((e) => e.seq)).toEqual([3, 4, 5]);
+        expect((await s.metadata.listAudit({ since: Date.now() + 60_000 })).length).toBe(0);
+      });
+
+      it('indexes provenance materials and finds consumers; deleting the referrer forgets them', async () => {
+        const model = digestOf('model A');
+        const ds = digestOf('dataset D1');
+        const att = manifest('o/lineage', '{"provenance":"A"}', model);
+        await s.metadata.putManifest(att, undefined, actor);
+        await s.metadata.recordProvenance({
+          repository: 'o/lineage',
+          referrer: att.digest,
+          subject: model,
+          predicateType: 'https://slsa.dev/provenance/v1',
+          builderId: 'https://ci.example/builder',
+          buildType: undefined,
+          startedOn: undefined,
+          finishedOn: '2026-01-01T00:00:00Z',
+          signers: ['key:abc'],
+          materials: [
+            { role: 'source', name: undefined, uri: 'git+https://git.example/x@refs/heads/main', digest: { gitCommit: 'ABCDEF0123' } },
+            { role: 'training-dataset', name: 'data/d1', uri: undefined, digest: { sha256: ds.slice(7) } },
+          ],
+        });
+        const got = await s.metadata.provenanceFor(undefined, model);
+        expect(got).toHaveLength(1);
+        expect(got[0]).toMatchObject({ repository: 'o/lineage', referrer: att.digest, builderId: 'https://ci.example/builder', signers: ['key:abc'], startedOn: undefined });
+        expect(got[0]!.materials[1]).toEqual({ role: 'training-dataset', name: 'data/d1', digest: { sha256: ds.slice(7) } });
+        expect(await s.metadata.provenanceFor('o/other', model)).toEqual([]);
+        expect(await s.metadata.consumersOf(ds)).toEqual([{ repository: 'o/lineage', subject: model, referrer: att.digest, role: 'training-dataset', name: 'data/d1' }]);
+        expect((await s.metadata.consumersOf('gitCommit:abcdef0123')).map((c) => c.subject)).toEqual([model]);
+        expect(await s.metadata.consumersOf(digestOf('unrelated'))).toEqual([]);
+        expect(await s.metadata.repositoriesOf(att.digest)).toEqual(['o/lineage']);
+        await s.metadata.deleteManifest('o/lineage', att.digest, actor);
+        expect(await s.metadata.consumersOf(ds)).toEqual([]);
+        expect(await s.metadata.provenanceFor(undefined, model)).toEqual([]);
+      });
+
+      it('finds the tag moves of a digest', async () => {
+        const v1 = manifest('o/moves', '{"moves":1}');
+        const v2 = manifest('o/moves', '{"moves":2}');
+        await s.metadata.putManifest(v1, 'a', actor);
+        await s.metadata.putManifest(v2, 'a', actor);
+        await s.metadata.putManifest(v1, 'b', actor);
+        const moves = await s.metadata.tagMovesOf('o/moves', v1.digest);
+        expect(moves.map((m) => [m.tag, m.from, m.to])).toEqual([
+          ['b', undefined, v1.digest],
+          ['a', v1.digest, v2.digest],
+          ['a', undefined, v1.digest],
+        ]);
       });
     });
   });

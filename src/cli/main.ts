@@ -3,6 +3,7 @@ import { startServer } from '../server.js';
 import { ConfigError } from '../config/load.js';
 import { hashSecret, newTokenSecret } from '../http/secrets.js';
 import { register as registerProducer } from './producer/index.js';
+import { register as registerOps } from './ops/index.js';
 
 /** `customs`: the server and the client commands. */
 export function buildProgram(): Command {
@@ -56,6 +57,7 @@ export function buildProgram(): Command {
       process.stdout.write(`config entry (auth.tokens):\n${JSON.stringify(entry)}\n`);
     });
   registerProducer(program);
+  registerOps(program);
   return program;
 }
 

@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono';
 import type { HttpBindings } from '@hono/node-server';
 import { z } from 'zod';
-import { assertName, err, isRegistryError, isValidTag, parseDigest, parseReference } from '../oci/index.js';
+import { assertName, err, isValidName, isValidTag, parseDigest, parseReference } from '../oci/index.js';
 import type { Ops } from '../ops/index.js';
 import type { Access, Principal } from './access.js';
 import { contextOf } from './request-context.js';
@@ -65,19 +65,20 @@ export function adminApp(ops: Ops, access: Access): Hono<Env> {
     return who;
   };
   /**
-   * Parses the query or JSON body. On bad input an anonymous caller still gets 401
-   * (not 400), so nobody learns the API's shape without credentials.
+   * Parses the query or JSON body. Bad input from a caller without `admin` still
+   * gets 401/403 (not 400), so nobody learns the API's shape without the right credentials.
    */
   const input = async <T extends z.ZodType>(c: Context<Env>, schema: T, from: 'query' | 'body'): Promise<z.output<T>> => {
+    let raw: unknown;
     try {
-      const raw: unknown = from === 'query' ? c.req.query() : await c.req.json().catch(() => {
+      raw = from === 'query' ? c.req.query() : await c.req.json().catch(() => {
         throw err('NAME_INVALID', 'invalid request: body must be JSON');
       });
       return parse(schema, raw);
     } catch (e) {
-      await access.authorize(accessRequest(c.env.incoming), undefined, 'admin').catch((a: unknown) => {
-        if (isRegistryError(a) && a.code === 'UNAUTHORIZED') throw a;
-      });
+      const hint = (raw as { repository?: unknown } | undefined)?.repository;
+      const repo = typeof hint === 'string' && isValidName(hint) ? hint : undefined;
+      await access.authorize(accessRequest(c.env.incoming), repo, 'admin');
       throw e;
     }
   };

@@ -1,3 +1,5 @@
 export * from './blob-store.js';
 export * from './upload-store.js';
 export * from './metadata-store.js';
+export * from './ops-store.js';
+export * from './audit-chain.js';

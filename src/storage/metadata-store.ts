@@ -1,5 +1,6 @@
 import type { Descriptor, Digest } from '../oci/index.js';
 import type { BlobInfo } from './blob-store.js';
+import type { AuditLog, ContentLocator, LineageIndex, PinStore, QuarantineStore } from './ops-store.js';
 
 /**
  * Registry metadata: which repository may read which blob, manifests (stored
@@ -7,6 +8,10 @@ import type { BlobInfo } from './blob-store.js';
  * transaction), tags and their history, referrers, the catalog. Implemented by
  * SQLite (embedded default) and PostgreSQL (scale-out); one contract suite runs
  * against both (test/storage-contract.ts).
+ *
+ * Every tag move (push, delete, operator move) writes its history row and an
+ * audit entry in the same transaction; a pinned tag refuses every move but an
+ * operator's override (see ops-store.ts).
  */
 
 /** Who did something and why: recorded with every tag move. */
@@ -72,11 +77,23 @@ export interface ManifestIndex {
   manifestsReferencing(repository: string, digest: Digest): Promise<Digest[]>;
 }
 
+export interface MoveTagOptions {
+  /** Move even a pinned tag (an operator's rollback); the pin follows the tag. */
+  readonly override?: boolean;
+  /** Pin the tag at its new digest in the same transaction. */
+  readonly pin?: boolean;
+  /** The audit action recorded (default `tag.move`). */
+  readonly action?: string;
+}
+
 export interface TagStore {
   resolveTag(repository: string, tag: string): Promise<Digest | undefined>;
   listTags(repository: string, page?: Page): Promise<string[]>;
-  /** Moves a tag to an existing manifest (operator actions), recorded in history. */
-  moveTag(repository: string, tag: string, to: Digest, by: Actor): Promise<TagMove | undefined>;
+  /**
+   * Moves a tag to an existing manifest (operator actions), recorded in history and
+   * the audit log. A pinned tag is refused (DENIED) unless `override` (rollback).
+   */
+  moveTag(repository: string, tag: string, to: Digest, by: Actor, options?: MoveTagOptions): Promise<TagMove | undefined>;
   deleteTag(repository: string, tag: string, by: Actor): Promise<TagMove | undefined>;
   /** Newest first. */
   tagHistory(repository: string, tag: string): Promise<TagMove[]>;
@@ -94,7 +111,8 @@ export interface Catalog {
   repositoryExists(repository: string): Promise<boolean>;
 }
 
-export interface MetadataStore extends BlobLinks, ManifestIndex, TagStore, ReferrersIndex, Catalog {
+export interface MetadataStore
+  extends BlobLinks, ManifestIndex, TagStore, ReferrersIndex, Catalog, PinStore, QuarantineStore, AuditLog, LineageIndex, ContentLocator {
   /** Checks the database is usable (for /readyz). */
   ready(): Promise<void>;
   close(): Promise<void>;

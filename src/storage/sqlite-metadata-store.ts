@@ -1,7 +1,9 @@
 import Database from 'better-sqlite3';
 import { err, type Descriptor, type Digest } from '../oci/index.js';
 import type { BlobInfo } from './blob-store.js';
-import type { Actor, ManifestRecord, MetadataStore, NewManifest, Page, TagMove } from './metadata-store.js';
+import type { Actor, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
+import type { AuditEntry, AuditInput, AuditQuery, BlobQuarantineCheck, BlobQuarantineState, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from './ops-store.js';
+import { SqliteOpsTables } from './sqlite-ops.js';
 import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
 
 interface ManifestRow {
@@ -30,9 +32,10 @@ interface HistoryRow {
  * synchronous; each method runs one statement or one transaction, so the async
  * interface costs a microtask and nothing else.
  */
-export class SqliteMetadataStore implements MetadataStore {
+export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck {
   private readonly db: Database.Database;
   private readonly stmt;
+  private readonly ops: SqliteOpsTables;
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -41,6 +44,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     migrate(this.db);
+    this.ops = new SqliteOpsTables(this.db);
     const p = <T extends unknown[] = unknown[]>(sql: string) => this.db.prepare<T>(sql);
     this.stmt = {
       addRepo: p('INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)'),
@@ -119,12 +123,36 @@ export class SqliteMetadataStore implements MetadataStore {
         created_at: now,
       }).changes;
       if (inserted) for (const ref of new Set(m.references)) this.stmt.putRef.run(m.repository, m.digest, ref);
-      return tag === undefined ? undefined : this.moveTagTx(m.repository, tag, m.digest, by, now);
+      let move: TagMove | undefined;
+      if (tag !== undefined) {
+        const from = this.currentTag(m.repository, tag);
+        // The invariant lives here, inside the transaction: no push or upstream refresh moves a pinned tag.
+        if (from !== m.digest) this.ops.assertUnpinned(m.repository, tag, `moving it to ${m.digest}`);
+        move = this.moveTagTx(m.repository, tag, m.digest, by, now);
+      }
+      if (inserted || move) {
+        this.ops.appendAuditTx(
+          {
+            actor: by.actor,
+            action: 'push',
+            repository: m.repository,
+            target: tag === undefined ? `${m.repository}@${m.digest}` : `${m.repository}:${tag}`,
+            reason: by.reason,
+            detail: { digest: m.digest, mediaType: m.mediaType, artifactType: m.artifactType, subject: m.subject, ...(move ? { tag, from: move.from } : {}) },
+          },
+          now,
+        );
+      }
+      return move;
     });
   }
 
+  private currentTag(repository: string, tag: string): Digest | undefined {
+    return (this.stmt.resolveTag.get(repository, tag) as { digest: Digest } | undefined)?.digest;
+  }
+
   private moveTagTx(repository: string, tag: string, to: Digest, by: Actor, now: number): TagMove | undefined {
-    const from = (this.stmt.resolveTag.get(repository, tag) as { digest: Digest } | undefined)?.digest;
+    const from = this.currentTag(repository, tag);
     if (from === to) return undefined;
     this.stmt.setTag.run(repository, tag, to, now);
     this.stmt.history.run(repository, tag, from ?? null, to, by.actor, by.reason ?? null, now);
@@ -142,6 +170,8 @@ export class SqliteMetadataStore implements MetadataStore {
     const now = Date.now();
     return this.transaction(() => {
       const untagged: TagMove[] = [];
+      if (!this.stmt.getManifest.get(repository, digest)) return { deleted: false, untagged };
+      this.ops.assertNoPinnedTags(repository, digest);
       for (const { tag } of this.stmt.tagsOf.all(repository, digest) as { tag: string }[]) {
         this.stmt.delTag.run(repository, tag);
         this.stmt.history.run(repository, tag, digest, null, by.actor, by.reason ?? null, now);
@@ -149,6 +179,11 @@ export class SqliteMetadataStore implements MetadataStore {
       }
       const deleted = this.stmt.delManifest.run(repository, digest).changes > 0;
       this.stmt.delRefs.run(repository, digest);
+      this.ops.forgetProvenanceTx(repository, digest);
+      this.ops.appendAuditTx(
+        { actor: by.actor, action: 'delete', repository, target: `${repository}@${digest}`, reason: by.reason, detail: { digest, untagged: untagged.map((u) => u.tag) } },
+        now,
+      );
       return { deleted, untagged };
     });
   }
@@ -164,10 +199,21 @@ export class SqliteMetadataStore implements MetadataStore {
   async listTags(repository: string, page: Page = {}): Promise<string[]> {
     return (this.stmt.listTags.all(repository, page.last ?? '', page.n ?? -1) as { tag: string }[]).map((r) => r.tag);
   }
-  async moveTag(repository: string, tag: string, to: Digest, by: Actor): Promise<TagMove | undefined> {
+  async moveTag(repository: string, tag: string, to: Digest, by: Actor, options: MoveTagOptions = {}): Promise<TagMove | undefined> {
+    const now = Date.now();
     return this.transaction(() => {
       if (!this.stmt.getManifest.get(repository, to)) throw err('MANIFEST_UNKNOWN', `manifest ${to} unknown in ${repository}`);
-      return this.moveTagTx(repository, tag, to, by, Date.now());
+      if (!options.override) this.ops.assertUnpinned(repository, tag, `moving it to ${to}`);
+      const move = this.moveTagTx(repository, tag, to, by, now);
+      if (move) {
+        this.ops.followPinTx(repository, tag, to);
+        this.ops.auditMoveTx(options.action ?? 'tag.move', move, now, options.pin ? { pinned: true } : {});
+      }
+      if (options.pin) {
+        this.ops.setPinTx(repository, tag, to, by, now);
+        if (!move) this.ops.appendAuditTx({ actor: by.actor, action: 'pin', repository, target: `${repository}:${tag}`, reason: by.reason, detail: { tag, digest: to } }, now);
+      }
+      return move;
     });
   }
   async deleteTag(repository: string, tag: string, by: Actor): Promise<TagMove | undefined> {
@@ -175,9 +221,12 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.transaction(() => {
       const from = (this.stmt.resolveTag.get(repository, tag) as { digest: Digest } | undefined)?.digest;
       if (!from) return undefined;
+      this.ops.assertUnpinned(repository, tag, 'deleting it');
       this.stmt.delTag.run(repository, tag);
       this.stmt.history.run(repository, tag, from, null, by.actor, by.reason ?? null, now);
-      return { repository, tag, from, to: undefined, actor: by.actor, reason: by.reason, at: now };
+      const move = { repository, tag, from, to: undefined, actor: by.actor, reason: by.reason, at: now };
+      this.ops.auditMoveTx('tag.delete', move, now);
+      return move;
     });
   }
   async tagHistory(repository: string, tag: string): Promise<TagMove[]> {
@@ -211,6 +260,89 @@ export class SqliteMetadataStore implements MetadataStore {
   }
   async repositoryExists(repository: string): Promise<boolean> {
     return this.stmt.repoExists.get(repository) !== undefined;
+  }
+
+  // --- pins ---
+  async pinTag(repository: string, tag: string, digest: Digest | undefined, by: Actor): Promise<{ pin: PinRecord; move: TagMove | undefined }> {
+    const now = Date.now();
+    return this.transaction(() => {
+      const target = digest ?? this.currentTag(repository, tag);
+      if (!target) throw err('MANIFEST_UNKNOWN', `tag ${repository}:${tag} does not exist; give the digest to pin it to`);
+      if (!this.stmt.getManifest.get(repository, target)) throw err('MANIFEST_UNKNOWN', `manifest ${target} unknown in ${repository}`);
+      // Pinning to another digest is an operator move: it may re-pin an already pinned tag.
+      const move = this.moveTagTx(repository, tag, target, by, now);
+      const pin = this.ops.setPinTx(repository, tag, target, by, now);
+      this.ops.appendAuditTx({ actor: by.actor, action: 'pin', repository, target: `${repository}:${tag}`, reason: by.reason, detail: { tag, digest: target, from: move?.from } }, now);
+      return { pin, move };
+    });
+  }
+  async unpinTag(repository: string, tag: string, by: Actor): Promise<boolean> {
+    const now = Date.now();
+    return this.transaction(() => {
+      const pin = this.ops.pinOf(repository, tag);
+      if (!pin) return false;
+      this.ops.deletePinTx(repository, tag);
+      this.ops.appendAuditTx({ actor: by.actor, action: 'unpin', repository, target: `${repository}:${tag}`, reason: by.reason, detail: { tag, digest: pin.digest } }, now);
+      return true;
+    });
+  }
+  async getPin(repository: string, tag: string): Promise<PinRecord | undefined> {
+    return this.ops.pinOf(repository, tag);
+  }
+  async listPins(repository?: string): Promise<PinRecord[]> {
+    return this.ops.listPins(repository);
+  }
+
+  // --- quarantine ---
+  async quarantine(digest: Digest, by: Actor): Promise<boolean> {
+    const now = Date.now();
+    return this.transaction(() => {
+      if (!this.ops.quarantineTx(digest, by, now)) return false;
+      this.ops.appendAuditTx({ actor: by.actor, action: 'quarantine', target: digest, reason: by.reason, detail: { digest } }, now);
+      return true;
+    });
+  }
+  async release(digest: Digest, by: Actor): Promise<boolean> {
+    const now = Date.now();
+    return this.transaction(() => {
+      if (!this.ops.releaseTx(digest)) return false;
+      this.ops.appendAuditTx({ actor: by.actor, action: 'release', target: digest, reason: by.reason, detail: { digest } }, now);
+      return true;
+    });
+  }
+  async quarantinedAmong(digests: readonly Digest[]): Promise<Digest[]> {
+    return this.ops.quarantinedAmong(digests);
+  }
+  async blobQuarantine(repository: string, digest: Digest): Promise<BlobQuarantineState> {
+    return this.ops.blobQuarantine(repository, digest);
+  }
+  async listQuarantine(): Promise<QuarantineRecord[]> {
+    return this.ops.listQuarantine();
+  }
+
+  // --- audit ---
+  async appendAudit(entry: AuditInput): Promise<AuditEntry> {
+    return this.transaction(() => this.ops.appendAuditTx(entry, Date.now()));
+  }
+  async listAudit(query: AuditQuery = {}): Promise<AuditEntry[]> {
+    return this.ops.listAudit(query);
+  }
+
+  // --- lineage, locating content ---
+  async recordProvenance(p: NewProvenance): Promise<void> {
+    this.transaction(() => this.ops.recordProvenanceTx(p, Date.now()));
+  }
+  async provenanceFor(repository: string | undefined, subject: Digest): Promise<ProvenanceRecord[]> {
+    return this.ops.provenanceFor(repository, subject);
+  }
+  async consumersOf(material: string): Promise<MaterialConsumer[]> {
+    return this.ops.consumersOf(material);
+  }
+  async repositoriesOf(digest: Digest): Promise<string[]> {
+    return this.ops.repositoriesOf(digest);
+  }
+  async tagMovesOf(repository: string, digest: Digest): Promise<TagMove[]> {
+    return this.ops.tagMovesOf(repository, digest);
   }
 }
 

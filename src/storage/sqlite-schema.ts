@@ -27,4 +27,28 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     from_digest TEXT, to_digest TEXT, actor TEXT NOT NULL, reason TEXT, at INTEGER NOT NULL);
   CREATE INDEX tag_history_tag ON tag_history (repository, tag, id);
   `,
+  /* 2: operator controls: pins, quarantine, hash-chained audit log, lineage index */ `
+  CREATE TABLE pins (
+    repository TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL, actor TEXT NOT NULL, reason TEXT, at INTEGER NOT NULL,
+    PRIMARY KEY (repository, tag)) WITHOUT ROWID;
+  CREATE TABLE quarantine (digest TEXT PRIMARY KEY, actor TEXT NOT NULL, reason TEXT, at INTEGER NOT NULL) WITHOUT ROWID;
+  CREATE TABLE audit_log (
+    seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    repository TEXT, target TEXT, reason TEXT, detail TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+  CREATE INDEX audit_log_at ON audit_log (at);
+  -- Append-only by construction; the hash chain catches whoever drops these triggers.
+  CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+  CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+  CREATE TABLE provenance (
+    repository TEXT NOT NULL, referrer TEXT NOT NULL, subject TEXT NOT NULL, predicate_type TEXT NOT NULL,
+    builder_id TEXT, build_type TEXT, started_on TEXT, finished_on TEXT, signers TEXT NOT NULL, materials TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL, PRIMARY KEY (repository, referrer)) WITHOUT ROWID;
+  CREATE INDEX provenance_subject ON provenance (subject);
+  CREATE TABLE provenance_materials (
+    repository TEXT NOT NULL, referrer TEXT NOT NULL, material TEXT NOT NULL, role TEXT, name TEXT,
+    PRIMARY KEY (repository, referrer, material)) WITHOUT ROWID;
+  CREATE INDEX provenance_materials_material ON provenance_materials (material);
+  CREATE INDEX tag_history_to ON tag_history (repository, to_digest);
+  CREATE INDEX manifests_digest ON manifests (digest);
+  `,
 ];
