@@ -1,19 +1,25 @@
 import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { loadConfigFile } from './config/load.js';
-import type { Config } from './config/schema.js';
+import { loadConfig, parseSliceAt } from './config/load.js';
 import { createApp, requestListener } from './http/app.js';
+import { adminApp } from './http/admin.js';
+import { adminVerifyApp } from './http/admin-verify.js';
 import { loadAdminToken, loadSessionKey } from './http/admin-token.js';
 import { TokenAccess } from './http/auth.js';
-import { tokenApp } from './http/token-endpoint.js';
 import { HttpMetrics } from './http/metrics.js';
-import { ALLOW_ALL, BlobService, ListingService, ManifestService, UploadService } from './registry/index.js';
-import { FsBlobStore } from './storage/fs-blob-store.js';
-import { FsUploadStore } from './storage/fs-upload-store.js';
-import { SqliteMetadataStore } from './storage/sqlite-metadata-store.js';
+import { tokenApp } from './http/token-endpoint.js';
+import { err, referenceString, type Reference } from './oci/index.js';
+import { createOps, type Ops } from './ops/index.js';
+import { parseUpstreamFlag, upstreamsConfigSchema, type UpstreamConfig } from './proxy/config.js';
+import { PullThroughService } from './proxy/pull-through-service.js';
+import { BlobService, ListingService, ManifestService, PolicyReadGate, RegistryContentSource, UploadService } from './registry/index.js';
+import { openStorage } from './storage/open.js';
+import { buildGate, describeFailures, policySchema, warmUpSbomValidators, type Gate } from './verify/index.js';
+import { applyCacheEvents, publishingGate, publishingHooks } from './coherence.js';
+import { SwappableVerdicts } from './swappable-verdicts.js';
 
 // Composition root: the one place that picks concrete implementations.
 export type GateMode = 'enforce' | 'audit' | 'off';
@@ -34,45 +40,98 @@ export interface RunningServer {
   /** http://HOST:PORT actually bound. */
   readonly url: string;
   readonly log: Logger;
+  readonly ops: Ops;
+  /** Re-reads the policy and trust material (SIGHUP); a bad policy keeps the old one and throws. */
+  reload(): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
-  const config: Config = await loadConfigFile(opts.configFile);
+  const loaded = await loadConfig(opts.configFile);
+  const { config } = loaded;
   const log = pino({ level: opts.logLevel ?? config.log.level, base: { svc: 'customs' } }, (opts.logDestination as pino.DestinationStream | undefined) ?? pino.destination({ sync: false }));
   const dataDir = resolve(opts.dataDir);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const configDir = opts.configFile ? dirname(resolve(opts.configFile)) : undefined;
+  const policyInput = parseSliceAt(loaded, policySchema.optional(), 'policy', config.policy);
+  const upstreams: UpstreamConfig[] = [
+    ...parseSliceAt(loaded, upstreamsConfigSchema, 'upstreams', config.upstreams),
+    ...Object.entries(opts.upstreams ?? {}).map(([name, url]) => parseUpstreamFlag(`${name}=${url}`)),
+  ];
 
-  const blobs = new FsBlobStore(dataDir);
-  await blobs.init();
-  const uploads = new FsUploadStore(blobs);
-  await uploads.init();
-  const metadata = new SqliteMetadataStore(join(dataDir, 'metadata.sqlite'));
+  // filesystem + SQLite, or S3 + PostgreSQL shared by replicas; throws StorageStartupError naming what is unreachable.
+  const storage = await openStorage(config, dataDir, log);
+  const { blobs, uploads, metadata, notifier } = storage;
 
   const access = new TokenAccess({
     config: config.auth,
     adminTokenHash: await loadAdminToken(dataDir, config.auth, log),
     sessionKey: await loadSessionKey(dataDir, config.auth),
-    onAuthFailure: (who, reason, req) => log.warn({ event: 'auth-failure', who, reason, remote: req.remoteAddress }, 'authentication failed'),
+    onAuthFailure: (who, reason, req) => {
+      log.warn({ event: 'auth-failure', who, reason, remote: req.remoteAddress }, 'authentication failed');
+    },
   });
 
-  const gate = ALLOW_ALL;
-  const pullThrough = undefined;
+  let ops: Ops | undefined;
+  const pullThrough = upstreams.length
+    ? new PullThroughService({
+        blobs,
+        metadata,
+        upstreams,
+        logger: log,
+        tempDir: join(dataDir, 'proxy-fill'),
+        fillLease: storage.fillLease,
+        pins: { isPinned: (r, t) => ops!.pins.isPinned(r, t) },
+      })
+    : undefined;
+  await pullThrough?.init();
+
+  // The gate: verdicts (verify) applied to manifests, evidence and blobs (registry), quarantine on top (ops).
+  const source = new RegistryContentSource(blobs, metadata, pullThrough);
+  const makeGate = (policy: unknown): Gate => buildGate({ source, policy, dataDir, ...(configDir ? { configDir } : {}), ...(opts.gate ? { mode: opts.gate } : {}) });
+  const verdicts = new SwappableVerdicts(makeGate(policyInput));
+  if (opts.gate && opts.gate !== 'enforce') log.warn({ gate: opts.gate }, `GATE OVERRIDDEN: every policy rule runs in ${opts.gate} mode (--gate ${opts.gate}); content is served unverified`);
+  const policyGate = publishingGate(new PolicyReadGate(verdicts, metadata), notifier, log);
+  ops = createOps({
+    metadata,
+    blobs,
+    gate: policyGate,
+    judge: async (repository, digest) => {
+      const v = await verdicts.check(repository, digest);
+      return { allowed: v.allowed, findings: describeFailures(v) };
+    },
+    log,
+    invalidateTags: (r) => void notifier.publish({ kind: 'tags', repository: r }).catch(() => undefined),
+  });
+  const gate = ops.gate;
+
   const blobService = new BlobService(blobs, metadata, gate, pullThrough);
   const v2 = {
     blobs: blobService,
     uploads: new UploadService(blobs, uploads, blobService, { maxBlobBytes: config.limits.maxBlobBytes }),
-    manifests: new ManifestService(metadata, gate, pullThrough),
+    manifests: new ManifestService(metadata, gate, pullThrough, publishingHooks(ops.hooks, notifier, log)),
     listing: new ListingService(metadata, pullThrough),
     access,
-    isProxied: () => false,
+    isProxied: (repository: string) => pullThrough?.handles(repository) ?? false,
   };
+  const verifyRef = async (repository: string, reference: Reference, policy: unknown) => {
+    const found = await v2.manifests.resolve(repository, reference);
+    if (!found) throw err('MANIFEST_UNKNOWN', `manifest unknown: ${repository}@${referenceString(reference)}`);
+    // A what-if policy gets a gate of its own, so its verdicts never reach the cache.
+    if (policy !== undefined) return makeGate(parseSliceAt(loaded, policySchema, 'policy', policy)).check(repository, found.record.digest);
+    return verdicts.check(repository, found.record.digest);
+  };
+  const unsubscribe = applyCacheEvents(notifier, { gate: verdicts, manifests: v2.manifests });
   const metrics = new HttpMetrics();
   const app = createApp({
     v2,
     log,
     metrics,
-    mounts: [['/auth', tokenApp(access)]],
+    mounts: [
+      ['/auth', tokenApp(access)],
+      ['/admin', adminApp(ops, access)],
+      ['/admin', adminVerifyApp(verifyRef, access)],
+    ],
     ready: async () => {
       await blobs.ready();
       await metadata.ready();
@@ -90,12 +149,22 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   await listen(server, host, port);
   const addr = server.address() as AddressInfo;
   const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
-  log.info({ url, data: dataDir, pid: process.pid }, 'listening');
+  log.info({ url, data: dataDir, pid: process.pid, upstreams: upstreams.map((u) => u.name), gate: opts.gate ?? 'policy' }, 'listening');
+  // Compiling the CycloneDX schemas takes ~0.5 s each: pay it now, not on the first pull that reads an SBOM.
+  setImmediate(() => warmUpSbomValidators());
 
   let closing: Promise<void> | undefined;
   return {
     url,
     log,
+    ops,
+    reload: async () => {
+      const next = await loadConfig(opts.configFile);
+      const gateNext = makeGate(parseSliceAt(next, policySchema.optional(), 'policy', next.config.policy));
+      verdicts.swap(gateNext);
+      await notifier.publish({ kind: 'policy' }).catch(() => undefined);
+      log.info({ policyHash: gateNext.policyHash, trustHash: gateNext.trustHash }, 'policy and trust material reloaded');
+    },
     close: () =>
       (closing ??= (async () => {
         clearInterval(expiry);
@@ -105,7 +174,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         const force = setTimeout(() => server.closeAllConnections(), 30_000);
         await done;
         clearTimeout(force);
-        await metadata.close();
+        unsubscribe();
+        pullThrough?.close();
+        await storage.close();
         log.info('stopped');
         log.flush();
       })()),

@@ -4,6 +4,7 @@ import { ConfigError } from '../config/load.js';
 import { hashSecret, newTokenSecret } from '../http/secrets.js';
 import { register as registerProducer } from './producer/index.js';
 import { register as registerOps } from './ops/index.js';
+import { registerVerify } from './verify.js';
 
 /** `customs`: the server and the client commands. */
 export function buildProgram(): Command {
@@ -38,6 +39,9 @@ export function buildProgram(): Command {
           },
         );
       };
+      process.on('SIGHUP', () => {
+        server.reload().catch((e: Error) => server.log.error({ err: e.message }, 'reload failed; keeping the previous policy'));
+      });
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
     });
@@ -58,6 +62,7 @@ export function buildProgram(): Command {
     });
   registerProducer(program);
   registerOps(program);
+  registerVerify(program);
   return program;
 }
 

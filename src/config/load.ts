@@ -15,11 +15,38 @@ export class ConfigError extends Error {
  * Errors name the file, line and path of each bad value.
  */
 export async function loadConfigFile(file: string | undefined): Promise<Config> {
-  if (!file) return freeze(configSchema.parse({}));
+  return (await loadConfig(file)).config;
+}
+
+/** The config and its source text, so slices validated by other layers' schemas can report lines too. */
+export interface LoadedConfig {
+  readonly config: Config;
+  readonly text: string;
+  readonly file: string;
+}
+
+export async function loadConfig(file: string | undefined): Promise<LoadedConfig> {
+  if (!file) return { config: freeze(configSchema.parse({})), text: '', file: '<defaults>' };
   const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
     throw new ConfigError(`cannot read config file ${file}: ${e.code ?? e.message}`);
   });
-  return parseConfigText(text, file);
+  return { config: parseConfigText(text, file), text, file };
+}
+
+/**
+ * Validates one slice of the config (`policy`, `upstreams`) with the schema of the
+ * layer that owns it, reporting file:line:col like the root schema does.
+ */
+export function parseSliceAt<T extends z.ZodType>(loaded: LoadedConfig, schema: T, key: string, value: unknown): z.infer<T> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data as z.infer<T>;
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(loaded.text, { lineCounter });
+  const lines = result.error.issues.map((issue) => {
+    const path = [key, ...(issue.path as (string | number)[])];
+    return `${loaded.file}${locate(doc, lineCounter, path)}: ${path.join('.')}: ${issue.message}`;
+  });
+  throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
 }
 
 export function parseConfigText(text: string, file = '<config>'): Config {

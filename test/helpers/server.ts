@@ -39,7 +39,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     dataDir,
     token,
     server,
-    auth: () => (token ? { authorization: `Bearer ${token}` } : {}),
+    auth: (): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {}),
     async close(o = {}) {
       await server.close();
       if (!o.keepData && !opts.dataDir) await rm(dataDir, { recursive: true, force: true });
