@@ -43,6 +43,10 @@ export class PolicyReadGate implements ReadGate {
       if (via) return decisionOf(via);
       first ??= v;
     }
+    // A blob no manifest references yet (a push in progress, or the gate off): only a policy that allows
+    // everything here serves it; the verdict of a digest that is not a manifest is otherwise a deny.
+    const own = await this.verdicts.check(repository, digest);
+    if (own.allowed) return decisionOf(own);
     if (first) throw denied(first, `blob ${digest} belongs to no manifest the policy allows in ${repository}`);
     throw err('DENIED', `blob ${digest} belongs to no manifest in ${repository} that the policy allows`, { digest });
   }
