@@ -20,6 +20,8 @@ import { openStorage } from './storage/open.js';
 import { buildGate, describeFailures, policySchema, warmUpSbomValidators, type Gate } from './verify/index.js';
 import { applyCacheEvents, publishingGate, publishingHooks } from './coherence.js';
 import { SwappableVerdicts } from './swappable-verdicts.js';
+import { refusalRecorder } from './refusal-audit.js';
+import type { AuditInput } from './storage/ops-store.js';
 
 // Composition root: the one place that picks concrete implementations.
 export type GateMode = 'enforce' | 'audit' | 'off';
@@ -63,12 +65,14 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const storage = await openStorage(config, dataDir, log);
   const { blobs, uploads, metadata, notifier } = storage;
 
+  let recordRefusal: ((e: AuditInput) => void) | undefined;
   const access = new TokenAccess({
     config: config.auth,
     adminTokenHash: await loadAdminToken(dataDir, config.auth, log),
     sessionKey: await loadSessionKey(dataDir, config.auth),
     onAuthFailure: (who, reason, req) => {
       log.warn({ event: 'auth-failure', who, reason, remote: req.remoteAddress }, 'authentication failed');
+      recordRefusal?.({ actor: who, action: 'auth.failure', reason, detail: { remote: req.remoteAddress ?? 'unknown' } });
     },
   });
 
@@ -104,6 +108,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     invalidateTags: (r) => void notifier.publish({ kind: 'tags', repository: r }).catch(() => undefined),
   });
   const gate = ops.gate;
+  recordRefusal = refusalRecorder(ops.audit, log);
 
   const blobService = new BlobService(blobs, metadata, gate, pullThrough);
   const v2 = {
@@ -127,6 +132,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     v2,
     log,
     metrics,
+    onDenied: (actor, target, reason) => recordRefusal?.({ actor, action: 'deny', target, reason }),
     mounts: [
       ['/auth', tokenApp(access)],
       ['/admin', adminApp(ops, access)],

@@ -14,6 +14,8 @@ export interface AppDeps {
   readonly metrics: HttpMetrics;
   /** Throws when storage or the database is unusable. */
   readonly ready: () => Promise<void>;
+  /** Called for every DENIED answer (audit log); `target` is the request path. */
+  readonly onDenied?: (actor: string, target: string, reason: string) => void;
   /** Extra sub-apps mounted at their prefix (e.g. /admin). */
   readonly mounts?: ReadonlyArray<readonly [string, Hono<{ Bindings: HttpBindings }>]>;
 }
@@ -40,6 +42,7 @@ export function createApp(deps: AppDeps): Hono<{ Bindings: HttpBindings }> {
     const ctx = contextOf(c.env.incoming);
     const http = toHttpError(e);
     if (http.internal) ctx.log.error({ err: e }, 'internal error');
+    if (http.status === 403) deps.onDenied?.(ctx.actor ?? 'anonymous', (c.env.incoming.url ?? '').split('?')[0]!.slice(0, 300), (e as Error).message.slice(0, 1000));
     else ctx.log.debug({ code: http.status, err: (e as Error).message }, 'request refused');
     if (res.headersSent) {
       // A body was already streaming: the only honest signal left is an aborted connection.
