@@ -17,6 +17,7 @@ import { parseUpstreamFlag, upstreamsConfigSchema, type UpstreamConfig } from '.
 import { PullThroughService } from './proxy/pull-through-service.js';
 import { BlobService, ListingService, ManifestService, PolicyReadGate, RegistryContentSource, UploadService } from './registry/index.js';
 import { openStorage } from './storage/open.js';
+import { hasVerdictStore } from './storage/verdict-store.js';
 import { buildGate, describeFailures, policySchema, warmUpSbomValidators, type Gate } from './verify/index.js';
 import { applyCacheEvents, publishingGate, publishingHooks } from './coherence.js';
 import { SwappableVerdicts } from './swappable-verdicts.js';
@@ -93,7 +94,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   // The gate: verdicts (verify) applied to manifests, evidence and blobs (registry), quarantine on top (ops).
   const source = new RegistryContentSource(blobs, metadata, pullThrough);
   const makeGate = (policy: unknown): Gate => buildGate({ source, policy, dataDir, ...(configDir ? { configDir } : {}), ...(opts.gate ? { mode: opts.gate } : {}) });
-  const verdicts = new SwappableVerdicts(makeGate(policyInput));
+  const verdicts = new SwappableVerdicts(makeGate(policyInput), hasVerdictStore(metadata) ? metadata : undefined, log);
   if (opts.gate && opts.gate !== 'enforce') log.warn({ gate: opts.gate }, `GATE OVERRIDDEN: every policy rule runs in ${opts.gate} mode (--gate ${opts.gate}); content is served unverified`);
   const policyGate = publishingGate(new PolicyReadGate(verdicts, metadata), notifier, log);
   ops = createOps({

@@ -3,3 +3,4 @@ export * from './upload-store.js';
 export * from './metadata-store.js';
 export * from './ops-store.js';
 export * from './audit-chain.js';
+export * from './verdict-store.js';

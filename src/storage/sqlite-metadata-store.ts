@@ -4,6 +4,7 @@ import type { BlobInfo } from './blob-store.js';
 import type { Actor, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
 import type { AuditEntry, AuditInput, AuditQuery, BlobQuarantineCheck, BlobQuarantineState, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from './ops-store.js';
 import { SqliteOpsTables } from './sqlite-ops.js';
+import type { VerdictStore } from './verdict-store.js';
 import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
 
 interface ManifestRow {
@@ -32,7 +33,7 @@ interface HistoryRow {
  * synchronous; each method runs one statement or one transaction, so the async
  * interface costs a microtask and nothing else.
  */
-export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck {
+export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck, VerdictStore {
   private readonly db: Database.Database;
   private readonly stmt;
   private readonly ops: SqliteOpsTables;
@@ -318,6 +319,20 @@ export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck {
   }
   async listQuarantine(): Promise<QuarantineRecord[]> {
     return this.ops.listQuarantine();
+  }
+
+  // --- verdicts ---
+  async loadVerdict(key: string): Promise<string | undefined> {
+    return (this.db.prepare('SELECT json FROM verdicts WHERE key = ?').get(key) as { json: string } | undefined)?.json;
+  }
+  async saveVerdict(key: string, digest: string, json: string): Promise<void> {
+    this.db.prepare('INSERT OR REPLACE INTO verdicts (key, digest, json, at) VALUES (?, ?, ?, ?)').run(key, digest, json, Date.now());
+  }
+  async deleteVerdicts(digest: string): Promise<void> {
+    this.db.prepare('DELETE FROM verdicts WHERE digest = ?').run(digest);
+  }
+  async deleteAllVerdicts(): Promise<void> {
+    this.db.prepare('DELETE FROM verdicts').run();
   }
 
   // --- audit ---

@@ -51,4 +51,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX tag_history_to ON tag_history (repository, to_digest);
   CREATE INDEX manifests_digest ON manifests (digest);
   `,
+  /* 3: persisted verdicts */ `
+  CREATE TABLE verdicts (key TEXT PRIMARY KEY, digest TEXT NOT NULL, json TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID;
+  CREATE INDEX verdicts_digest ON verdicts (digest);
+  `,
 ];
