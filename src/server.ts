@@ -15,7 +15,7 @@ import { err, referenceString, type Reference } from './oci/index.js';
 import { createOps, type Ops } from './ops/index.js';
 import { parseUpstreamFlag, upstreamsConfigSchema, type UpstreamConfig } from './proxy/config.js';
 import { PullThroughService } from './proxy/pull-through-service.js';
-import { BlobService, ListingService, ManifestService, PolicyReadGate, RegistryContentSource, UploadService } from './registry/index.js';
+import { BlobService, ListingService, ManifestService, PolicyReadGate, RegistryContentSource, UpstreamFreshVerdicts, UploadService } from './registry/index.js';
 import { openStorage } from './storage/open.js';
 import { hasVerdictStore } from './storage/verdict-store.js';
 import { buildGate, describeFailures, policySchema, warmUpSbomValidators, type Gate } from './verify/index.js';
@@ -96,13 +96,16 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const makeGate = (policy: unknown): Gate => buildGate({ source, policy, dataDir, ...(configDir ? { configDir } : {}), ...(opts.gate ? { mode: opts.gate } : {}) });
   const verdicts = new SwappableVerdicts(makeGate(policyInput), hasVerdictStore(metadata) ? metadata : undefined, log);
   if (opts.gate && opts.gate !== 'enforce') log.warn({ gate: opts.gate }, `GATE OVERRIDDEN: every policy rule runs in ${opts.gate} mode (--gate ${opts.gate}); content is served unverified`);
-  const policyGate = publishingGate(new PolicyReadGate(verdicts, metadata), notifier, log);
+  // Upstream evidence changes without a push here: verdicts about proxied content expire with the upstream's tagFreshness.
+  const freshnessMs = new Map(upstreams.map((u) => [u.name, u.tagFreshness * 1000]));
+  const judged = pullThrough ? new UpstreamFreshVerdicts(verdicts, (r) => freshnessMs.get(pullThrough.resolve(r)?.upstream ?? '')) : verdicts;
+  const policyGate = publishingGate(new PolicyReadGate(judged, metadata), notifier, log);
   ops = createOps({
     metadata,
     blobs,
     gate: policyGate,
     judge: async (repository, digest) => {
-      const v = await verdicts.check(repository, digest);
+      const v = await judged.check(repository, digest);
       return { allowed: v.allowed, findings: describeFailures(v) };
     },
     log,
@@ -125,7 +128,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     if (!found) throw err('MANIFEST_UNKNOWN', `manifest unknown: ${repository}@${referenceString(reference)}`);
     // A what-if policy gets a gate of its own, so its verdicts never reach the cache.
     if (policy !== undefined) return makeGate(parseSliceAt(loaded, policySchema, 'policy', policy)).check(repository, found.record.digest);
-    return verdicts.check(repository, found.record.digest);
+    return judged.check(repository, found.record.digest);
   };
   const unsubscribe = applyCacheEvents(notifier, { gate: verdicts, manifests: v2.manifests });
   const metrics = new HttpMetrics();

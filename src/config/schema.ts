@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { authSchema } from './auth.js';
+import { postgresMetadataSchema, s3StorageSchema } from './scaleout.js';
 
 /**
  * The configuration file's schema. Each service receives its own slice with
@@ -10,10 +11,12 @@ const listenSchema = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,
 
 export const storageSchema = z.discriminatedUnion('driver', [
   z.object({ driver: z.literal('filesystem') }).strict(),
+  s3StorageSchema,
 ]);
 
 export const metadataSchema = z.discriminatedUnion('driver', [
   z.object({ driver: z.literal('sqlite') }).strict(),
+  postgresMetadataSchema,
 ]);
 
 export const configSchema = z

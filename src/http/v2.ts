@@ -2,8 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Hono } from 'hono';
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT as RESPONSE } from '@hono/node-server/utils/response';
-import { err, MAX_MANIFEST_BYTES, parseDigest, parseReference, type Digest } from '../oci/index.js';
-import type { BlobService, ListingService, ManifestService, ReadDecision, UploadService } from '../registry/index.js';
+import { err, isRegistryError, MAX_MANIFEST_BYTES, parseDigest, parseReference, type Digest } from '../oci/index.js';
+import type { BlobRead, BlobService, ListingService, ManifestService, ReadDecision, UploadService } from '../registry/index.js';
 import type { Access, AccessRequest, Action, Principal } from './access.js';
 import { parseContentRange, parseRangeHeader, uploadRange } from './range.js';
 import { sendBytes, sendEmpty, sendJson, type Headers } from './reply.js';
@@ -78,7 +78,8 @@ const base: Handler = async (_s, _r, req, res) => sendJson(res, 200, {}, API_VER
 
 const getBlob: Handler = async (s, route, req, res) => {
   const digest = parseDigest((route as { digest: string }).digest).digest;
-  const read = await s.blobs.read(name(route), digest, (size) => parseRangeHeader(req.headers.range, size));
+  const rangeOf = (size: number) => parseRangeHeader(req.headers.range, size);
+  const read = await s.blobs.read(name(route), digest, rangeOf).catch((e: unknown) => pushersExistenceCheck(s, name(route), digest, req, rangeOf, e));
   const { info, range } = read;
   const start = range?.start ?? 0;
   const length = range ? range.end - range.start + 1 : info.size;
@@ -101,6 +102,21 @@ const getBlob: Handler = async (s, route, req, res) => {
   await sendBlobBody(res, body, start, length);
   return RESPONSE;
 };
+
+/**
+ * Pushers (docker, skopeo, oras, `customs push`) HEAD every blob before uploading it and stop
+ * on anything but 200/404. A blob the gate denies (a layer shared with an unsigned model, the
+ * empty config `{}` of a deleted signature) would make pushing into that repository fail, so
+ * for a caller who may push there a HEAD still answers whether the blob exists. No content is
+ * served: the caller could upload the same bytes anyway; GET stays gated.
+ */
+async function pushersExistenceCheck(s: V2Services, repo: string, digest: Digest, req: IncomingMessage, rangeOf: (size: number) => ReturnType<typeof parseRangeHeader>, e: unknown): Promise<BlobRead> {
+  if (!isHead(req) || !isRegistryError(e) || e.code !== 'DENIED') throw e;
+  const mayPush = await s.access.authorize(accessRequest(req), repo, 'push').then(() => true, () => false);
+  const info = mayPush ? await s.blobs.linkedInfo(repo, digest) : undefined;
+  if (!info) throw e;
+  return { info, range: rangeOf(info.size), decision: {}, open: () => Promise.reject(e) };
+}
 
 const deleteBlob: Handler = async (s, route, _req, res) => {
   await s.blobs.delete(name(route), parseDigest((route as { digest: string }).digest).digest);

@@ -3,22 +3,23 @@ import { EventEmitter } from 'node:events';
 import { mkdir, open, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { err, isRegistryError, type Digest } from '../oci/index.js';
+import { Digester, err, isRegistryError, parseDigest, type Digest } from '../oci/index.js';
 import type { BlobInfo, BlobLinks, BlobStore, ByteRange } from '../storage/index.js';
+import { leaseOrWait, type FillLease, type LeaseHandle } from '../storage/fill-lease.js';
 import type { ProxyLogger } from './logger.js';
 
 /**
  * Single-flight streaming fill of blobs from an upstream.
  *
  * One upstream GET per digest, however many clients ask: the first request starts
- * a `Fill`, which writes the upstream body to a private temporary file; every client
- * (and `BlobStore.put`, which verifies and commits) reads that growing file, waiting
- * on progress events when it has caught up. Clients therefore get bytes as they
- * arrive, the download does not depend on any client staying (it is bounded by the
- * overall timeout), and nothing is visible in the store unless its digest verified.
- * A client whose range reaches the last byte is held back by one byte until the
- * commit: on a digest mismatch its stream is destroyed with an error instead of
- * ending, so no client mistakes unverified bytes for a complete blob.
+ * a `Fill`, which hashes the upstream body as it arrives and writes it to a private
+ * temporary file; every client reads that growing file, waiting on progress events
+ * when it has caught up. Clients therefore get bytes as they arrive, the download
+ * does not depend on any client staying (it is bounded by the overall timeout),
+ * and the file enters the store (renamed in, on a filesystem store) only if its
+ * digest verified. A client whose range reaches the last byte is held back by one
+ * byte until verification: on a digest mismatch its stream is destroyed with an
+ * error instead of ending, so no client mistakes unverified bytes for a blob.
  *
  * Keyed by digest (content is the same whichever repository asked), reference
  * counted (the temporary file goes when the fill is over and its last reader has
@@ -44,6 +45,12 @@ export interface BlobFillerOptions {
   /** A private directory for temporary files (emptied by `init`). */
   readonly tempDir: string;
   readonly logger: ProxyLogger;
+  /**
+   * Replicas sharing one store: the lease makes the upstream GET one per digest
+   * across them. A replica that waits for another's fill serves the blob from the
+   * shared store once committed (no streaming across replicas). Omitted: one process.
+   */
+  readonly lease?: FillLease;
 }
 
 type Head = { kind: 'streaming'; size: number } | { kind: 'local' } | { kind: 'absent' } | { kind: 'unsized' } | { kind: 'failed' };
@@ -102,8 +109,12 @@ export class BlobFiller {
   async ensure(repository: string, digest: Digest, source: FillSource): Promise<BlobInfo | undefined> {
     const blob = await this.open(repository, digest, undefined, source);
     if (!blob) return undefined;
+    const fill = this.fills.get(digest);
     blob.stream.resume();
     await new Promise<void>((resolve, reject) => blob.stream.once('end', resolve).once('error', reject));
+    // Clients are released once the digest verified; the store's commit may still be running.
+    await fill?.done;
+    if (!(await this.opts.blobs.stat(digest))) throw fill?.error ?? err('UPSTREAM_UNAVAILABLE', `blob ${digest} could not be stored`);
     return { digest, size: blob.size };
   }
 
@@ -122,19 +133,34 @@ function checkRange(range: ByteRange | undefined, size: number): void {
   if (range && (range.start > range.end || range.end >= size)) throw err('RANGE_INVALID', `range ${range.start}-${range.end} is outside a blob of ${size} bytes`);
 }
 
+/**
+ * Optional capability of a filesystem BlobStore: move a complete, verified, synced
+ * file into place (a rename). The fill then writes each byte once; without it the
+ * verified temporary file is copied in with `put`.
+ */
+interface BlobFileCommit {
+  commitFile(file: string, digest: Digest): Promise<void>;
+}
+const hasCommitFile = (s: object): s is BlobFileCommit => typeof (s as Partial<BlobFileCommit>).commitFile === 'function';
+
 /** One upstream download of one digest, and the readers of its temporary file. */
 class Fill {
   readonly repositories = new Set<string>();
   readonly progress = new EventEmitter().setMaxListeners(0);
   readonly head: Promise<Head>;
   readonly done: Promise<void>;
+  /** The temporary file, opened read-write; readers share it (positional reads), so a rename does not disturb them. */
+  fh: FileHandle | undefined;
   written = 0;
   size: number | undefined;
-  downloaded = false;
+  /** The whole body arrived and hashed to the digest (the store commit may still be running). */
+  verified = false;
   committed = false;
   error: Error | undefined;
   private readers = 0;
   private finished = false;
+  private closed = false;
+  private renamed = false;
   private resolveHead!: (h: Head) => void;
   private resolveDone!: () => void;
 
@@ -150,28 +176,38 @@ class Fill {
   async run(source: FillSource): Promise<void> {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(err('UPSTREAM_UNAVAILABLE', `blob fill exceeded ${source.overallMs} ms`)), source.overallMs);
-    let fh: FileHandle | undefined;
     let body: Readable | undefined;
+    let lease: LeaseHandle | undefined;
     try {
-      // A fill that finished between the caller's stat and this point: serve the store.
-      if (await this.opts.blobs.stat(this.digest)) return this.resolveHead({ kind: 'local' });
+      const inStore = async () => (await this.opts.blobs.stat(this.digest)) !== undefined;
+      if (this.opts.lease) {
+        lease = await leaseOrWait(this.opts.lease, `blob-fill:${this.digest}`, inStore, ac.signal);
+        // Another replica filled it while we waited.
+        if (!lease) return this.resolveHead({ kind: 'local' });
+        lease.signal.addEventListener('abort', () => ac.abort(err('UPSTREAM_UNAVAILABLE', 'blob fill lease lost')), { once: true });
+      } else if (await inStore()) {
+        // A fill that finished between the caller's stat and this point: serve the store.
+        return this.resolveHead({ kind: 'local' });
+      }
       const res = await source.fetch(ac.signal);
       if (!res) return this.resolveHead({ kind: 'absent' });
       body = res.body;
       this.size = res.size;
-      fh = await open(this.tempPath, 'wx', 0o600);
+      this.fh = await open(this.tempPath, 'wx+', 0o600);
       this.resolveHead(res.size === undefined ? { kind: 'unsized' } : { kind: 'streaming', size: res.size });
-      const put = this.opts.blobs.put(this.reader(0, Number.MAX_SAFE_INTEGER, false), { expected: this.digest, expectedSize: res.size });
-      put.catch((e: unknown) => ac.abort(e)); // a store failure stops the download
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        await fh.write(chunk, 0, chunk.length, this.written);
-        this.written += chunk.length;
+      // Hashed as it arrives: clients get their last byte once the digest verified, without waiting for the store.
+      const digester = new Digester(parseDigest(this.digest).algorithm);
+      await copyToFile(body, this.fh, digester, (n) => {
+        this.written += n;
         this.progress.emit('progress');
-      }
+      });
       if (ac.signal.aborted) throw ac.signal.reason;
-      this.downloaded = true;
+      if (res.size !== undefined && this.written !== res.size) throw err('SIZE_INVALID', `upstream sent ${this.written} bytes, announced ${res.size}`);
+      const actual = digester.digest();
+      if (actual !== this.digest) throw err('DIGEST_INVALID', `upstream bytes hash to ${actual}`);
+      this.verified = true;
       this.progress.emit('progress');
-      const info = await put;
+      const info = await this.commit();
       for (const repository of this.repositories) await this.opts.links.linkBlob(repository, info);
       this.committed = true;
       this.opts.logger.info({ upstream: source.upstream, digest: this.digest, size: info.size }, 'blob filled from upstream');
@@ -180,8 +216,8 @@ class Fill {
       body?.destroy();
     } finally {
       clearTimeout(timer);
+      await lease?.release().catch(() => undefined);
       this.resolveHead({ kind: 'failed' }); // no-op when already resolved; unblocks waiters after an early failure
-      await fh?.close().catch(() => undefined);
       this.finished = true;
       this.progress.emit('progress');
       this.resolveDone();
@@ -189,7 +225,28 @@ class Fill {
     }
   }
 
+  /** Moves the verified file into the store (a rename when the store allows it), else copies it in with `put`. */
+  private async commit(): Promise<BlobInfo> {
+    const { blobs } = this.opts;
+    if (hasCommitFile(blobs)) {
+      try {
+        await this.fh!.datasync();
+        await blobs.commitFile(this.tempPath, this.digest);
+        this.renamed = true;
+        return { digest: this.digest, size: this.written };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e; // another filesystem: copy instead
+      }
+    }
+    return blobs.put(this.reader(0, this.written - 1, false), { expected: this.digest, expectedSize: this.written });
+  }
+
   private fail(e: unknown, upstream: string, signal: AbortSignal): void {
+    if (this.verified) {
+      // Verified bytes whose commit failed (disk full, say): readers of the temporary file may finish; nothing is stored.
+      this.opts.logger.error({ upstream, digest: this.digest, err: e instanceof Error ? e.message : String(e) }, 'verified blob could not be stored');
+      return;
+    }
     const reason = signal.aborted && signal.reason instanceof Error ? signal.reason : e;
     const error = reason instanceof Error ? reason : err('UPSTREAM_UNAVAILABLE', String(reason));
     const code = isRegistryError(error) ? error.code : undefined;
@@ -205,7 +262,7 @@ class Fill {
     }
   }
 
-  /** A stream of bytes [start, end] of the growing file; `holdLast` keeps the final byte until the commit. */
+  /** A stream of bytes [start, end] of the growing file; `holdLast` keeps the final byte until the digest verified. */
   reader(start: number, end: number, holdLast: boolean): Readable {
     this.readers++;
     return new GrowingFileReader(this, start, end, holdLast, () => {
@@ -218,13 +275,60 @@ class Fill {
     return this.finished;
   }
 
+  /** The last one out (the fill or a reader) closes the file and removes it unless the store took it. */
   private async cleanup(): Promise<void> {
-    if (this.finished && this.readers === 0) await unlink(this.tempPath).catch(() => undefined);
+    if (!this.finished || this.readers > 0 || this.closed) return;
+    this.closed = true;
+    await this.fh?.close().catch(() => undefined);
+    if (!this.renamed) await unlink(this.tempPath).catch(() => undefined);
+  }
+}
+
+/**
+ * Appends `body` to `fh`, writing whatever has arrived in one writev: per-chunk
+ * writes (64 KiB socket reads) cost a syscall and a wake-up of every reader each.
+ * At most QUEUE_BYTES wait in memory; beyond that the socket is paused.
+ */
+const QUEUE_BYTES = 8 * 1024 * 1024;
+
+async function copyToFile(body: Readable, fh: FileHandle, digester: Digester, onWritten: (n: number) => void): Promise<void> {
+  let queue: Buffer[] = [];
+  let queued = 0;
+  let ended = false;
+  let error: Error | undefined;
+  let wake: (() => void) | undefined;
+  const poke = () => wake?.();
+  body.on('data', (c: Buffer) => {
+    queue.push(c);
+    queued += c.length;
+    digester.update(c);
+    if (queued >= QUEUE_BYTES) body.pause();
+    poke();
+  });
+  body.once('end', () => ((ended = true), poke()));
+  body.once('error', (e) => ((error ??= e), poke()));
+  body.once('close', () => ((error ??= ended ? undefined : err('UPSTREAM_UNAVAILABLE', 'upstream closed the connection mid-blob')), poke()));
+  let position = 0;
+  for (;;) {
+    if (queue.length > 0) {
+      const batch = queue;
+      const n = queued;
+      queue = [];
+      queued = 0;
+      if (body.isPaused()) body.resume();
+      await fh.writev(batch, position);
+      position += n;
+      onWritten(n);
+      continue;
+    }
+    if (error) throw error;
+    if (ended) return;
+    await new Promise<void>((r) => (wake = r));
+    wake = undefined;
   }
 }
 
 class GrowingFileReader extends Readable {
-  private fh: FileHandle | undefined;
   private pos: number;
   private released = false;
 
@@ -246,22 +350,21 @@ class GrowingFileReader extends Readable {
   private async pump(): Promise<void> {
     for (;;) {
       const f = this.fill;
+      if (this.destroyed) return; // the client went away while we waited for progress
       if (f.error) return void this.destroy(f.error);
-      const last = this.end === Number.MAX_SAFE_INTEGER ? (f.downloaded ? f.written - 1 : Number.MAX_SAFE_INTEGER) : this.end;
-      if (this.pos > last) return void this.push(null);
-      let limit = Math.min(last + 1, f.written);
-      if (this.holdLast && !f.committed && f.size !== undefined) limit = Math.min(limit, f.size - 1);
+      if (this.pos > this.end) return void this.push(null);
+      let limit = Math.min(this.end + 1, f.written);
+      if (this.holdLast && !f.verified && f.size !== undefined) limit = Math.min(limit, f.size - 1);
       if (limit > this.pos) {
-        this.fh ??= await open(f.tempPath, 'r');
         const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, limit - this.pos));
-        const { bytesRead } = await this.fh.read(buf, 0, buf.length, this.pos);
+        const { bytesRead } = await f.fh!.read(buf, 0, buf.length, this.pos);
         if (bytesRead === 0) throw err('INTERNAL', 'temporary fill file shorter than written');
         this.pos += bytesRead;
         this.push(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
         return;
       }
       if (f.isOver()) {
-        // Over but not committed and no error recorded: the upstream ended short.
+        // Over, no error recorded, bytes still missing: the upstream ended short.
         return void this.destroy(f.error ?? err('UPSTREAM_UNAVAILABLE', 'blob fill ended before the requested bytes arrived'));
       }
       await new Promise<void>((resolve) => f.progress.once('progress', resolve));
@@ -269,13 +372,10 @@ class GrowingFileReader extends Readable {
   }
 
   override _destroy(error: Error | null, cb: (error?: Error | null) => void): void {
-    const fh = this.fh;
-    this.fh = undefined;
     if (!this.released) {
       this.released = true;
       this.release();
     }
-    if (fh) fh.close().then(() => cb(error), () => cb(error));
-    else cb(error);
+    cb(error);
   }
 }

@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { err, isRegistryError, parseManifest, type Descriptor, type Digest, type ParsedManifest, type Reference } from '../oci/index.js';
 import type { BlobStore, ByteRange, ManifestRecord, MetadataStore } from '../storage/index.js';
+import type { FillLease } from '../storage/fill-lease.js';
 import { BlobFiller, type FillSource } from './blob-fill.js';
 import type { UpstreamConfig } from './config.js';
 import { createTransport, type Transport } from './http-transport.js';
@@ -25,6 +26,8 @@ export interface PullThroughOptions {
   /** Private directory for blob fills in progress (emptied by `init`). */
   readonly tempDir: string;
   readonly pins?: PinLookup;
+  /** Cross-replica single flight of blob fills (storage's `fillLease`); omitted in one process. */
+  readonly fillLease?: FillLease;
   readonly transport?: Transport;
   /** Referrer blobs up to this size are fetched with their manifest (the gate reads them). Default 16 MiB. */
   readonly prefetchMaxBytes?: number;
@@ -49,7 +52,7 @@ export class PullThroughService implements PullThrough {
     this.transport = opts.transport ?? createTransport();
     this.targets = new UpstreamTargets(opts.upstreams);
     for (const u of opts.upstreams) this.clients.set(u.name, new UpstreamClient(u, this.transport, opts.logger, this.clock));
-    this.filler = new BlobFiller({ blobs: opts.blobs, links: opts.metadata, tempDir: opts.tempDir, logger: opts.logger });
+    this.filler = new BlobFiller({ blobs: opts.blobs, links: opts.metadata, tempDir: opts.tempDir, logger: opts.logger, lease: opts.fillLease });
   }
 
   async init(): Promise<void> {

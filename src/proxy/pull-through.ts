@@ -37,7 +37,7 @@ export interface ProxyTarget {
   readonly upstream: string;
   /** The repository at the upstream (Docker Hub's implicit `library/` applied). */
   readonly remote: string;
-  /** The local repository everything is stored under: `<upstream>/<remote>`. */
+  /** The local repository everything is stored under: `<upstream>/<name as requested>` (equal to the request's name without `ns`). */
   readonly repository: string;
   /** The honoured `ns`, to echo as `OCI-Namespace`; undefined without `ns`. */
   readonly namespace: string | undefined;

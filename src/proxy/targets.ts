@@ -7,7 +7,10 @@ import type { ProxyTarget } from './pull-through.js';
  * the upstream named `docker.io` (longest matching prefix wins, so `ghcr.io` and
  * `ghcr.io/org` can differ), remote repository `library/alpine`. With the spec's
  * `ns` parameter ("Registry Proxying"), `library/alpine?ns=docker.io` maps the same
- * way and is stored under the same local name, so both paths share one cache.
+ * way. The local repository is the name as the client wrote it, prefixed with the
+ * upstream (`docker.io/alpine` stays `docker.io/alpine` locally, though it is
+ * `library/alpine` upstream): the registry's own lookups by request name then find
+ * what pull-through stored.
  */
 export class UpstreamTargets {
   private readonly byLength: readonly UpstreamConfig[];
@@ -39,7 +42,7 @@ export class UpstreamTargets {
 
 function target(u: UpstreamConfig, rest: string, namespace: string | undefined): ProxyTarget | undefined {
   const remote = u.dockerHubLibrary && !rest.includes('/') ? `library/${rest}` : rest;
-  const repository = `${u.name}/${remote}`;
+  const repository = `${u.name}/${rest}`;
   if (!isValidName(remote) || !isValidName(repository)) return undefined;
   return { upstream: u.name, remote, repository, namespace };
 }

@@ -70,6 +70,11 @@ export class BlobService {
     throw err('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
   }
 
+  /** The blob as linked in the repository, without the gate (existence checks of pushers; never its bytes). */
+  linkedInfo(repository: string, digest: Digest): Promise<BlobInfo | undefined> {
+    return this.localInfo(repository, digest);
+  }
+
   private async localInfo(repository: string, digest: Digest): Promise<BlobInfo | undefined> {
     const linked = await this.metadata.linkedBlob(repository, digest);
     if (!linked) return undefined;

@@ -9,6 +9,33 @@ export interface VerdictSource {
   invalidate(subject: string): void;
 }
 
+/**
+ * Verdicts about proxied content expire with their upstream's freshness window (`tagFreshness`):
+ * a signature pushed to or deleted from the upstream changes the evidence without any push
+ * here, so nothing would invalidate the cached verdict otherwise. Local content keeps its
+ * verdict until a referrer push/delete, a quarantine or a reload drops it.
+ */
+export class UpstreamFreshVerdicts implements VerdictSource {
+  constructor(
+    private readonly inner: VerdictSource,
+    /** Milliseconds a verdict about `repository` stays valid; undefined for local repositories. */
+    private readonly maxAgeMs: (repository: string) => number | undefined,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async check(repository: string, digest: string): Promise<Verdict> {
+    const v = await this.inner.check(repository, digest);
+    const max = this.maxAgeMs(repository);
+    if (max === undefined || this.now() - Date.parse(v.checkedAt) < max) return v;
+    this.inner.invalidate(digest);
+    return this.inner.check(repository, digest);
+  }
+
+  invalidate(subject: string): void {
+    this.inner.invalidate(subject);
+  }
+}
+
 const LEGACY_TAG = /^(sha256-[a-f0-9]{64})\.(sig|att|sbom)$/;
 
 /**
@@ -48,7 +75,8 @@ export class PolicyReadGate implements ReadGate {
     const own = await this.verdicts.check(repository, digest);
     if (own.allowed) return decisionOf(own);
     if (first) throw denied(first, `blob ${digest} belongs to no manifest the policy allows in ${repository}`);
-    throw err('DENIED', `blob ${digest} belongs to no manifest in ${repository} that the policy allows`, { digest });
+    // The detail lists the digest's own verdict (typically: not a manifest), like every other denial.
+    throw denied(own, `blob ${digest} belongs to no manifest in ${repository} that the policy allows`);
   }
 
   invalidate(subject: Digest): void {

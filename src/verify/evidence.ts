@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ZodError } from 'zod';
 import type { ImageManifest } from '../oci/schemas.js';
 import type { ResolvedAuthority } from './trust.js';
 import type { Statement } from './statement.js';
@@ -53,6 +54,7 @@ export function guarded(format: string, fn: () => Outcome[]): Outcome[] {
 }
 
 export function errorText(e: unknown): string {
+  if (e instanceof ZodError) return e.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
   if (e instanceof Error) {
     const code = (e as { code?: unknown }).code;
     return typeof code === 'string' ? `${code}: ${e.message}` : e.message;

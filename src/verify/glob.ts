@@ -5,13 +5,19 @@
  */
 const cache = new Map<string, RegExp>();
 
-export function globToRegExp(glob: string): RegExp {
-  const hit = cache.get(glob);
+export function globToRegExp(glob: string, flat = false): RegExp {
+  const ck = flat ? `\0${glob}` : glob;
+  const hit = cache.get(ck);
   if (hit) return hit;
   let re = '';
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i]!;
-    if (c === '*') {
+    if (flat && c === '*') re += '.*';
+    else if (flat && c === '?') re += '.';
+    else if (c === '/' && glob.slice(i) === '/**') {
+      re += '(?:/.*)?';
+      break;
+    } else if (c === '*') {
       if (glob[i + 1] === '*') {
         // `a/**` also matches `a` itself, `**/b` matches `b`.
         if (glob[i + 2] === '/') {
@@ -27,14 +33,17 @@ export function globToRegExp(glob: string): RegExp {
   }
   const out = new RegExp(`^${re}$`, 's');
   if (cache.size > 1000) cache.clear();
-  cache.set(glob, out);
+  cache.set(ck, out);
   return out;
 }
 
 export const globMatch = (glob: string, value: string): boolean => globToRegExp(glob).test(value);
 
-/** Case-insensitive match for license identifiers (`gpl-*` denies `GPL-3.0-only`). */
-export const globMatchCi = (glob: string, value: string): boolean => globMatch(glob.toLowerCase(), value.toLowerCase());
+/**
+ * Flat, case-insensitive globs for licenses, package URLs and formats: `*` crosses `/`
+ * (`pkg:golang/*` denies every Go module, `gpl-*` denies `GPL-3.0-only`).
+ */
+export const globMatchCi = (glob: string, value: string): boolean => globToRegExp(glob.toLowerCase(), true).test(value.toLowerCase());
 
 /**
  * Specificity of a glob, to pick the most specific matching rule: more literal characters win,

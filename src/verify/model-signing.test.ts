@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ImageManifest } from '../oci/schemas.js';
 import type { SubjectContext } from './evidence.js';
-import type { Authority } from './policy.js';
-import { authorities } from '../../test/helpers/verify.js';
+import type { AuthorityInput } from './policy.js';
+import { authorities, publicGoodRoot } from '../../test/helpers/verify.js';
 import { verifySigstoreBundle } from './sigstore.js';
 
 /**
@@ -15,7 +15,7 @@ import { verifySigstoreBundle } from './sigstore.js';
 const V = '/work/shared/vectors/model-signing';
 const hex = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-function manifestFor(set: string, files: string[]): { ctx: (a: Authority[]) => SubjectContext; manifest: ImageManifest } {
+function manifestFor(set: string, files: string[]): { ctx: (a: AuthorityInput[]) => SubjectContext; manifest: ImageManifest } {
   const layers = files.map((f) => {
     const b = readFileSync(join(V, set, f));
     return { mediaType: 'application/vnd.cncf.model.weight.v1.raw', digest: `sha256:${hex(b)}` as `${string}:${string}`, size: b.length, annotations: { 'org.cncf.model.filepath': f } };
@@ -27,9 +27,9 @@ function manifestFor(set: string, files: string[]): { ctx: (a: Authority[]) => S
 
 const filesOf = (set: string): string[] => ['signme-1', 'signme-2'].filter((f) => existsSync(join(V, set, f)));
 const sig = (set: string): Buffer => readFileSync(join(V, set, 'model.sig'));
-const KEY: Authority = { key: join(V, 'keys/certificate/signing-key-pub.pem') };
-const CA: Authority = { x509: { roots: join(V, 'keys/certificate/ca-cert.pem') } };
-const IBM: Authority = { keyless: { issuer: 'https://sigstore.verify.ibm.com/oauth2', subject: 'stefanb@us.ibm.com' }, trustedRoot: '/work/shared/vectors/cosign-bundle/trusted_root_pgi.json' };
+const KEY: AuthorityInput = { key: join(V, 'keys/certificate/signing-key-pub.pem') };
+const CA: AuthorityInput = { x509: { roots: join(V, 'keys/certificate/ca-cert.pem') } };
+const IBM: AuthorityInput = { keyless: { issuer: 'https://sigstore.verify.ibm.com/oauth2', subject: 'stefanb@us.ibm.com' }, trustedRoot: publicGoodRoot() };
 
 describe('model-signing', () => {
   for (const set of ['v0.3.1-elliptic-key', 'v1.0.0-elliptic-key', 'v1.1.0-elliptic-key']) {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { isValidCel } from './cel.js';
 import { globMatch, globSpecificity } from './glob.js';
 import type { Mode } from './types.js';
 
@@ -58,6 +59,7 @@ const trustedKeysAuthority = z.strictObject({
 
 export const authoritySchema = z.union([keyAuthority, keylessAuthority, x509Authority, trustedKeysAuthority]);
 export type Authority = z.infer<typeof authoritySchema>;
+export type AuthorityInput = z.input<typeof authoritySchema>;
 
 const globs = z.union([nonEmpty, z.array(nonEmpty).min(1)]).transform((g) => (Array.isArray(g) ? g : [g]));
 
@@ -66,7 +68,7 @@ export const attestationRequirementSchema = z.strictObject({
   predicateType: nonEmpty,
   authorities: z.array(authoritySchema).min(1),
   /** CEL over the in-toto statement (`_type`, `subject`, `predicateType`, `predicate`); all must be true. */
-  conditions: z.array(nonEmpty).default([]),
+  conditions: z.array(nonEmpty.refine(isValidCel, 'invalid CEL expression')).default([]),
 });
 
 export const ruleSchema = z.strictObject({
@@ -103,6 +105,8 @@ export type Rule = z.infer<typeof ruleSchema>;
 export const policySchema = z.strictObject({
   /** What happens to a repository no rule matches. */
   default: z.enum(['deny', 'allow']).default('deny'),
+  /** Overrides the mode of every rule and of the default (what `--gate` sets). */
+  mode: z.enum(['enforce', 'audit', 'off']).optional(),
   rules: z.array(ruleSchema).default([]),
 });
 export type Policy = z.infer<typeof policySchema>;
@@ -128,9 +132,12 @@ export function defaultPolicy(): Policy {
   });
 }
 
-/** `customs serve --gate enforce|audit|off`: the mode of every rule. */
+/**
+ * `customs serve --gate enforce|audit|off`: the mode of every rule, and of the default for
+ * unmatched repositories (so `--gate off` serves everything, `audit` flags what deny would refuse).
+ */
 export function withMode(policy: Policy, mode: Mode): Policy {
-  return { ...policy, rules: policy.rules.map((r) => ({ ...r, mode })) };
+  return { ...policy, mode, rules: policy.rules.map((r) => ({ ...r, mode })) };
 }
 
 /** The most specific matching glob wins; ties go to the rule listed first. */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { SubjectContext } from './evidence.js';
 import { authorities, sha256, subjectContext, VECTORS } from '../../test/helpers/verify.js';
-import type { Authority } from './policy.js';
+import type { AuthorityInput } from './policy.js';
 import { verifySigstoreBundle } from './sigstore.js';
 import type { ResolvedAuthority } from './trust.js';
 
@@ -55,7 +55,7 @@ describe('cosign bundle (keyless, public-good root)', () => {
   const subject = `sha256:${payload.subject[0].digest.sha256}`;
   const ctx = (auth: ResolvedAuthority[], digest = subject): SubjectContext => ({ digest, bytes: Buffer.alloc(0), authorities: auth, now: new Date() });
   const keyless = (subjectSpec: object): ResolvedAuthority[] =>
-    authorities([{ keyless: { issuer: 'https://github.com/login/oauth', ...subjectSpec }, trustedRoot: 'cosign-bundle/trusted_root_pgi.json' } as Authority]);
+    authorities([{ keyless: { issuer: 'https://github.com/login/oauth', ...subjectSpec }, trustedRoot: 'cosign-bundle/trusted_root_pgi.json' } as AuthorityInput]);
   it('accepts the exact identity', () => {
     expect(verifySigstoreBundle(bundle, ctx(keyless({ subject: 'cody@soyland.com' })))[0]).toMatchObject({ ok: true });
   });

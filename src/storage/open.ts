@@ -1,0 +1,135 @@
+import { join } from 'node:path';
+import type pg from 'pg';
+import type { Config } from '../config/schema.js';
+import type { BlobStore } from './blob-store.js';
+import { LocalFillLease, type FillLease } from './fill-lease.js';
+import { FsBlobStore } from './fs-blob-store.js';
+import { FsUploadStore } from './fs-upload-store.js';
+import type { MetadataStore } from './metadata-store.js';
+import { LocalNotifier, type Notifier } from './notifier.js';
+import { PgFillLease } from './pg-fill-lease.js';
+import { PgNotifier } from './pg-notifier.js';
+import { createPgPool, describePgError, migrate, redact } from './pg-pool.js';
+import { PostgresMetadataStore } from './postgres-metadata-store.js';
+import { PG_MIGRATIONS } from './postgres-schema.js';
+import { S3BlobStore } from './s3-blob-store.js';
+import { S3UploadStore } from './s3-upload-store.js';
+import { SqliteMetadataStore } from './sqlite-metadata-store.js';
+import type { UploadStore } from './upload-store.js';
+
+export interface StorageLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface OpenedStorage {
+  readonly blobs: BlobStore;
+  readonly uploads: UploadStore;
+  readonly metadata: MetadataStore;
+  /** Cache invalidation between replicas (in-process only for the embedded drivers). */
+  readonly notifier: Notifier;
+  /** One upstream fetch per blob across replicas (in-process only for the embedded drivers). */
+  readonly fillLease: FillLease;
+  /** True when other replicas may share this storage (caches must listen to `notifier`). */
+  readonly shared: boolean;
+  /** Closes everything opened here, in reverse order. */
+  close(): Promise<void>;
+}
+
+/** A storage component that cannot be used; the message says which and why. */
+export class StorageStartupError extends Error {
+  constructor(
+    readonly component: 'S3' | 'PostgreSQL' | 'configuration',
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'StorageStartupError';
+  }
+}
+
+/**
+ * Opens the configured blob, upload and metadata stores (the composition root's
+ * storage half). filesystem + SQLite is the embedded default; S3 + PostgreSQL is
+ * the scale-out setup, where any number of replicas share one bucket/prefix and
+ * one database. PostgreSQL is checked and migrated first, then S3; a failure
+ * closes what was opened and throws a StorageStartupError naming the component.
+ */
+export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, dataDir: string, log: StorageLog): Promise<OpenedStorage> {
+  const closers: Array<() => Promise<void>> = [];
+  const close = async (): Promise<void> => {
+    for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
+  };
+  try {
+    if (config.storage.driver === 's3' && config.metadata.driver !== 'postgres') {
+      throw new StorageStartupError('configuration', 'storage.driver "s3" needs metadata.driver "postgres": upload sessions and fill leases are shared through PostgreSQL');
+    }
+
+    let metadata: MetadataStore;
+    let pool: pg.Pool | undefined;
+    let notifier: Notifier = new LocalNotifier();
+    let fillLease: FillLease = new LocalFillLease();
+    if (config.metadata.driver === 'postgres') {
+      const { url, poolSize } = config.metadata;
+      const p = createPgPool({ url, poolSize });
+      pool = p;
+      closers.push(() => p.end());
+      try {
+        await p.query('SELECT 1');
+        const { from, to } = await migrate(p, PG_MIGRATIONS);
+        if (from !== to) log.info({ from, to }, 'PostgreSQL schema migrated');
+        notifier = await PgNotifier.start({ url, pool: p, log });
+      } catch (e) {
+        throw new StorageStartupError('PostgreSQL', (e as Error).message.startsWith('PostgreSQL') ? (e as Error).message : describePgError(e, url), { cause: e });
+      }
+      const n = notifier;
+      closers.push(() => n.close());
+      fillLease = new PgFillLease(p);
+      metadata = new PostgresMetadataStore(p);
+      log.info({ url: redact(url) }, 'metadata in PostgreSQL');
+    } else {
+      const m = new SqliteMetadataStore(join(dataDir, 'metadata.sqlite'));
+      closers.push(() => m.close());
+      metadata = m;
+    }
+
+    let blobs: BlobStore;
+    let uploads: UploadStore;
+    if (config.storage.driver === 's3') {
+      const s = config.storage;
+      const store = new S3BlobStore({
+        bucket: s.bucket,
+        prefix: s.prefix,
+        endpoint: s.endpoint,
+        region: s.region,
+        forcePathStyle: s.forcePathStyle,
+        partSize: s.partSizeMiB * 1024 * 1024,
+        partConcurrency: s.partConcurrency,
+      });
+      closers.push(async () => store.s3.destroy());
+      try {
+        await store.ready();
+      } catch (e) {
+        throw new StorageStartupError('S3', (e as Error).message, { cause: e });
+      }
+      blobs = store;
+      uploads = new S3UploadStore(pool!, store);
+      log.info({ bucket: s.bucket, prefix: s.prefix, endpoint: s.endpoint }, 'blobs in S3');
+    } else {
+      const fsBlobs = new FsBlobStore(dataDir);
+      await fsBlobs.init();
+      const fsUploads = new FsUploadStore(fsBlobs);
+      await fsUploads.init();
+      if (config.metadata.driver === 'postgres') {
+        log.warn({}, 'blobs on the local filesystem with metadata in PostgreSQL: replicas must share the data directory');
+      }
+      blobs = fsBlobs;
+      uploads = fsUploads;
+    }
+
+    return { blobs, uploads, metadata, notifier, fillLease, shared: config.metadata.driver === 'postgres', close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}

@@ -1,0 +1,356 @@
+import type pg from 'pg';
+import { err, type Descriptor, type Digest } from '../oci/index.js';
+import type { BlobInfo } from './blob-store.js';
+import type { Actor, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
+import type { AuditEntry, AuditInput, AuditQuery, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from './ops-store.js';
+import * as ops from './postgres-ops.js';
+import { withTransaction, type Queryable } from './pg-pool.js';
+
+interface ManifestRow {
+  repository: string;
+  digest: string;
+  media_type: string;
+  artifact_type: string | null;
+  size: number;
+  subject: string | null;
+  annotations: string | null;
+  bytes: Buffer;
+  created_at: number;
+}
+
+/**
+ * The scale-out metadata store: the same contract as the SQLite store, on a
+ * PostgreSQL pool shared by every replica. Each tag move, its history row and its
+ * audit entry commit in one transaction; transactions that write the audit chain
+ * first take its advisory lock, which also serialises tag moves cluster-wide
+ * (read-modify-write of a tag needs that anyway). The pool is the caller's: see
+ * `openStorage`, which migrates the schema before constructing this.
+ */
+export class PostgresMetadataStore implements MetadataStore {
+  constructor(readonly pool: pg.Pool) {}
+
+  async ready(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    // The pool belongs to openStorage, which ends it after every user is closed.
+  }
+
+  private tx<T>(fn: (q: pg.PoolClient) => Promise<T>): Promise<T> {
+    return withTransaction(this.pool, fn);
+  }
+
+  /** A transaction that will append to the audit log: the audit lock comes first. */
+  private auditedTx<T>(fn: (q: pg.PoolClient) => Promise<T>): Promise<T> {
+    return withTransaction(this.pool, async (q) => {
+      await ops.lockAudit(q);
+      return fn(q);
+    });
+  }
+
+  // --- blob links ---
+  async linkBlob(repository: string, blob: BlobInfo): Promise<void> {
+    const now = Date.now();
+    await this.pool.query(
+      `WITH r AS (INSERT INTO repositories (name, created_at) VALUES ($1, $4) ON CONFLICT DO NOTHING)
+       INSERT INTO blob_links (repository, digest, size, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+      [repository, blob.digest, blob.size, now],
+    );
+  }
+  async linkedBlob(repository: string, digest: Digest): Promise<BlobInfo | undefined> {
+    const row = (await this.pool.query<{ size: number }>('SELECT size FROM blob_links WHERE repository = $1 AND digest = $2', [repository, digest])).rows[0];
+    return row ? { digest, size: row.size } : undefined;
+  }
+  async unlinkBlob(repository: string, digest: Digest): Promise<boolean> {
+    return ((await this.pool.query('DELETE FROM blob_links WHERE repository = $1 AND digest = $2', [repository, digest])).rowCount ?? 0) > 0;
+  }
+  async blobLinkCount(digest: Digest): Promise<number> {
+    return (await this.pool.query<{ n: number }>('SELECT COUNT(*)::bigint AS n FROM blob_links WHERE digest = $1', [digest])).rows[0]!.n;
+  }
+
+  // --- manifests ---
+  async putManifest(m: NewManifest, tag: string | undefined, by: Actor): Promise<TagMove | undefined> {
+    const now = Date.now();
+    return this.auditedTx(async (q) => {
+      await q.query('INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING', [m.repository, now]);
+      const inserted =
+        (
+          await q.query(
+            `INSERT INTO manifests (repository, digest, media_type, artifact_type, size, subject, annotations, bytes, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
+            [m.repository, m.digest, m.mediaType, m.artifactType ?? null, m.size, m.subject ?? null, m.annotations ? JSON.stringify(m.annotations) : null, m.bytes, now],
+          )
+        ).rowCount ?? 0;
+      if (inserted) {
+        const refs = [...new Set(m.references)];
+        if (refs.length > 0) {
+          await q.query('INSERT INTO manifest_refs (repository, manifest, ref) SELECT $1, $2, unnest($3::text[]) ON CONFLICT DO NOTHING', [m.repository, m.digest, refs]);
+        }
+      }
+      let move: TagMove | undefined;
+      if (tag !== undefined) {
+        const from = await this.currentTag(q, m.repository, tag);
+        // The invariant lives here, inside the transaction: no push or upstream refresh moves a pinned tag.
+        if (from !== m.digest) await ops.assertUnpinned(q, m.repository, tag, `moving it to ${m.digest}`);
+        move = await this.moveTagTx(q, m.repository, tag, m.digest, by, now);
+      }
+      if (inserted || move) {
+        await ops.appendAuditTx(
+          q,
+          {
+            actor: by.actor,
+            action: 'push',
+            repository: m.repository,
+            target: tag === undefined ? `${m.repository}@${m.digest}` : `${m.repository}:${tag}`,
+            reason: by.reason,
+            detail: { digest: m.digest, mediaType: m.mediaType, artifactType: m.artifactType, subject: m.subject, ...(move ? { tag, from: move.from } : {}) },
+          },
+          now,
+        );
+      }
+      return move;
+    });
+  }
+
+  private async currentTag(q: Queryable, repository: string, tag: string): Promise<Digest | undefined> {
+    return (await q.query<{ digest: Digest }>('SELECT digest FROM tags WHERE repository = $1 AND tag = $2', [repository, tag])).rows[0]?.digest;
+  }
+
+  private async moveTagTx(q: Queryable, repository: string, tag: string, to: Digest, by: Actor, now: number): Promise<TagMove | undefined> {
+    const from = await this.currentTag(q, repository, tag);
+    if (from === to) return undefined;
+    await q.query(
+      `INSERT INTO tags (repository, tag, digest, updated_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+      [repository, tag, to, now],
+    );
+    await this.historyTx(q, repository, tag, from, to, by, now);
+    return { repository, tag, from, to, actor: by.actor, reason: by.reason, at: now };
+  }
+
+  private async historyTx(q: Queryable, repository: string, tag: string, from: Digest | undefined, to: Digest | undefined, by: Actor, now: number): Promise<void> {
+    await q.query('INSERT INTO tag_history (repository, tag, from_digest, to_digest, actor, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
+      repository,
+      tag,
+      from ?? null,
+      to ?? null,
+      by.actor,
+      by.reason ?? null,
+      now,
+    ]);
+  }
+
+  private async manifestExists(q: Queryable, repository: string, digest: Digest): Promise<boolean> {
+    return (await q.query('SELECT 1 FROM manifests WHERE repository = $1 AND digest = $2', [repository, digest])).rows.length > 0;
+  }
+
+  async getManifest(repository: string, digest: Digest): Promise<ManifestRecord | undefined> {
+    // One round trip: the manifest with its references aggregated.
+    const row = (
+      await this.pool.query<ManifestRow & { refs: string[] | null }>(
+        `SELECT m.*, (SELECT array_agg(ref ORDER BY ref) FROM manifest_refs r WHERE r.repository = m.repository AND r.manifest = m.digest) AS refs
+         FROM manifests m WHERE m.repository = $1 AND m.digest = $2`,
+        [repository, digest],
+      )
+    ).rows[0];
+    return row ? toRecord(row, (row.refs ?? []) as Digest[]) : undefined;
+  }
+
+  async deleteManifest(repository: string, digest: Digest, by: Actor): Promise<{ deleted: boolean; untagged: TagMove[] }> {
+    const now = Date.now();
+    return this.auditedTx(async (q) => {
+      const untagged: TagMove[] = [];
+      if (!(await this.manifestExists(q, repository, digest))) return { deleted: false, untagged };
+      await ops.assertNoPinnedTags(q, repository, digest);
+      const tags = (await q.query<{ tag: string }>('DELETE FROM tags WHERE repository = $1 AND digest = $2 RETURNING tag', [repository, digest])).rows.map((r) => r.tag).sort();
+      for (const tag of tags) {
+        await this.historyTx(q, repository, tag, digest, undefined, by, now);
+        untagged.push({ repository, tag, from: digest, to: undefined, actor: by.actor, reason: by.reason, at: now });
+      }
+      const deleted = ((await q.query('DELETE FROM manifests WHERE repository = $1 AND digest = $2', [repository, digest])).rowCount ?? 0) > 0;
+      await q.query('DELETE FROM manifest_refs WHERE repository = $1 AND manifest = $2', [repository, digest]);
+      await ops.forgetProvenanceTx(q, repository, digest);
+      await ops.appendAuditTx(
+        q,
+        { actor: by.actor, action: 'delete', repository, target: `${repository}@${digest}`, reason: by.reason, detail: { digest, untagged: untagged.map((u) => u.tag) } },
+        now,
+      );
+      return { deleted, untagged };
+    });
+  }
+
+  async manifestsReferencing(repository: string, digest: Digest): Promise<Digest[]> {
+    const { rows } = await this.pool.query<{ manifest: Digest }>('SELECT manifest FROM manifest_refs WHERE repository = $1 AND ref = $2 ORDER BY manifest', [repository, digest]);
+    return rows.map((r) => r.manifest);
+  }
+
+  // --- tags ---
+  async resolveTag(repository: string, tag: string): Promise<Digest | undefined> {
+    return this.currentTag(this.pool, repository, tag);
+  }
+  async listTags(repository: string, page: Page = {}): Promise<string[]> {
+    const { rows } = await this.pool.query<{ tag: string }>('SELECT tag FROM tags WHERE repository = $1 AND tag > $2 ORDER BY tag LIMIT $3', [
+      repository,
+      page.last ?? '',
+      page.n ?? null,
+    ]);
+    return rows.map((r) => r.tag);
+  }
+  async moveTag(repository: string, tag: string, to: Digest, by: Actor, options: MoveTagOptions = {}): Promise<TagMove | undefined> {
+    const now = Date.now();
+    return this.auditedTx(async (q) => {
+      if (!(await this.manifestExists(q, repository, to))) throw err('MANIFEST_UNKNOWN', `manifest ${to} unknown in ${repository}`);
+      if (!options.override) await ops.assertUnpinned(q, repository, tag, `moving it to ${to}`);
+      const move = await this.moveTagTx(q, repository, tag, to, by, now);
+      if (move) {
+        await ops.followPinTx(q, repository, tag, to);
+        await ops.auditMoveTx(q, options.action ?? 'tag.move', move, now, options.pin ? { pinned: true } : {});
+      }
+      if (options.pin) {
+        await ops.setPinTx(q, repository, tag, to, by, now);
+        if (!move) await ops.appendAuditTx(q, { actor: by.actor, action: 'pin', repository, target: `${repository}:${tag}`, reason: by.reason, detail: { tag, digest: to } }, now);
+      }
+      return move;
+    });
+  }
+  async deleteTag(repository: string, tag: string, by: Actor): Promise<TagMove | undefined> {
+    const now = Date.now();
+    return this.auditedTx(async (q) => {
+      const from = await this.currentTag(q, repository, tag);
+      if (!from) return undefined;
+      await ops.assertUnpinned(q, repository, tag, 'deleting it');
+      await q.query('DELETE FROM tags WHERE repository = $1 AND tag = $2', [repository, tag]);
+      await this.historyTx(q, repository, tag, from, undefined, by, now);
+      const move = { repository, tag, from, to: undefined, actor: by.actor, reason: by.reason, at: now };
+      await ops.auditMoveTx(q, 'tag.delete', move, now);
+      return move;
+    });
+  }
+  async tagHistory(repository: string, tag: string): Promise<TagMove[]> {
+    const { rows } = await this.pool.query<ops.HistoryRow>('SELECT * FROM tag_history WHERE repository = $1 AND tag = $2 ORDER BY id DESC', [repository, tag]);
+    return rows.map(ops.toMove);
+  }
+  async tagsOf(repository: string, digest: Digest): Promise<string[]> {
+    return (await this.pool.query<{ tag: string }>('SELECT tag FROM tags WHERE repository = $1 AND digest = $2 ORDER BY tag', [repository, digest])).rows.map((r) => r.tag);
+  }
+
+  // --- referrers, catalog ---
+  async listReferrers(repository: string, subject: Digest): Promise<Descriptor[]> {
+    const { rows } = await this.pool.query<Pick<ManifestRow, 'digest' | 'media_type' | 'artifact_type' | 'size' | 'annotations'>>(
+      `SELECT digest, media_type, artifact_type, size, annotations FROM manifests WHERE repository = $1 AND subject = $2 ORDER BY created_at, digest`,
+      [repository, subject],
+    );
+    return rows.map((r) => ({
+      mediaType: r.media_type,
+      digest: r.digest as Digest,
+      size: r.size,
+      ...(r.artifact_type ? { artifactType: r.artifact_type } : {}),
+      ...(r.annotations ? { annotations: JSON.parse(r.annotations) as Record<string, string> } : {}),
+    }));
+  }
+  async listRepositories(page: Page = {}): Promise<string[]> {
+    const { rows } = await this.pool.query<{ name: string }>('SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2', [page.last ?? '', page.n ?? null]);
+    return rows.map((r) => r.name);
+  }
+  async repositoryExists(repository: string): Promise<boolean> {
+    return (await this.pool.query('SELECT 1 FROM repositories WHERE name = $1', [repository])).rows.length > 0;
+  }
+
+  // --- pins ---
+  async pinTag(repository: string, tag: string, digest: Digest | undefined, by: Actor): Promise<{ pin: PinRecord; move: TagMove | undefined }> {
+    const now = Date.now();
+    return this.auditedTx(async (q) => {
+      const target = digest ?? (await this.currentTag(q, repository, tag));
+      if (!target) throw err('MANIFEST_UNKNOWN', `tag ${repository}:${tag} does not exist; give the digest to pin it to`);
+      if (!(await this.manifestExists(q, repository, target))) throw err('MANIFEST_UNKNOWN', `manifest ${target} unknown in ${repository}`);
+      // Pinning to another digest is an operator move: it may re-pin an already pinned tag.
+      const move = await this.moveTagTx(q, repository, tag, target, by, now);
+      const pin = await ops.setPinTx(q, repository, tag, target, by, now);
+      await ops.appendAuditTx(q, { actor: by.actor, action: 'pin', repository, target: `${repository}:${tag}`, reason: by.reason, detail: { tag, digest: target, from: move?.from } }, now);
+      return { pin, move };
+    });
+  }
+  async unpinTag(repository: string, tag: string, by: Actor): Promise<boolean> {
+    const now = Date.now();
+    return this.auditedTx(async (q) => {
+      const pin = await ops.pinOf(q, repository, tag);
+      if (!pin) return false;
+      await ops.deletePinTx(q, repository, tag);
+      await ops.appendAuditTx(q, { actor: by.actor, action: 'unpin', repository, target: `${repository}:${tag}`, reason: by.reason, detail: { tag, digest: pin.digest } }, now);
+      return true;
+    });
+  }
+  async getPin(repository: string, tag: string): Promise<PinRecord | undefined> {
+    return ops.pinOf(this.pool, repository, tag);
+  }
+  async listPins(repository?: string): Promise<PinRecord[]> {
+    return ops.listPins(this.pool, repository);
+  }
+
+  // --- quarantine ---
+  async quarantine(digest: Digest, by: Actor): Promise<boolean> {
+    const now = Date.now();
+    return this.auditedTx(async (q) => {
+      if (!(await ops.quarantineTx(q, digest, by, now))) return false;
+      await ops.appendAuditTx(q, { actor: by.actor, action: 'quarantine', target: digest, reason: by.reason, detail: { digest } }, now);
+      return true;
+    });
+  }
+  async release(digest: Digest, by: Actor): Promise<boolean> {
+    const now = Date.now();
+    return this.auditedTx(async (q) => {
+      if (!(await ops.releaseTx(q, digest))) return false;
+      await ops.appendAuditTx(q, { actor: by.actor, action: 'release', target: digest, reason: by.reason, detail: { digest } }, now);
+      return true;
+    });
+  }
+  async quarantinedAmong(digests: readonly Digest[]): Promise<Digest[]> {
+    return ops.quarantinedAmong(this.pool, digests);
+  }
+  async listQuarantine(): Promise<QuarantineRecord[]> {
+    return ops.listQuarantine(this.pool);
+  }
+
+  // --- audit ---
+  async appendAudit(entry: AuditInput): Promise<AuditEntry> {
+    const now = Date.now();
+    return this.auditedTx((q) => ops.appendAuditTx(q, entry, now));
+  }
+  async listAudit(query: AuditQuery = {}): Promise<AuditEntry[]> {
+    return ops.listAudit(this.pool, query);
+  }
+
+  // --- lineage, locating content ---
+  async recordProvenance(p: NewProvenance): Promise<void> {
+    const now = Date.now();
+    await this.tx((q) => ops.recordProvenanceTx(q, p, now));
+  }
+  async provenanceFor(repository: string | undefined, subject: Digest): Promise<ProvenanceRecord[]> {
+    return ops.provenanceFor(this.pool, repository, subject);
+  }
+  async consumersOf(material: string): Promise<MaterialConsumer[]> {
+    return ops.consumersOf(this.pool, material);
+  }
+  async repositoriesOf(digest: Digest): Promise<string[]> {
+    return ops.repositoriesOf(this.pool, digest);
+  }
+  async tagMovesOf(repository: string, digest: Digest): Promise<TagMove[]> {
+    return ops.tagMovesOf(this.pool, repository, digest);
+  }
+}
+
+function toRecord(row: ManifestRow, references: Digest[]): ManifestRecord {
+  return {
+    repository: row.repository,
+    digest: row.digest as Digest,
+    mediaType: row.media_type,
+    artifactType: row.artifact_type ?? undefined,
+    size: row.size,
+    subject: (row.subject ?? undefined) as Digest | undefined,
+    annotations: row.annotations ? (JSON.parse(row.annotations) as Record<string, string>) : undefined,
+    bytes: row.bytes,
+    createdAt: row.created_at,
+    references,
+  };
+}

@@ -1,0 +1,163 @@
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Digester, err, parseDigest, type Digest } from '../oci/index.js';
+import type { BlobInfo, BlobPutOptions, BlobStore, ByteRange } from './blob-store.js';
+import { createS3Client, describeS3Error, isS3NotFound, S3Layout, type S3Options } from './s3-client.js';
+import { abortMultipart, BufferPool, completeMultipart, copyObject, createMultipart, DEFAULT_PART, MIN_PART, PartFiller, PartUploader, partSizeFor } from './s3-multipart.js';
+
+/**
+ * Content-addressed blobs in an S3 bucket under a prefix.
+ *
+ * `put` streams the body into part-sized buffers taken from a pool (reused, never
+ * the whole blob), hashing as bytes arrive, with at most `partConcurrency` parts
+ * uploading. Nothing unverified is ever visible under a digest's key:
+ * - a blob smaller than one part is hashed in its buffer and written with one PutObject
+ *   only after its digest verified;
+ * - with the expected digest known (every registry push and pull-through fill), the
+ *   multipart upload targets the final key and is completed only after the digest
+ *   verified (an incomplete multipart upload is invisible), else aborted;
+ * - otherwise it goes to a private `ingest/` key and is copied into place server-side.
+ */
+export class S3BlobStore implements BlobStore {
+  readonly s3: S3Client;
+  readonly layout: S3Layout;
+  readonly bucket: string;
+  readonly pool: BufferPool;
+  readonly partSize: number;
+  readonly concurrency: number;
+
+  constructor(
+    readonly options: S3Options,
+    client?: S3Client,
+  ) {
+    this.s3 = client ?? createS3Client(options);
+    this.bucket = options.bucket;
+    this.layout = new S3Layout(options.prefix);
+    this.partSize = Math.max(MIN_PART, options.partSize ?? DEFAULT_PART);
+    this.concurrency = Math.max(1, options.partConcurrency ?? 4);
+    this.pool = new BufferPool(this.partSize, 4 * (this.concurrency + 1));
+  }
+
+  /** Checks the bucket is reachable with these credentials; throws an Error that says why not. */
+  async ready(): Promise<void> {
+    try {
+      await this.s3.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (e) {
+      throw new Error(`S3: ${describeS3Error(e, this.options)}`, { cause: e });
+    }
+  }
+
+  async stat(digest: Digest): Promise<BlobInfo | undefined> {
+    const size = await this.objectSize(this.layout.blob(digest));
+    return size === undefined ? undefined : { digest, size };
+  }
+
+  async objectSize(key: string): Promise<number | undefined> {
+    try {
+      const r = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return r.ContentLength ?? 0;
+    } catch (e) {
+      if (isS3NotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async get(digest: Digest, range?: ByteRange): Promise<Readable | undefined> {
+    return this.getObject(this.layout.blob(digest), range);
+  }
+
+  async getObject(key: string, range?: ByteRange): Promise<Readable | undefined> {
+    try {
+      const r = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }));
+      return r.Body as Readable; // in Node the SDK's body is the IncomingMessage itself
+    } catch (e) {
+      if (isS3NotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async put(source: Readable, options: BlobPutOptions = {}): Promise<BlobInfo> {
+    const algorithm = options.expected ? parseDigest(options.expected).algorithm : 'sha256';
+    const digester = new Digester(algorithm);
+    const maxSize = options.maxSize ?? Number.MAX_SAFE_INTEGER;
+    const limit = Math.min(maxSize, options.expectedSize ?? Number.MAX_SAFE_INTEGER);
+    const key = options.expected ? this.layout.blob(options.expected) : this.layout.ingest(randomBytes(12).toString('hex'));
+    let uploader: PartUploader | undefined;
+    let partNumber = 0;
+    const emit = async (buf: Buffer): Promise<void> => {
+      uploader ??= new PartUploader(this.s3, this.bucket, key, await createMultipart(this.s3, this.bucket, key), this.concurrency);
+      await uploader.upload(++partNumber, buf, () => this.pool.give(buf));
+    };
+    const filler = new PartFiller(() => this.pool.take(partSizeFor(this.partSize, partNumber + 1)), emit);
+    let size = 0;
+    try {
+      for await (const chunk of source as AsyncIterable<Buffer>) {
+        size += chunk.byteLength;
+        if (size > limit) {
+          throw size > maxSize
+            ? err('TOO_LARGE', `body exceeds the limit of ${maxSize} bytes`)
+            : err('SIZE_INVALID', `blob is longer than the ${options.expectedSize} bytes declared`);
+        }
+        digester.update(chunk);
+        await filler.write(chunk);
+      }
+      if (options.expectedSize !== undefined && size !== options.expectedSize) {
+        throw err('SIZE_INVALID', `blob is ${size} bytes, expected ${options.expectedSize}`);
+      }
+      const digest = digester.digest();
+      if (options.expected && digest !== options.expected) {
+        throw err('DIGEST_INVALID', `content digest ${digest} does not match ${options.expected}`);
+      }
+      const finalKey = this.layout.blob(digest);
+      const last = filler.leftover();
+      if (!uploader) {
+        // The whole blob fit in one buffer and is verified: one PutObject, straight into place.
+        await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: finalKey, Body: last, ContentLength: last.byteLength }));
+        return { digest, size };
+      }
+      const mp: PartUploader = uploader;
+      if (last.byteLength > 0) {
+        const owner = filler.detach()!;
+        await mp.upload(++partNumber, last, () => this.pool.give(owner));
+      }
+      const parts = await mp.drain();
+      if ((await this.objectSize(finalKey)) === size) {
+        await abortMultipart(this.s3, this.bucket, key, mp.uploadId); // already stored by someone else
+        return { digest, size };
+      }
+      await completeMultipart(this.s3, this.bucket, key, mp.uploadId, parts);
+      if (key !== finalKey) await this.commitObject(key, finalKey, size);
+      return { digest, size };
+    } catch (e) {
+      source.destroy();
+      const mp = uploader as PartUploader | undefined;
+      if (mp) {
+        await mp.drain().catch(() => undefined);
+        await abortMultipart(this.s3, this.bucket, key, mp.uploadId).catch(() => undefined);
+      }
+      throw e;
+    } finally {
+      const b = filler.detach();
+      if (b) this.pool.give(b);
+    }
+  }
+
+  /** Moves a complete, verified object from a private key into place and removes the private copy. */
+  async commitObject(from: string, to: string, size: number): Promise<void> {
+    if ((await this.objectSize(to)) !== size) await copyObject(this.s3, this.bucket, from, to, size);
+    await this.deleteKey(from);
+  }
+
+  async deleteKey(key: string): Promise<void> {
+    await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+  }
+
+  async delete(digest: Digest): Promise<boolean> {
+    const key = this.layout.blob(digest);
+    // S3's DELETE answers 204 whether or not the key existed.
+    if ((await this.objectSize(key)) === undefined) return false;
+    await this.deleteKey(key);
+    return true;
+  }
+}

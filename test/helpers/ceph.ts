@@ -1,0 +1,170 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, run } from './postgres.js';
+
+/**
+ * A real S3 server: Debian's Ceph RADOS Gateway on 127.0.0.1, on a throwaway
+ * cluster of one monitor and one bluestore OSD backed by a sparse file (no mgr,
+ * cephx off, pool size 1). Starts from nothing in ~16 s.
+ *
+ * Traps (see ../../../shared/STACK.md): the gateway retries authentication forever
+ * unless its section says `ms mon client mode = crc` and `auth client required =
+ * none`; the first bucket/put takes ~2 s while the gateway creates its pools; with
+ * the Pacific default of 32 PGs per pool the gateway's ~7 pools exceed
+ * `mon max pg per osd`, so pools here start with 8.
+ */
+export interface CephRgw {
+  /** http://127.0.0.1:PORT */
+  readonly endpoint: string;
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly region: string;
+  stop(): Promise<void>;
+}
+
+export async function startCephRgw(): Promise<CephRgw> {
+  if (!existsSync('/usr/bin/radosgw') || !existsSync('/usr/bin/ceph-osd')) {
+    throw new Error('Ceph is not installed: apt-get install -y radosgw ceph-mon ceph-osd ceph-common (as .ci/run does)');
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'customs-ceph-'));
+  const [monPort, rgwPort] = [await freePort(), await freePort()];
+  const fsid = randomUUID();
+  const conf = join(dir, 'ceph.conf');
+  for (const d of ['run', 'log', 'mon/ceph-a', 'osd/ceph-0', 'rgw']) await mkdir(join(dir, d), { recursive: true });
+  await writeFile(
+    conf,
+    `[global]
+fsid = ${fsid}
+mon host = v2:127.0.0.1:${monPort}
+mon initial members = a
+public network = 127.0.0.0/8
+auth cluster required = none
+auth service required = none
+auth client required = none
+auth allow insecure global id reclaim = true
+ms mon client mode = crc
+ms mon cluster mode = crc
+ms mon service mode = crc
+ms client mode = crc
+ms cluster mode = crc
+ms service mode = crc
+run dir = ${dir}/run
+admin socket = ${dir}/run/$name.asok
+log file = ${dir}/log/$name.log
+keyring = ${dir}/keyring
+osd pool default size = 1
+osd pool default min size = 1
+osd pool default pg num = 8
+osd pool default pgp num = 8
+osd pool default pg autoscale mode = off
+mon allow pool size one = true
+mon allow pool delete = true
+mon max pg per osd = 1000
+mon warn on pool no redundancy = false
+osd crush chooseleaf type = 0
+mon data = ${dir}/mon/$cluster-$id
+osd data = ${dir}/osd/$cluster-$id
+osd objectstore = bluestore
+osd memory target = 939524096
+bluestore block path = ${dir}/osd/block
+bluestore block create = true
+bluestore block size = 21474836480
+bluestore fsck on mkfs = false
+bluestore block db create = false
+bluestore block wal create = false
+osd max object name len = 460
+osd max object namespace len = 64
+osd heartbeat grace = 60
+mon osd down out interval = 0
+
+[client.rgw.a]
+rgw frontends = beast endpoint=127.0.0.1:${rgwPort}
+rgw data = ${dir}/rgw
+rgw dns name = 127.0.0.1
+rgw enable usage log = false
+rgw gc obj min wait = 60
+rgw thread pool size = 128
+ms mon client mode = crc
+auth client required = none
+`,
+  );
+  const env = { ...process.env, CEPH_CONF: conf };
+  const procs: ChildProcess[] = [];
+  const stop = async (): Promise<void> => {
+    for (const p of procs.reverse()) {
+      if (p.exitCode !== null || p.signalCode !== null) continue;
+      const exited = new Promise((r) => p.once('exit', r));
+      p.kill('SIGKILL');
+      await exited;
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+  const daemon = (cmd: string, args: string[]): ChildProcess => {
+    const p = spawn(cmd, ['-f', '-c', conf, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let tail = '';
+    p.stderr!.on('data', (c: Buffer) => (tail = (tail + c.toString()).slice(-2000)));
+    p.once('exit', (code, sig) => {
+      if (!stopping) console.error(`${cmd} exited (${code ?? sig}): ${tail}`);
+    });
+    procs.push(p);
+    return p;
+  };
+  let stopping = false;
+  // A test worker that dies (timeout, crash) must not leave a Ceph cluster running.
+  const killAll = (): void => procs.forEach((p) => p.exitCode === null && p.kill('SIGKILL'));
+  process.once('exit', killAll);
+  try {
+    await run('ceph-authtool', ['--create-keyring', join(dir, 'keyring'), '--gen-key', '-n', 'mon.', '--cap', 'mon', 'allow *'], { env });
+    await run('monmaptool', ['--create', '--fsid', fsid, '--addv', 'a', `[v2:127.0.0.1:${monPort}]`, join(dir, 'monmap')], { env });
+    await run('ceph-mon', ['-c', conf, '--mkfs', '-i', 'a', '--monmap', join(dir, 'monmap'), '--keyring', join(dir, 'keyring')], { env });
+    daemon('ceph-mon', ['-i', 'a']);
+    const ceph = (...args: string[]) => run('ceph', ['-c', conf, '--connect-timeout', '20', ...args], { env });
+    await ceph('osd', 'set-require-min-compat-client', 'luminous').catch(() => undefined);
+    const osdUuid = randomUUID();
+    const id = (await ceph('osd', 'new', osdUuid)).trim();
+    await run('ceph-osd', ['-c', conf, '-i', id, '--mkfs', '--osd-uuid', osdUuid], { env });
+    daemon('ceph-osd', ['-i', id]);
+    // Wait for the OSD to come up before the gateway creates its pools.
+    await waitFor(async () => /1 up/.test(await ceph('osd', 'stat')), 30_000, 'the OSD to come up');
+    daemon('radosgw', ['-n', 'client.rgw.a']);
+    const accessKeyId = 'CUSTOMSTESTKEY000001';
+    const secretAccessKey = 'customs-test-secret-key-0000000000000000';
+    await run('radosgw-admin', ['-c', conf, 'user', 'create', '--uid=customs', '--display-name=customs', `--access-key=${accessKeyId}`, `--secret=${secretAccessKey}`], { env });
+    const endpoint = `http://127.0.0.1:${rgwPort}`;
+    await waitFor(async () => (await fetch(endpoint).then((r) => r.status, () => 0)) > 0, 30_000, 'the gateway to listen');
+    return {
+      endpoint,
+      accessKeyId,
+      secretAccessKey,
+      region: 'us-east-1',
+      stop: () => {
+        stopping = true;
+        process.off('exit', killAll);
+        return stop();
+      },
+    };
+  } catch (e) {
+    stopping = true;
+    await stop();
+    throw e;
+  }
+}
+
+async function waitFor(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Where the shared PostgreSQL and RGW of this test run listen (see test/global-setup-scaleout.ts). */
+export interface ScaleoutInfo {
+  readonly pgPort: number;
+  readonly s3: Omit<CephRgw, 'stop'>;
+}

@@ -1,0 +1,139 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { digestOf, type Digest } from '../src/oci/index.js';
+import { FaultUpstream, generatedBlob } from './helpers/fault-upstream.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+import { skopeo, startDistribution, writeOciLayout, type Distribution } from './proxy-harness.js';
+
+/**
+ * Pull-through end to end: a customs server (in process, port 0) in front of a real
+ * docker-registry and a fault-injecting upstream, pulled by HTTP and by skopeo.
+ */
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const ACCEPT = [OCI_MANIFEST, 'application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.v2+json', 'application/vnd.docker.distribution.manifest.list.v2+json'].join(', ');
+
+const desc = (mediaType: string, b: Buffer) => ({ mediaType, digest: digestOf(b), size: b.length });
+
+describe('pull-through over HTTP', () => {
+  let dist: Distribution;
+  let up: FaultUpstream;
+  let srv: TestServer;
+  let work: string;
+  const image = { digest: '' as Digest, bytes: Buffer.alloc(0), layer: Buffer.alloc(0), config: Buffer.alloc(0) };
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'customs-proxy-http-'));
+    dist = await startDistribution();
+    up = await FaultUpstream.start();
+    image.config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+    image.layer = randomBytes(3 * 1024 * 1024);
+    image.bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: desc('application/vnd.oci.image.config.v1+json', image.config), layers: [desc('application/vnd.oci.image.layer.v1.tar', image.layer)] }));
+    image.digest = digestOf(image.bytes);
+    await writeOciLayout(join(work, 'seed'), [image.config, image.layer], [{ refs: ['v1'], mediaType: OCI_MANIFEST, bytes: image.bytes }]);
+    await skopeo(['copy', '--preserve-digests', '--dest-tls-verify=false', `oci:${join(work, 'seed')}:v1`, `docker://${dist.host}/models/demo:v1`]);
+    srv = await startTestServer({
+      config: {
+        upstreams: [
+          { name: 'dist', url: dist.url, tagFreshness: 0, timeouts: { header: 2, idle: 5, overall: 120 } },
+          { name: 'up', url: up.url, timeouts: { header: 5, idle: 30, overall: 600 } },
+        ],
+      },
+    });
+  });
+  afterAll(async () => {
+    await srv?.close();
+    await up?.stop();
+    await dist?.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  const get = (path: string, headers: Record<string, string> = {}) => fetch(`${srv.url}${path}`, { headers: { ...srv.auth(), ...headers } });
+
+  it('serves a manifest by tag and by digest, byte-exact, with its digest', async () => {
+    const byTag = await get('/v2/dist/models/demo/manifests/v1', { accept: ACCEPT });
+    expect(byTag.status).toBe(200);
+    expect(byTag.headers.get('docker-content-digest')).toBe(image.digest);
+    expect(byTag.headers.get('content-type')).toBe(OCI_MANIFEST);
+    expect(Buffer.compare(Buffer.from(await byTag.arrayBuffer()), image.bytes)).toBe(0);
+    const byDigest = await get(`/v2/dist/models/demo/manifests/${image.digest}`, { accept: ACCEPT });
+    expect(byDigest.status).toBe(200);
+    expect(digestOf(Buffer.from(await byDigest.arrayBuffer()))).toBe(image.digest);
+  });
+
+  it('serves blobs and ranges', async () => {
+    const res = await get(`/v2/dist/models/demo/blobs/${digestOf(image.layer)}`);
+    expect(res.status).toBe(200);
+    expect(digestOf(Buffer.from(await res.arrayBuffer()))).toBe(digestOf(image.layer));
+    const part = await get(`/v2/dist/models/demo/blobs/${digestOf(image.layer)}`, { range: 'bytes=10-19' });
+    expect(part.status).toBe(206);
+    expect(Buffer.compare(Buffer.from(await part.arrayBuffer()), image.layer.subarray(10, 20))).toBe(0);
+  });
+
+  it('honours ns and echoes OCI-Namespace', async () => {
+    const res = await get('/v2/models/demo/manifests/v1?ns=dist', { accept: ACCEPT });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('oci-namespace')).toBe('dist');
+    expect(res.headers.get('docker-content-digest')).toBe(image.digest);
+  });
+
+  it('skopeo copies through customs with the digest unchanged', async () => {
+    const out = join(work, 'out');
+    await skopeo(['copy', '--preserve-digests', '--src-tls-verify=false', ...credsArgs(srv), `docker://${srv.host}/dist/models/demo:v1`, `oci:${out}:v1`]);
+    const index = JSON.parse(await readFile(join(out, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+    expect(index.manifests[0]!.digest).toBe(image.digest);
+    const layer = await readFile(join(out, 'blobs', 'sha256', digestOf(image.layer).slice(7)));
+    expect(digestOf(layer)).toBe(digestOf(image.layer));
+  });
+
+  it('refuses to push a tag into a proxied namespace', async () => {
+    const res = await fetch(`${srv.url}/v2/dist/models/demo/manifests/shadow`, { method: 'PUT', headers: { ...srv.auth(), 'content-type': OCI_MANIFEST }, body: image.bytes });
+    expect(res.status).toBe(403);
+    expect(((await res.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('DENIED');
+  });
+
+  it('32 concurrent clients of one uncached 256 MiB blob: one upstream GET, identical bytes', async () => {
+    const img = up.addImage('big/model', ['v1'], [await generatedBlob(256 * 1024 * 1024, 'http-concurrency')]);
+    const blob = img.layers[0]!;
+    // Blobs are served for a manifest the gate let through: clients read the manifest first, as they do.
+    expect((await get('/v2/up/big/model/manifests/v1', { accept: ACCEPT })).status).toBe(200);
+    const digests = await Promise.all(Array.from({ length: 32 }, () => streamDigest(`${srv.url}/v2/up/big/model/blobs/${blob.digest}`, srv.auth())));
+    expect(up.count('GET', /\/blobs\//)).toBe(1);
+    expect(new Set(digests)).toEqual(new Set([blob.digest]));
+  }, 600_000); // 8 GiB through one process on a shared two-core machine
+
+  it('with the upstream stopped, what was pulled is still served (the tag marked stale)', async () => {
+    await dist.stop();
+    const tag = await get('/v2/dist/models/demo/manifests/v1', { accept: ACCEPT });
+    expect(tag.status).toBe(200);
+    expect(tag.headers.get('docker-content-digest')).toBe(image.digest);
+    expect(tag.headers.get('warning')).toMatch(/stale/);
+    const blob = await get(`/v2/dist/models/demo/blobs/${digestOf(image.layer)}`);
+    expect(blob.status).toBe(200);
+    expect(digestOf(Buffer.from(await blob.arrayBuffer()))).toBe(digestOf(image.layer));
+    const missing = await get('/v2/dist/models/demo/manifests/never-pulled', { accept: ACCEPT });
+    expect(missing.status).toBeGreaterThanOrEqual(500);
+  });
+});
+
+function credsArgs(srv: TestServer): string[] {
+  return srv.token ? ['--src-registry-token', srv.token] : [];
+}
+
+/** GETs a URL and hashes the body as it streams (never held in memory). */
+function streamDigest(url: string, headers: Record<string, string>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    request(url, { headers }, (res) => {
+      if (res.statusCode !== 200) return reject(new Error(`status ${res.statusCode}`));
+      const h = createHash('sha256');
+      res.on('data', (c: Buffer) => h.update(c));
+      res.on('end', () => resolve(`sha256:${h.digest('hex')}`));
+      res.on('error', reject);
+    })
+      .on('error', reject)
+      .end();
+  });
+}
