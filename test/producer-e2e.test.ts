@@ -107,10 +107,32 @@ function verifyBundle(bundleJson: Buffer, subject: Digest): Record<string, any> 
 
 describe('producer end to end: fraud-detection example on customs', () => {
   beforeAll(async () => {
-    s = await startTestServer();
+    work = await mkdtemp(join(tmpdir(), 'customs-e2e-'));
+    ({ keyPath, publicPem } = await writeKeyPair(work));
+    // An enforcing policy: models and datasets must be signed by our key, with signed SLSA provenance and an SBOM.
+    const key = [{ key: `${keyPath}.pub` }];
+    s = await startTestServer({
+      gate: undefined,
+      config: {
+        policy: {
+          default: 'deny',
+          rules: [
+            {
+              name: 'models',
+              match: ['models/**'],
+              mode: 'enforce',
+              signatures: { threshold: 1, authorities: key },
+              attestations: [{ predicateType: 'https://slsa.dev/provenance/', authorities: key, conditions: ['predicate.runDetails.builder.id == "https://ci.example/trainer/v1"'] }],
+              sbom: { required: true },
+              model: { pickleScan: true },
+            },
+            { name: 'datasets', match: ['datasets/**'], mode: 'enforce', signatures: { threshold: 1, authorities: key } },
+          ],
+        },
+      },
+    });
     process.env.CUSTOMS_TOKEN = s.token ?? '';
     client = new RegistryClient({ url: s.url, token: s.token });
-    work = await mkdtemp(join(tmpdir(), 'customs-e2e-'));
     repo = join(work, 'fraud-repo');
     await mkdir(join(repo, 'data'), { recursive: true });
     for (const f of ['train.py', 'make_data.py', 'data/transactions.csv']) await copyFile(join(EXAMPLE, f), join(repo, f));
@@ -118,7 +140,6 @@ describe('producer end to end: fraud-detection example on customs', () => {
     await git(repo, 'remote', 'add', 'origin', 'https://git.example/ml/fraud-detection.git');
     await git(repo, 'add', '.');
     await git(repo, 'commit', '-q', '-m', 'fraud model v1');
-    ({ keyPath, publicPem } = await writeKeyPair(work));
 
     rounds.push(await pushRound('v1'));
     // One changed row: a legitimate transaction becomes a large one.
@@ -260,8 +281,23 @@ describe('producer end to end: fraud-detection example on customs', () => {
     expect(ok.digest).toBe(rounds[0]!.modelDigest);
   });
 
-  // Needs the gate (issue 4) wired into startServer with a policy trusting `publicPem`; not yet available here.
-  it.todo('pulls the signed model through the gate under an enforcing policy, and an unsigned one is DENIED with detail');
+  it('the gate: the signed model pulls under the enforcing policy (above); an unsigned one is DENIED with detail', async () => {
+    const dir = join(work, 'model-unsigned');
+    await train(dir);
+    const m = await pushModelCommand(dir, { url: s.url, to: 'models/unsigned:v1', code: repo, builderId: 'https://ci.example/trainer/v1', format: 'joblib' }, quiet);
+    const res = await fetch(`${s.url}/v2/models/unsigned/manifests/v1`);
+    expect(res.status).toBe(403);
+    const body = (await res.json()) as { errors: { code: string; message: string; detail: { failed: { check: string }[] } }[] };
+    expect(body.errors[0]!.code).toBe('DENIED');
+    expect(body.errors[0]!.detail.failed.map((f) => f.check)).toEqual(expect.arrayContaining(['signatures', 'attestations'])); // its SBOM is there, unsigned provenance is not evidence
+    await expect(pullCommand(`models/unsigned@${m.digest}`, join(work, 'pulled-unsigned'), { url: s.url }, quiet)).rejects.toThrow(/DENIED/);
+    await expect(stat(join(work, 'pulled-unsigned', 'model.joblib'))).rejects.toThrow();
+    // The signed model's verdict lists every rule as satisfied.
+    const v = (await (await fetch(`${s.url}/admin/verify`, { method: 'POST', headers: { ...s.auth(), 'content-type': 'application/json' }, body: JSON.stringify({ repository: 'models/fraud', reference: 'v1' }) })).json()) as { allowed: boolean; findings: { ok: boolean; check: string }[] };
+    expect(v.allowed).toBe(true);
+    expect(v.findings.filter((f) => !f.ok)).toEqual([]);
+    expect(new Set(v.findings.map((f) => f.check))).toEqual(new Set(['signatures', 'attestations', 'sbom', 'model']));
+  });
   it('lineage (admin API of issue 5) distinguishes the two dataset digests and commits', async () => {
     const seen = [];
     for (const r of rounds) {
