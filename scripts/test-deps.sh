@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs before `npm test`: the suite talks to real clients and servers from Debian
-# (skopeo, podman, umoci, docker-registry, python3-sklearn, PostgreSQL, Ceph RGW).
+# (skopeo, podman, umoci, docker-registry, python3-sklearn, PostgreSQL 15, Ceph RGW).
 # Installs what is missing when it can (root + apt-get), else says what to install.
 set -euo pipefail
 need=()
@@ -9,6 +9,8 @@ command -v podman >/dev/null || need+=(podman uidmap)
 command -v umoci >/dev/null || need+=(umoci)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v git >/dev/null || need+=(git)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql)
+[ -x /usr/bin/radosgw ] && [ -x /usr/bin/ceph-osd ] || need+=(radosgw ceph-mon ceph-osd ceph-common)
 /usr/bin/python3 -c 'import sklearn, joblib' 2>/dev/null || need+=(python3-sklearn python3-joblib)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
