@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, sign } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegistryClient } from '../src/artifacts/client.js';
-import { MediaType, digestOf, type Digest } from '../src/oci/index.js';
+import { MediaType, digestOf, digestTag, type Digest } from '../src/oci/index.js';
 import { makePickles } from './helpers/verify.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import {
@@ -180,6 +180,43 @@ describe('verification gate over HTTP (enforcing policy, keys in <data>/trust/ke
       for (const b of [c.config, ...c.layers]) await expectOk(await req(s, 'GET', `${repo}/blobs/${b}`), 'child blob', b);
     }
     await expectPullDenied(s, repo, 'unrelated', unrelated);
+  });
+
+  it('a cosign legacy sha256-<hex>.sig tag signs the model; the .sig manifest and its blobs are served as evidence', async () => {
+    const repo = 'models/legacy';
+    const m = await pushModel(client, repo, 'v1', model('legacy'));
+    // `cosign sign --key` (v2, legacy layout): a simple-signing payload, its signature in a layer annotation.
+    const payload = Buffer.from(JSON.stringify({ critical: { identity: { 'docker-reference': `127.0.0.1/${repo}` }, image: { 'docker-manifest-digest': m.digest }, type: 'cosign container image signature' }, optional: null }));
+    const signature = sign('sha256', payload, trusted.key.privateKey).toString('base64');
+    const config = Buffer.from('{"architecture":"","os":""}');
+    await client.pushBlob(repo, { kind: 'bytes', data: payload });
+    await client.pushBlob(repo, { kind: 'bytes', data: config });
+    const sigManifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.ociManifest,
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(config), size: config.length },
+        layers: [{ mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: digestOf(payload), size: payload.length, annotations: { 'dev.cosignproject.cosign/signature': signature } }],
+      }),
+    );
+    await expectPullDenied(s, repo, 'v1', m); // verdict cached as denied
+    const tag = `${digestTag(m.digest)}.sig`;
+    await client.putManifest(repo, tag, sigManifest, MediaType.ociManifest);
+    // A tag push does not name a subject, so nothing invalidated the cached verdict: customs must see the tag anyway.
+    await expectPullAllowed(s, repo, 'v1', m);
+    await expectOk(await req(s, 'GET', `${repo}/manifests/${tag}`), 'the .sig manifest', digestOf(sigManifest));
+    await expectOk(await req(s, 'GET', `${repo}/blobs/${digestOf(payload)}`), 'the simple-signing payload', digestOf(payload));
+
+    // A payload naming another digest does not count (critical.image.docker-manifest-digest must equal the subject).
+    const other = await pushModel(client, repo, 'other', model('legacy-other'));
+    const otherTag = `${digestTag(other.digest)}.sig`;
+    await client.putManifest(repo, otherTag, sigManifest, MediaType.ociManifest);
+    const [d] = await expectPullDenied(s, repo, 'other', other);
+    expect(d!.message).toMatch(/docker-manifest-digest|does not match/);
+
+    // Deleting the .sig tag takes the signature away again.
+    expect((await req(s, 'DELETE', `${repo}/manifests/${tag}`)).status).toBe(202);
+    await expectPullDenied(s, repo, 'v1', m);
   });
 
   it('SIGHUP reload: a key added to <data>/trust/keys makes a previously denied artifact allowed', async () => {

@@ -108,7 +108,7 @@ describe('pull-through from docker-registry (distribution 2.8)', () => {
     work = await mkdtemp(join(tmpdir(), 'customs-proxy-dist-'));
     upstream = await startDistribution();
     s = await seed(upstream, work);
-    px = await startProxy([{ name: 'dist', url: upstream.url, tagFreshness: 30, timeouts: { header: 2, idle: 5, overall: 60 } }], { clock: () => now });
+    px = await startProxy([{ name: 'dist', url: upstream.url, tagFreshness: 30, timeouts: { header: 30, idle: 30, overall: 120 } }], { clock: () => now });
   });
   afterAll(async () => {
     await px?.close();

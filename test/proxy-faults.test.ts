@@ -19,7 +19,8 @@ afterEach(async () => {
 
 async function setup(opts: Parameters<typeof FaultUpstream.start>[0] = {}, upstream: Record<string, unknown> = {}, extra = {}) {
   const up = await FaultUpstream.start(opts);
-  const px = await startProxy([{ name: 'up', url: up.url, timeouts: { header: 1, idle: 1, overall: 30 }, ...upstream }], extra);
+  // Generous defaults (a loaded machine must not trip them); the timeout tests set their own.
+  const px = await startProxy([{ name: 'up', url: up.url, timeouts: { header: 10, idle: 30, overall: 120 }, ...upstream }], extra);
   cleanups.push(async () => {
     await px.close();
     await up.stop().catch(() => undefined);
@@ -136,7 +137,7 @@ describe('upstream errors and timeouts', () => {
 
   it('an upstream that never answers: the local copy after the header timeout (stale), or UPSTREAM_UNAVAILABLE', async () => {
     let now = 1_000_000;
-    const { up, px } = await setup({}, { tagFreshness: 1, timeouts: { header: 0.3, idle: 1, overall: 30 } }, { clock: () => now });
+    const { up, px } = await setup({}, { tagFreshness: 1, timeouts: { header: 3, idle: 30, overall: 120 } }, { clock: () => now });
     const img = up.addImage('a', ['v1'], [Buffer.from('x')]);
     const other = up.addImage('a', ['v2'], [Buffer.from('y')]);
     await px.service.manifest('up/a', tag('v1'));
@@ -216,7 +217,7 @@ describe('blob fills that go wrong', () => {
   });
 
   it('a trickle slower than the overall timeout: the fill is abandoned, the client stream errors, nothing stored', async () => {
-    const { up, px } = await setup({}, { timeouts: { header: 1, idle: 5, overall: 0.5 } });
+    const { up, px } = await setup({}, { timeouts: { header: 10, idle: 30, overall: 0.5 } });
     const small = up.addBlob('a', Buffer.from('s'.repeat(4000)));
     up.fault(/blobs/, { kind: 'trickle', bytes: 100, everyMs: 100 });
     const blob = await px.service.blob('up/a', small.digest);
@@ -225,7 +226,7 @@ describe('blob fills that go wrong', () => {
   });
 
   it('a silent upstream mid-body trips the idle timeout', async () => {
-    const { up, px } = await setup({}, { timeouts: { header: 1, idle: 0.3, overall: 30 } });
+    const { up, px } = await setup({}, { timeouts: { header: 10, idle: 0.3, overall: 120 } });
     const small = up.addBlob('a', Buffer.from('i'.repeat(2000)));
     up.fault(/blobs/, { kind: 'trickle', bytes: 1000, everyMs: 5000 });
     const blob = await px.service.blob('up/a', small.digest);

@@ -38,8 +38,8 @@ describe('pull-through over HTTP', () => {
     srv = await startTestServer({
       config: {
         upstreams: [
-          { name: 'dist', url: dist.url, tagFreshness: 0, timeouts: { header: 2, idle: 5, overall: 120 } },
-          { name: 'up', url: up.url, timeouts: { header: 5, idle: 30, overall: 600 } },
+          { name: 'dist', url: dist.url, tagFreshness: 0, timeouts: { header: 30, idle: 30, overall: 300 } },
+          { name: 'up', url: up.url, timeouts: { header: 30, idle: 60, overall: 600 } },
         ],
       },
     });

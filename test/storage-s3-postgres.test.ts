@@ -106,6 +106,24 @@ describe('S3 blobs and upload sessions (multipart, across replicas)', () => {
     expect(await leftovers()).toEqual({ multipart: 0, private: [] });
   });
 
+  it('hands out presigned URLs that serve the blob (and ranges) without credentials, until they expire', async () => {
+    const data = Buffer.from('served by S3 itself');
+    const info = await blobs.put(chunked(data));
+    const url = await blobs.redirectUrl(info.digest, 60);
+    expect(url.startsWith(`${env.s3.endpoint}/`)).toBe(true);
+    const res = await fetch(url);
+    expect(res.status).toBe(200);
+    expect(Buffer.from(await res.arrayBuffer()).equals(data)).toBe(true);
+    const part = await fetch(url, { headers: { range: 'bytes=10-11' } });
+    expect(part.status).toBe(206);
+    expect(await part.text()).toBe('S3');
+    const tampered = url.replace(/X-Amz-Expires=\d+/, 'X-Amz-Expires=3600');
+    expect((await fetch(tampered)).status).toBe(403);
+    const expired = await blobs.redirectUrl(info.digest, 1);
+    await new Promise((r) => setTimeout(r, 2100));
+    expect((await fetch(expired)).status).toBe(403);
+  });
+
   it('aborts a multipart put whose digest or size is wrong, leaving nothing behind', async () => {
     const data = randomBytes(12 * MiB);
     const wrong = digestOf('not these bytes');

@@ -94,11 +94,12 @@ export class BlobFiller {
     if (head.kind === 'absent') return undefined;
     if (head.kind === 'failed') throw fill.error ?? err('UPSTREAM_UNAVAILABLE', `blob fill of ${digest} failed`);
     // A fill that is over may have removed its temporary file: its result is in the store, or its error stands.
-    if (head.kind === 'streaming' && !fill.isOver()) {
+    // An empty body has no last byte to hold back: it too waits for verification.
+    if (head.kind === 'streaming' && head.size > 0 && !fill.isOver()) {
       checkRange(range, head.size);
       return { size: head.size, stream: fill.reader(range?.start ?? 0, range?.end ?? head.size - 1, true) };
     }
-    // Without a size we cannot stream a response with a length: wait for the commit.
+    // Without a size we cannot stream a response with a length: wait for the commit (or the failure).
     if (head.kind !== 'local') await fill.done;
     const after = await this.fromStore(repository, digest, range);
     if (!after) throw fill.error ?? err('BLOB_UNKNOWN', `blob ${digest} vanished after its fill`);
@@ -231,6 +232,7 @@ class Fill {
     if (hasCommitFile(blobs)) {
       try {
         await this.fh!.datasync();
+        await this.fh!.chmod(0o644); // as the store's own blobs (the temporary file was private)
         await blobs.commitFile(this.tempPath, this.digest);
         this.renamed = true;
         return { digest: this.digest, size: this.written };

@@ -3,6 +3,7 @@ import { digestOf, err, parseManifest, type Digest, type Reference } from '../oc
 import type { Actor, ManifestRecord, MetadataStore, TagMove } from '../storage/index.js';
 import type { PullThrough } from '../proxy/pull-through.js';
 import type { ReadDecision, ReadGate } from './read-gate.js';
+import { legacyTagSubject } from './policy-read-gate.js';
 
 export interface ManifestRead {
   readonly record: ManifestRecord;
@@ -139,6 +140,9 @@ export class ManifestService {
     );
     if (tag !== undefined) this.tags.delete(`${repository}:${tag}`);
     if (parsed.subject) this.gate.invalidate(parsed.subject.digest);
+    // A cosign legacy `sha256-<hex>.sig/.att/.sbom` tag is a referrer by name: its digest's verdict is stale.
+    const legacy = tag !== undefined && move ? legacyTagSubject(tag) : undefined;
+    if (legacy) this.gate.invalidate(legacy);
     const record = await this.record(repository, digest);
     if (record) await this.hooks.afterPut?.(record, move, by);
     return { digest, subject: parsed.subject?.digest, tagMove: move };
@@ -150,6 +154,7 @@ export class ManifestService {
       const move = await this.metadata.deleteTag(repository, reference.tag, by);
       this.tags.delete(`${repository}:${reference.tag}`);
       if (!move) throw err('MANIFEST_UNKNOWN', 'manifest unknown to registry', { tag: reference.tag });
+      this.invalidateLegacy([move]);
       await this.hooks.afterDelete?.(repository, move.from!, [move], by);
       return;
     }
@@ -159,7 +164,26 @@ export class ManifestService {
     for (const m of untagged) this.tags.delete(`${repository}:${m.tag}`);
     if (!deleted) throw err('MANIFEST_UNKNOWN', 'manifest unknown to registry', { digest: reference.digest });
     if (record?.subject) this.gate.invalidate(record.subject);
+    this.invalidateLegacy(untagged);
     await this.hooks.afterDelete?.(repository, reference.digest, untagged, by);
+  }
+
+  private invalidateLegacy(moves: readonly TagMove[]): void {
+    for (const m of moves) {
+      const subject = legacyTagSubject(m.tag);
+      if (subject) this.gate.invalidate(subject);
+    }
+  }
+
+  /** Drops one cached manifest record (deleted on another replica). */
+  invalidateManifest(repository: string, digest: Digest): void {
+    this.records.delete(`${repository}@${digest}`);
+  }
+
+  /** Drops every cached record and tag (a replica lost its notification connection). */
+  clear(): void {
+    this.records.clear();
+    this.tags.clear();
   }
 
   /** Drops cached tag resolutions (another replica or an operator moved tags). */

@@ -38,6 +38,12 @@ export class UpstreamFreshVerdicts implements VerdictSource {
 
 const LEGACY_TAG = /^(sha256-[a-f0-9]{64})\.(sig|att|sbom)$/;
 
+/** The digest a cosign legacy tag (`sha256-<hex>.sig`, `.att`, `.sbom`) is evidence about, if `tag` is one. */
+export function legacyTagSubject(tag: string): Digest | undefined {
+  const m = LEGACY_TAG.exec(tag);
+  return m ? (m[1]!.replace('-', ':') as Digest) : undefined;
+}
+
 /**
  * Applies verdicts to what the registry serves (DESIGN.md, "Reading a manifest"):
  * - a manifest is served when its verdict allows it, or when it is evidence about
@@ -92,9 +98,9 @@ export class PolicyReadGate implements ReadGate {
       if (v.allowed) return v;
     }
     for (const tag of await this.metadata.tagsOf(repository, digest)) {
-      const m = LEGACY_TAG.exec(tag);
-      if (!m) continue;
-      const v = await this.verdicts.check(repository, m[1]!.replace('-', ':'));
+      const subject = legacyTagSubject(tag);
+      if (!subject) continue;
+      const v = await this.verdicts.check(repository, subject);
       if (v.allowed) return v;
     }
     for (const parent of await this.metadata.manifestsReferencing(repository, digest)) {

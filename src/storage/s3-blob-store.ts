@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Digester, err, parseDigest, type Digest } from '../oci/index.js';
 import type { BlobInfo, BlobPutOptions, BlobStore, ByteRange } from './blob-store.js';
+import type { BlobRedirect } from './blob-redirect.js';
 import { createS3Client, describeS3Error, isS3NotFound, S3Layout, type S3Options } from './s3-client.js';
 import { abortMultipart, BufferPool, completeMultipart, copyObject, createMultipart, DEFAULT_PART, MIN_PART, PartFiller, PartUploader, partSizeFor } from './s3-multipart.js';
 
@@ -19,7 +20,7 @@ import { abortMultipart, BufferPool, completeMultipart, copyObject, createMultip
  *   verified (an incomplete multipart upload is invisible), else aborted;
  * - otherwise it goes to a private `ingest/` key and is copied into place server-side.
  */
-export class S3BlobStore implements BlobStore {
+export class S3BlobStore implements BlobStore, BlobRedirect {
   readonly s3: S3Client;
   readonly layout: S3Layout;
   readonly bucket: string;
@@ -143,6 +144,37 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  /**
+   * A presigned GET of the blob's key (SigV4 in the query, payload unsigned), built
+   * by the SDK's own endpoint resolution and signer: the command runs through the
+   * client's middleware up to signing, and is presigned there instead of sent.
+   */
+  async redirectUrl(digest: Digest, expiresInSeconds: number): Promise<string> {
+    const cmd = new GetObjectCommand({ Bucket: this.bucket, Key: this.layout.blob(digest) });
+    const signer = (await (this.s3.config as unknown as { signer: () => Promise<Presigner> }).signer()) as Presigner;
+    cmd.middlewareStack.addRelativeTo(
+      () => async (args: { request: unknown }) => {
+        const req = args.request as SignableRequest;
+        for (const h of Object.keys(req.headers)) if (h.startsWith('amz-sdk-') || h === 'x-amz-user-agent') delete req.headers[h];
+        req.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+        const presigned = await signer.presign(req, {
+          expiresIn: expiresInSeconds,
+          signingRegion: this.options.region,
+          signingService: 's3',
+          unsignableHeaders: new Set(['x-amz-content-sha256', 'user-agent']),
+        });
+        return { response: {}, output: { $metadata: {}, presigned } };
+      },
+      { name: 'customsPresign', relation: 'before', toMiddleware: 'httpSigningMiddleware', override: true },
+    );
+    const out = (await this.s3.send(cmd)) as unknown as { presigned: SignableRequest };
+    const p = out.presigned;
+    const query = Object.entries(p.query ?? {})
+      .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
+      .join('&');
+    return `${p.protocol}//${p.hostname}${p.port ? `:${p.port}` : ''}${p.path}${query ? `?${query}` : ''}`;
+  }
+
   /** Moves a complete, verified object from a private key into place and removes the private copy. */
   async commitObject(from: string, to: string, size: number): Promise<void> {
     if ((await this.objectSize(to)) !== size) await copyObject(this.s3, this.bucket, from, to, size);
@@ -160,4 +192,17 @@ export class S3BlobStore implements BlobStore {
     await this.deleteKey(key);
     return true;
   }
+}
+
+/** The parts of the SDK's HttpRequest and SigV4 signer that presigning uses. */
+interface SignableRequest {
+  protocol: string;
+  hostname: string;
+  port?: number;
+  path: string;
+  query?: Record<string, string | string[] | null>;
+  headers: Record<string, string>;
+}
+interface Presigner {
+  presign(req: SignableRequest, o: { expiresIn: number; signingRegion: string; signingService: string; unsignableHeaders: Set<string> }): Promise<SignableRequest>;
 }

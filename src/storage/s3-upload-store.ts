@@ -97,12 +97,6 @@ export class S3UploadStore implements UploadStore {
     return r ? toSession(r) : undefined;
   }
 
-  private async openRow(id: string): Promise<SessionRow> {
-    const r = await this.row(id);
-    if (!r || r.state !== 'open') throw err('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry');
-    return r;
-  }
-
   /**
    * Claims the session for one append (or keeps the claim): a compare-and-set on
    * `appender`, with an expiry so a crashed replica blocks the session for one TTL
