@@ -202,18 +202,29 @@ describe('blob fills that go wrong', () => {
     expect(px.logs.some((l) => l.level === 'error' && l.obj.event === 'security')).toBe(true);
   });
 
-  it('a slow trickle: bytes reach the client before the upstream has finished sending', async () => {
+  it('a slow upstream: bytes reach the client before the upstream has finished sending', async () => {
     const { up, px } = await setup();
     const small = up.addBlob('a', Buffer.from('t'.repeat(4000)));
-    up.fault(/blobs/, { kind: 'trickle', bytes: 500, everyMs: 50 });
+    let release!: () => void;
+    up.fault(/blobs/, { kind: 'stall', afterBytes: 1000, until: new Promise<void>((r) => (release = r)) });
     const blob = await px.service.blob('up/a', small.digest);
+    // The upstream has sent 1000 of 4000 bytes and waits: the client already has them.
     const first = await new Promise<Buffer>((r) => blob!.stream.once('data', r));
-    // The first bytes arrived while the blob was still incomplete upstream-side (not yet committed).
-    expect(first.length).toBeLessThan(4000);
+    expect(first.length).toBeLessThanOrEqual(1000);
     expect(await px.blobs.stat(small.digest)).toBeUndefined();
+    release();
     const rest = await collect(blob!.stream);
     expect(first.length + rest.length).toBe(4000);
     await expect.poll(() => px.blobs.stat(small.digest)).toEqual({ digest: small.digest, size: 4000 });
+  });
+
+  it('a slow trickle: the client gets every byte, verified', async () => {
+    const { up, px } = await setup();
+    const small = up.addBlob('a', Buffer.from('q'.repeat(3000)));
+    up.fault(/blobs/, { kind: 'trickle', bytes: 300, everyMs: 30 });
+    const blob = await px.service.blob('up/a', small.digest);
+    expect(await drain(blob!.stream)).toEqual({ digest: small.digest, size: 3000 });
+    await expect.poll(() => px.blobs.stat(small.digest)).toEqual({ digest: small.digest, size: 3000 });
   });
 
   it('a trickle slower than the overall timeout: the fill is abandoned, the client stream errors, nothing stored', async () => {
@@ -272,11 +283,15 @@ describe('blob fills that go wrong', () => {
     const { up, px } = await setup();
     const bytes = Buffer.from(Array.from({ length: 5000 }, (_, i) => i % 251));
     const b = up.addBlob('a', bytes);
-    up.fault(/blobs/, { kind: 'trickle', bytes: 1000, everyMs: 30 });
+    let release!: () => void;
+    up.fault(/blobs/, { kind: 'stall', afterBytes: 2500, until: new Promise<void>((r) => (release = r)) });
     const whole = await px.service.blob('up/a', b.digest);
     const part = await px.service.blob('up/a', b.digest, { start: 100, end: 1099 });
     const tail = await px.service.blob('up/a', b.digest, { start: 4000, end: 4999 });
+    // While the upstream stalls at 2500 bytes, a range below that is complete.
     expect(Buffer.compare(await collect(part!.stream), bytes.subarray(100, 1100))).toBe(0);
+    expect(await px.blobs.stat(b.digest)).toBeUndefined();
+    release();
     expect(Buffer.compare(await collect(tail!.stream), bytes.subarray(4000))).toBe(0);
     expect(Buffer.compare(await collect(whole!.stream), bytes)).toBe(0);
     expect(up.count('GET', /blobs/)).toBe(1);

@@ -69,7 +69,9 @@ export type Fault =
   /** Sends the body `bytes` at a time every `everyMs`. */
   | { kind: 'trickle'; bytes: number; everyMs: number }
   /** Sends a body of the right length whose bytes differ (one flipped byte). */
-  | { kind: 'wrong-bytes' };
+  | { kind: 'wrong-bytes' }
+  /** Sends `afterBytes`, then waits for `until` before sending the rest. */
+  | { kind: 'stall'; afterBytes: number; until: Promise<void> };
 
 interface FaultRule {
   readonly method: string | undefined;
@@ -280,7 +282,13 @@ export class FaultUpstream {
         res.socket?.resetAndDestroy();
         return;
       }
-      if (fault?.kind === 'trickle') {
+      if (fault?.kind === 'stall' && sent <= fault.afterBytes && sent + chunk.length > fault.afterBytes) {
+        const cut = fault.afterBytes - sent;
+        await new Promise<void>((r) => res.write(chunk.subarray(0, cut), () => r()));
+        await fault.until;
+        if (res.destroyed) return void src.destroy();
+        res.write(chunk.subarray(cut));
+      } else if (fault?.kind === 'trickle') {
         for (let o = 0; o < chunk.length; o += fault.bytes) {
           if (res.destroyed) return void src.destroy();
           res.write(chunk.subarray(o, o + fault.bytes));
