@@ -183,7 +183,10 @@ describe('blob fills that go wrong', () => {
     const big = await generatedBlob(2 * 1024 * 1024, 'wrong');
     up.addBlob('a', big);
     up.fault(/blobs/, { kind: 'wrong-bytes' });
+    let release!: () => void;
+    up.fault(/blobs/, { kind: 'stall', afterBytes: 1024 * 1024, until: new Promise<void>((r) => (release = r)) });
     const readers = await Promise.all([1, 2, 3].map(() => px.service.blob('up/a', big.digest)));
+    release();
     const errors = await Promise.all(readers.map((b) => streamError(b!.stream)));
     expect(errors.map(code)).toEqual(['DIGEST_INVALID', 'DIGEST_INVALID', 'DIGEST_INVALID']);
     expect(up.count('GET', /blobs/)).toBe(1);

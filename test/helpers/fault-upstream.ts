@@ -217,9 +217,11 @@ export class FaultUpstream {
     const method = req.method ?? 'GET';
     this.requests.push({ method, path: url.pathname, authorization: req.headers.authorization, accept: req.headers.accept });
     if (url.pathname === '/token') return this.token(req, url, res);
-    const rule = this.faults.find((f) => f.remaining > 0 && (!f.method || f.method === method) && f.path.test(url.pathname));
-    if (rule) rule.remaining--;
-    const fault = rule?.fault;
+    // Every matching rule applies (e.g. wrong bytes and a stall); the first decides status, hang or delay.
+    const rules = this.faults.filter((f) => f.remaining > 0 && (!f.method || f.method === method) && f.path.test(url.pathname));
+    for (const r of rules) r.remaining--;
+    const faults = rules.map((r) => r.fault);
+    const fault = faults[0];
     if (fault?.kind === 'hang') return;
     if (fault?.kind === 'delay') await new Promise((r) => setTimeout(r, fault.ms));
     if (fault?.kind === 'status') return this.error(res, fault.status, 'UNKNOWN', 'injected fault');
@@ -233,7 +235,7 @@ export class FaultUpstream {
       if (!man) return this.error(res, 404, 'MANIFEST_UNKNOWN', 'manifest unknown');
       res.writeHead(200, { 'content-type': man.mediaType, 'docker-content-digest': man.digest, 'content-length': man.bytes.length });
       if (method === 'HEAD') return void res.end();
-      return this.sendBody(res, bytesBlob(man.bytes), 0, fault);
+      return this.sendBody(res, bytesBlob(man.bytes), 0, faults);
     }
     if (kind === 'referrers') {
       if (!this.opts.referrersApi) return this.error(res, 404, 'NOT_FOUND', '404 page not found');
@@ -252,7 +254,7 @@ export class FaultUpstream {
     }
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'docker-content-digest': blob.digest, 'content-length': blob.size });
     if (method === 'HEAD') return void res.end();
-    return this.sendBody(res, blob, 0, fault);
+    return this.sendBody(res, blob, 0, faults);
   }
 
   private async handleCdn(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -262,37 +264,41 @@ export class FaultUpstream {
     const blob = m && this.blobs.get(m[1]!)?.get(m[2] as Digest);
     if (!blob) return this.error(res, 404, 'BLOB_UNKNOWN', 'blob unknown');
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': blob.size });
-    await this.sendBody(res, blob, 0, undefined);
+    await this.sendBody(res, blob, 0, []);
   }
 
-  private async sendBody(res: ServerResponse, blob: BlobSource, start: number, fault: Fault | undefined): Promise<void> {
+  private async sendBody(res: ServerResponse, blob: BlobSource, start: number, faults: Fault[]): Promise<void> {
     const src = blob.open(start);
     let sent = 0;
     let flipped = false;
+    const wrong = faults.some((f) => f.kind === 'wrong-bytes');
+    const reset = faults.find((f) => f.kind === 'reset');
+    const trickle = faults.find((f) => f.kind === 'trickle');
+    const stall = faults.find((f) => f.kind === 'stall');
     for await (const c of src) {
       let chunk = c as Buffer;
-      if (fault?.kind === 'wrong-bytes' && !flipped && blob.size > 1) {
+      if (wrong && !flipped && blob.size > 1) {
         chunk = flip(chunk);
         flipped = true;
       }
-      if (fault?.kind === 'reset' && sent + chunk.length > fault.afterBytes) {
-        const part = chunk.subarray(0, fault.afterBytes - sent);
+      if (reset && sent + chunk.length > reset.afterBytes) {
+        const part = chunk.subarray(0, reset.afterBytes - sent);
         await new Promise<void>((r) => res.write(part, () => r()));
         src.destroy();
         res.socket?.resetAndDestroy();
         return;
       }
-      if (fault?.kind === 'stall' && sent <= fault.afterBytes && sent + chunk.length > fault.afterBytes) {
-        const cut = fault.afterBytes - sent;
+      if (stall && sent <= stall.afterBytes && sent + chunk.length > stall.afterBytes) {
+        const cut = stall.afterBytes - sent;
         await new Promise<void>((r) => res.write(chunk.subarray(0, cut), () => r()));
-        await fault.until;
+        await stall.until;
         if (res.destroyed) return void src.destroy();
         res.write(chunk.subarray(cut));
-      } else if (fault?.kind === 'trickle') {
-        for (let o = 0; o < chunk.length; o += fault.bytes) {
+      } else if (trickle) {
+        for (let o = 0; o < chunk.length; o += trickle.bytes) {
           if (res.destroyed) return void src.destroy();
-          res.write(chunk.subarray(o, o + fault.bytes));
-          await new Promise((r) => setTimeout(r, fault.everyMs));
+          res.write(chunk.subarray(o, o + trickle.bytes));
+          await new Promise((r) => setTimeout(r, trickle.everyMs));
         }
       } else if (!res.write(chunk)) {
         await new Promise<void>((r) => {
