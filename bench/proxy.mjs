@@ -1,0 +1,182 @@
+#!/usr/bin/env node
+// Pull-through benchmark (issue 3). An upstream docker-registry (CNCF
+// distribution 2.8) is seeded over HTTP; customs runs with
+// `--upstream up=<upstream url>` and serves it as `up/<repo>`.
+//   1. cold pull of a 1 GiB blob through customs vs a pull straight from the
+//      upstream (target >= 0.8x the upstream's throughput);
+//   2. 32 concurrent cold pulls of a fresh 1 GiB blob through customs
+//      (target < 1.3x the time of one cold pull), with the number of GETs the
+//      upstream saw for that blob (single-flight: 1).
+// Run by hand: `node bench/proxy.mjs [--help]`. Never part of npm test.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { installCleanup, makeTempDir, run, setKeepTemp, withCpu } from './lib/proc.mjs';
+import { ensureBuilt, startCustoms, startDistribution } from './lib/servers.mjs';
+import { GiB, checkManifest, makeBlobFile, pushBlobFile, pushManifestFor, setVariant, warmFile } from './lib/oci.mjs';
+import { download, median } from './lib/measure.mjs';
+import { emitJson, fmt, machine, printTable, printTargets, target, waitIdle } from './lib/report.mjs';
+
+const HELP = `usage: node bench/proxy.mjs [options]
+  --size GIB          blob size (default 1)
+  --reps N            cold single pulls (each of a fresh blob) and direct pulls, median reported (default 3)
+  --clients N         concurrent cold pulls (default 32)
+  --customs-arg ARG   extra argument for 'customs serve' (repeatable)
+  --customs-node-arg=ARG  argument for customs's node, e.g. --cpu-prof (repeatable)
+  --build             compile the current src/ privately first (dist/ untouched)
+  --json FILE         also write the JSON summary to FILE
+  --keep              keep temp dirs (logs, data)
+  --wait-idle SECS    wait up to SECS for the CPUs to be idle (<10% busy) before starting`;
+
+const { values: opt } = parseArgs({
+  options: {
+    size: { type: 'string', default: '1' },
+    reps: { type: 'string', default: '3' },
+    clients: { type: 'string', default: '32' },
+    'customs-arg': { type: 'string', multiple: true, default: [] },
+    'customs-node-arg': { type: 'string', multiple: true, default: [] },
+    build: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    'wait-idle': { type: 'string', default: '0' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (opt.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+const size = Math.round(Number(opt.size) * GiB);
+const reps = Number(opt.reps);
+const clients = Number(opt.clients);
+const log = (m) => process.stderr.write(`[bench:proxy] ${m}\n`);
+
+installCleanup();
+setKeepTemp(opt.keep);
+const machineBefore = machine();
+const busyBefore = await waitIdle(Number(opt['wait-idle']), log);
+await ensureBuilt({ force: opt.build });
+
+const files = makeTempDir('proxy-files');
+const blobPath = join(files, 'blob');
+const repo = 'bench/proxy';
+log(`writing a ${fmt(size / GiB)} GiB blob`);
+let variant = 0;
+let digest = await makeBlobFile(blobPath, size, variant);
+
+// The access log is on so we can count the upstream GETs per blob.
+const upstream = await startDistribution({ quiet: false });
+const customs = await startCustoms({ gate: 'off', extraArgs: ['--upstream', `up=${upstream.url}`, ...opt['customs-arg']], nodeArgs: opt['customs-node-arg'] });
+log(`upstream ${upstream.url}, customs ${customs.url} --upstream up=${upstream.url}`);
+
+const upstreamUrl = (d) => `${upstream.url}/v2/${repo}/blobs/${d}`;
+const proxyUrl = (d) => `${customs.url}/v2/up/${repo}/blobs/${d}`;
+const upstreamGets = (d) =>
+  readFileSync(upstream.logFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(`"GET /v2/${repo}/blobs/${d}`)).length;
+
+/**
+ * A blob the proxy has never seen: new variant, pushed to the upstream as the
+ * layer of a tagged manifest, warm in the upstream's page cache. Then, as a
+ * client would, fetch the manifest through customs (not timed): customs serves
+ * a blob only when it belongs to a manifest it has let through.
+ */
+async function freshUpstreamBlob() {
+  digest = await setVariant(blobPath, ++variant);
+  await warmFile(blobPath);
+  await pushBlobFile(upstream, repo, blobPath, digest, size);
+  const m = await pushManifestFor(upstream, repo, `v${variant}`, { digest, size });
+  await download(upstreamUrl(digest), { size }); // the upstream's copy into the page cache
+  await checkManifest(customs, `up/${repo}`, `v${variant}`, m.digest);
+  await run('sync', []); // no writeback of the push during the timed pull
+  return digest;
+}
+
+// --- direct from the upstream (baseline) -------------------------------------
+await pushBlobFile(upstream, repo, blobPath, digest, size);
+await download(upstreamUrl(digest), { size }); // warm-up
+const direct = [];
+const directCpu = [];
+for (let i = 0; i < reps; i++) {
+  log(`GET direct from upstream (${i + 1}/${reps})`);
+  const [r, cpu] = await withCpu(upstream.pid, () => download(upstreamUrl(digest), { size }));
+  direct.push(r.secs);
+  directCpu.push(cpu / (size / GiB));
+}
+
+// --- cold single pulls through customs ----------------------------------------
+const cold = [];
+const warm = [];
+const coldUpstreamGets = [];
+const coldCpu = [];
+const warmUpstreamGets = [];
+for (let i = 0; i < reps; i++) {
+  const d = await freshUpstreamBlob();
+  log(`GET cold through customs (${i + 1}/${reps})`);
+  const [[r, upCpu], cpu] = await withCpu(customs.pid, () => withCpu(upstream.pid, () => download(proxyUrl(d), { headers: customs.headers, size })));
+  cold.push(r.secs);
+  coldCpu.push({ customsSecsPerGiB: cpu / (size / GiB), upstreamSecsPerGiB: upCpu / (size / GiB) });
+  coldUpstreamGets.push(upstreamGets(d) - 1); // minus our own warm-up GET
+  log(`GET warm (cached) through customs (${i + 1}/${reps})`);
+  warm.push((await download(proxyUrl(d), { headers: customs.headers, size })).secs);
+  warmUpstreamGets.push(upstreamGets(d) - 1 - coldUpstreamGets.at(-1)); // should be 0: served from the local copy
+}
+
+// --- N concurrent cold pulls of one fresh blob --------------------------------
+const dN = await freshUpstreamBlob();
+log(`GET ${clients} concurrent cold pulls through customs`);
+const concCold = await download(proxyUrl(dN), { headers: customs.headers, size, clients });
+const concUpstreamGets = upstreamGets(dN) - 1;
+const concWarmBefore = upstreamGets(dN);
+log(`GET ${clients} concurrent warm pulls through customs (same blob, now cached)`);
+const concWarm = await download(proxyUrl(dN), { headers: customs.headers, size, clients });
+const concWarmUpstreamGets = upstreamGets(dN) - concWarmBefore;
+log(`GET ${clients} concurrent pulls direct from upstream`);
+const concDirect = await download(upstreamUrl(dN), { size, clients });
+
+await Promise.all([upstream.stop(), customs.stop()]);
+
+// --- report ---------------------------------------------------------------------
+const gibps = (s, n = 1) => (n * size) / GiB / s;
+const tDirect = median(direct);
+const tCold = median(cold);
+const tWarm = median(warm);
+const results = {
+  direct: { secs: tDirect, gibps: gibps(tDirect), runs: direct, upstreamCpuSecsPerGiB: median(directCpu) },
+  coldThroughCustoms: { secs: tCold, gibps: gibps(tCold), runs: cold, upstreamGets: coldUpstreamGets, cpu: coldCpu },
+  warmThroughCustoms: { secs: tWarm, gibps: gibps(tWarm), runs: warm, upstreamGets: warmUpstreamGets },
+  concurrentCold: { clients, secs: concCold.secs, aggregateGibps: concCold.gibps, slowestClientSecs: Math.max(...concCold.clientSecs), upstreamGets: concUpstreamGets },
+  concurrentWarm: { clients, secs: concWarm.secs, aggregateGibps: concWarm.gibps, upstreamGets: concWarmUpstreamGets },
+  concurrentDirect: { clients, secs: concDirect.secs, aggregateGibps: concDirect.gibps },
+};
+const ratios = {
+  cold_vs_direct_throughput: tDirect / tCold,
+  concurrent_cold_vs_one_cold_time: concCold.secs / tCold,
+  concurrent_cold_vs_concurrent_warm_time: concCold.secs / concWarm.secs,
+  concurrent_cold_vs_concurrent_direct_time: concCold.secs / concDirect.secs,
+};
+printTable(
+  `customs pull-through bench (${fmt(size / GiB)} GiB blobs, ${reps} reps, median; ${machineBefore.cpus} CPUs)`,
+  ['measure', 'seconds', 'GiB/s (aggregate)', 'upstream GETs', 'CPU s/GiB customs', 'CPU s/GiB upstream'],
+  [
+    ['1 pull direct from upstream', fmt(tDirect), fmt(gibps(tDirect)), '-', '-', fmt(median(directCpu))],
+    ['1 cold pull through customs', fmt(tCold), fmt(gibps(tCold)), coldUpstreamGets.join(','), fmt(median(coldCpu.map((c) => c.customsSecsPerGiB))), fmt(median(coldCpu.map((c) => c.upstreamSecsPerGiB)))],
+    ['1 warm pull through customs', fmt(tWarm), fmt(gibps(tWarm)), warmUpstreamGets.join(','), '', ''],
+    [`${clients} concurrent cold pulls through customs`, fmt(concCold.secs), fmt(concCold.gibps), String(concUpstreamGets), '', ''],
+    [`${clients} concurrent warm pulls through customs`, fmt(concWarm.secs), fmt(concWarm.gibps), String(concWarmUpstreamGets), '', ''],
+    [`${clients} concurrent pulls direct from upstream`, fmt(concDirect.secs), fmt(concDirect.gibps), '-', '', ''],
+  ],
+);
+const targets = [
+  target('cold pull through customs vs direct (throughput)', ratios.cold_vs_direct_throughput, '>=', 0.8),
+  target(`${clients} concurrent cold pulls vs 1 cold pull (time)`, ratios.concurrent_cold_vs_one_cold_time, '<', 1.3),
+  target(`upstream GETs for ${clients} concurrent cold pulls`, concUpstreamGets, '<', 2, ''),
+];
+printTargets(targets);
+process.stdout.write(
+  `\n(${clients} x ${fmt(size / GiB)} GiB = ${fmt((clients * size) / GiB, 0)} GiB reach the clients; on this machine that is bounded by loopback/client CPU,\n` +
+    ` so also compare with ${clients} warm pulls: cold/warm time = ${fmt(ratios.concurrent_cold_vs_concurrent_warm_time)}x, cold/direct = ${fmt(ratios.concurrent_cold_vs_concurrent_direct_time)}x)\n`,
+);
+emitJson({ bench: 'pull-through', date: new Date().toISOString(), machine: machineBefore, cpuBusyBefore: busyBefore, loadavgAfter: machine().loadavg, params: { sizeGiB: size / GiB, reps, clients }, results, ratios, targets }, opt.json);
+process.exitCode = targets.some((t) => t.pass === false) ? 2 : 0;

@@ -1,0 +1,268 @@
+#!/usr/bin/env node
+// Registry core benchmark (issue 2): nginx (sendfile), Debian's docker-registry
+// (CNCF distribution 2.8) and customs on loopback, measured in one run:
+//   blob GET 1 and 4 clients, blob PUT (monolithic), manifest GET rps/p99 at
+//   32 connections (wrk), and customs's RSS while 4 clients download a 4 GiB blob.
+// Run by hand: `npm run bench` (or `node bench/run.mjs --help`). Never part of npm test.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { installCleanup, makeTempDir, rssDetail, run, setKeepTemp, withCpu } from './lib/proc.mjs';
+import { ensureBuilt, startCustoms, startDistribution, startNginx } from './lib/servers.mjs';
+import { GiB, OCI_MANIFEST, checkManifest, diskWriteProbe, makeBlobFile, pushBlobFile, pushManifestFor, pushSmallImage, setVariant, warmFile } from './lib/oci.mjs';
+import { download, downloadMedian, median, sampleRss, wrk } from './lib/measure.mjs';
+import { emitJson, fmt, machine, printTable, printTargets, ratio, target, waitIdle } from './lib/report.mjs';
+
+const HELP = `usage: node bench/run.mjs [options]
+  --size GIB          blob size for GET/PUT (default 1)
+  --rss-size GIB      blob size for the RSS measurement (default 4)
+  --reps N            repetitions per GET/PUT measurement, median reported (default 3)
+  --wrk-seconds N     wrk duration per server (default 10)
+  --only LIST         comma list of get,put,manifest,rss (default all)
+  --no-customs        measure only nginx and docker-registry (to check the harness)
+  --customs-arg ARG   extra argument for 'customs serve' (repeatable)
+  --customs-node-arg ARG  argument for customs's node, e.g. --cpu-prof (repeatable; use --customs-node-arg=--x)
+  --build             compile the current src/ into node_modules/.cache/customs-bench and run that (dist/ untouched)
+  --json FILE         also write the JSON summary to FILE
+  --quiet             no per-request logging in customs (--log-level warn) nor in
+                      docker-registry (level error, no access log); default: both as shipped
+  --keep              keep temp dirs (logs, data) for inspection
+  --wait-idle SECS    wait up to SECS for the CPUs to be idle (<10% busy) before starting
+Temp files go under $BENCH_TMPDIR or the OS temp dir and are removed at exit.`;
+
+const { values: opt } = parseArgs({
+  options: {
+    size: { type: 'string', default: '1' },
+    'rss-size': { type: 'string', default: '4' },
+    reps: { type: 'string', default: '3' },
+    'wrk-seconds': { type: 'string', default: '10' },
+    only: { type: 'string', default: 'get,put,manifest,rss' },
+    'no-customs': { type: 'boolean', default: false },
+    'customs-arg': { type: 'string', multiple: true, default: [] },
+    'customs-node-arg': { type: 'string', multiple: true, default: [] },
+    build: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    'wait-idle': { type: 'string', default: '0' },
+    quiet: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (opt.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+const size = Math.round(Number(opt.size) * GiB);
+const rssSize = Math.round(Number(opt['rss-size']) * GiB);
+const reps = Number(opt.reps);
+const wrkSeconds = Number(opt['wrk-seconds']);
+const only = new Set(opt.only.split(','));
+const withCustoms = !opt['no-customs'];
+const log = (m) => process.stderr.write(`[bench] ${m}\n`);
+
+installCleanup();
+setKeepTemp(opt.keep);
+const machineBefore = machine();
+const busyBefore = await waitIdle(Number(opt['wait-idle']), log);
+if (withCustoms) await ensureBuilt({ force: opt.build });
+
+const files = makeTempDir('files');
+const www = join(files, 'www');
+mkdirSync(www);
+const blobPath = join(www, 'blob');
+log(`writing a ${fmt(size / GiB)} GiB blob`);
+let digest = await makeBlobFile(blobPath, size);
+
+const nginx = await startNginx(www);
+const dist = await startDistribution({ quiet: opt.quiet });
+const customs = withCustoms ? await startCustoms({ gate: 'off', quiet: opt.quiet, extraArgs: opt['customs-arg'], nodeArgs: opt['customs-node-arg'] }) : null;
+const registries = [dist, customs].filter(Boolean);
+const servers = [nginx, ...registries];
+log(`nginx ${nginx.url}, docker-registry ${dist.url}${customs ? `, customs ${customs.url} (pid ${customs.pid})` : ''}`);
+
+const results = { get: {}, put: {}, manifest: {}, rss: null, customsRssByPhase: {} };
+// customs's memory after each phase (VmHWM is the peak so far): where RSS grows.
+// The V8 heap and external memory come from customs's /metrics (prom-client defaults).
+async function heapOf(srv) {
+  try {
+    const res = await fetch(`${srv.url}/metrics`, { headers: srv.headers });
+    const text = await res.text();
+    const v = (name) => Number(new RegExp(`^customs_${name}(?:\\{[^}]*\\})? ([\\d.e+]+)$`, 'm').exec(text)?.[1] ?? NaN) / 1e6;
+    return { heapUsedMB: +v('nodejs_heap_size_used_bytes').toFixed(1), heapTotalMB: +v('nodejs_heap_size_total_bytes').toFixed(1), externalMB: +v('nodejs_external_memory_bytes').toFixed(1) };
+  } catch {
+    return {};
+  }
+}
+const notePhase = async (phase) => {
+  if (customs) results.customsRssByPhase[phase] = { ...rssDetail(customs.pid), ...(await heapOf(customs)) };
+};
+await notePhase('start');
+const blobRepo = 'bench/blob';
+
+// --- PUT (also seeds the blob that GET reads) -----------------------------
+{
+  const putReps = only.has('put') ? reps : 1;
+  const secs = Object.fromEntries(registries.map((r) => [r.name, []]));
+  const cpus = Object.fromEntries(registries.map((r) => [r.name, []]));
+  for (let i = 0; i < putReps; i++) {
+    // A fresh digest per repetition, so no server can skip bytes it already has.
+    if (i > 0) digest = await setVariant(blobPath, i);
+    await warmFile(blobPath);
+    for (const r of registries) {
+      log(`PUT ${fmt(size / GiB)} GiB -> ${r.name} (${i + 1}/${putReps})`);
+      await run('sync', []); // the previous server's dirty pages must not be written back during this PUT
+      const [t, cpu] = await withCpu(r.pid, () => pushBlobFile(r, blobRepo, blobPath, digest, size));
+      secs[r.name].push(t);
+      cpus[r.name].push(cpu / (size / GiB));
+      // customs serves a blob only as part of a manifest it allows (not timed).
+      await pushManifestFor(r, blobRepo, `v${i}`, { digest, size });
+    }
+  }
+  if (only.has('put')) {
+    await run('sync', []);
+    log('disk probe: 1 GiB write + fdatasync in the temp dir');
+    results.put.diskFsyncGibps = await diskWriteProbe(files, Math.min(size, GiB));
+    for (const r of registries) {
+      const s = median(secs[r.name]);
+      results.put[r.name] = { gibps: size / GiB / s, secs: s, runs: secs[r.name].map((x) => +x.toFixed(3)), cpuSecsPerGiB: median(cpus[r.name]) };
+    }
+  }
+}
+
+await notePhase('afterPut');
+
+// --- GET --------------------------------------------------------------------
+const blobUrl = (s) => (s === nginx ? `${nginx.url}/blob` : `${s.url}/v2/${blobRepo}/blobs/${digest}`);
+if (only.has('get')) {
+  for (const s of servers) {
+    log(`warm-up GET ${s.name}`);
+    await download(blobUrl(s), { headers: s.headers, size }); // page cache + JIT
+  }
+  for (const clients of [1, 4]) {
+    const runs = Object.fromEntries(servers.map((s) => [s.name, []]));
+    const cpus = Object.fromEntries(servers.map((s) => [s.name, []]));
+    // Interleave the servers within each repetition so drift hits all alike.
+    for (let i = 0; i < reps; i++) {
+      for (const s of servers) {
+        log(`GET ${clients} client(s) ${s.name} (${i + 1}/${reps})`);
+        const [d, cpu] = await withCpu(s.pid, () => download(blobUrl(s), { headers: s.headers, size, clients }));
+        runs[s.name].push(d.gibps);
+        cpus[s.name].push(cpu / ((clients * size) / GiB));
+      }
+    }
+    for (const s of servers) {
+      (results.get[s.name] ??= {})[`c${clients}`] = { gibps: median(runs[s.name]), runs: runs[s.name].map((x) => +x.toFixed(3)), cpuSecsPerGiB: median(cpus[s.name]) };
+    }
+  }
+}
+
+await notePhase('afterGet');
+
+// --- manifest GET (wrk) -----------------------------------------------------
+if (only.has('manifest')) {
+  const repo = 'bench/manifest';
+  let bytes;
+  for (const r of registries) {
+    const m = await pushSmallImage(r, repo, 'v1');
+    await checkManifest(r, repo, 'v1', m.digest);
+    bytes = m.bytes;
+  }
+  writeFileSync(join(www, 'manifest.json'), bytes); // nginx reference: the same bytes as a static file
+  for (const s of servers) {
+    const url = s === nginx ? `${nginx.url}/manifest.json` : `${s.url}/v2/${repo}/manifests/v1`;
+    const headers = { ...s.headers, accept: OCI_MANIFEST };
+    log(`wrk ${s.name} (2 s warm-up, ${wrkSeconds} s measured)`);
+    await wrk(url, { headers, seconds: 2 });
+    const [w, cpu] = await withCpu(s.pid, () => wrk(url, { headers, seconds: wrkSeconds }));
+    w.cpuMicrosPerRequest = (cpu / w.requests) * 1e6;
+    if (w.non2xx || w.socketErrors) log(`warning: ${s.name}: ${w.non2xx} non-2xx responses, ${w.socketErrors} socket errors`);
+    const { raw, ...rest } = w;
+    results.manifest[s.name] = rest;
+  }
+}
+
+await notePhase('afterManifest');
+
+// --- RSS while 4 clients download a big blob ---------------------------------
+if (only.has('rss') && customs) {
+  rmSync(blobPath); // make room in the page cache
+  const bigPath = join(files, 'big');
+  log(`writing a ${fmt(rssSize / GiB)} GiB blob`);
+  const bigDigest = await makeBlobFile(bigPath, rssSize, 1 << 30);
+  log(`PUT ${fmt(rssSize / GiB)} GiB -> customs`);
+  const putSecs = await pushBlobFile(customs, 'bench/big', bigPath, bigDigest, rssSize);
+  await pushManifestFor(customs, 'bench/big', 'v1', { digest: bigDigest, size: rssSize });
+  rmSync(bigPath);
+  await notePhase('afterBigPut');
+  const url = `${customs.url}/v2/bench/big/blobs/${bigDigest}`;
+  const before = sampleRss(customs.pid).stop().lastBytes;
+  log('GET 4 clients customs with RSS sampling every 100 ms');
+  const sampler = sampleRss(customs.pid, 100);
+  const d = await download(url, { headers: customs.headers, size: rssSize, clients: 4 });
+  const s = sampler.stop();
+  await notePhase('afterBigGet');
+  results.rss = { blobGiB: rssSize / GiB, clients: 4, beforeMB: before / 1e6, maxMB: s.maxBytes / 1e6, afterMB: s.lastBytes / 1e6, samples: s.samples, getGibps: d.gibps, putGibps: rssSize / GiB / putSecs };
+}
+
+await Promise.all(servers.map((s) => s.stop()));
+if (customs) {
+  printTable(
+    'customs memory after each phase (MB; hwm = peak so far)',
+    ['phase', 'rss', 'anon', 'file', 'hwm', 'heap used', 'heap total', 'external'],
+    Object.entries(results.customsRssByPhase).map(([k, v]) => [k, fmt(v.rssMB, 1), fmt(v.anonMB, 1), fmt(v.fileMB, 1), fmt(v.hwmMB, 1), fmt(v.heapUsedMB, 1), fmt(v.heapTotalMB, 1), fmt(v.externalMB, 1)]),
+  );
+}
+
+// --- report -------------------------------------------------------------------
+const C = customs?.name ?? 'customs';
+const g = (n, c) => results.get[n]?.[c]?.gibps;
+const mr = (n) => results.manifest[n]?.rps;
+const ratios = {
+  get1_vs_registry: ratio(g(C, 'c1'), g(dist.name, 'c1')),
+  get4_vs_registry: ratio(g(C, 'c4'), g(dist.name, 'c4')),
+  get1_vs_nginx: ratio(g(C, 'c1'), g(nginx.name, 'c1')),
+  get4_vs_nginx: ratio(g(C, 'c4'), g(nginx.name, 'c4')),
+  put_vs_registry: ratio(results.put[C]?.gibps, results.put[dist.name]?.gibps),
+  manifest_rps_vs_registry: ratio(mr(C), mr(dist.name)),
+  manifest_p99_vs_registry: ratio(results.manifest[C]?.p99ms, results.manifest[dist.name]?.p99ms),
+};
+const row = (label, get, digits = 2) => {
+  const v = (n) => get(n);
+  return [label, fmt(v(nginx.name), digits), fmt(v(dist.name), digits), fmt(v(C), digits), fmt(ratio(v(C), v(dist.name))), fmt(ratio(v(C), v(nginx.name)))];
+};
+const rows = [];
+if (only.has('get')) {
+  rows.push(row(`blob GET ${fmt(size / GiB)} GiB, 1 client (GiB/s)`, (n) => g(n, 'c1')));
+  rows.push(row('  server CPU s per GiB sent', (n) => results.get[n]?.c1?.cpuSecsPerGiB));
+  rows.push(row(`blob GET ${fmt(size / GiB)} GiB, 4 clients (GiB/s)`, (n) => g(n, 'c4')));
+  rows.push(row('  server CPU s per GiB sent', (n) => results.get[n]?.c4?.cpuSecsPerGiB));
+}
+if (only.has('put')) {
+  rows.push(row(`blob PUT ${fmt(size / GiB)} GiB (GiB/s)`, (n) => results.put[n]?.gibps));
+  rows.push(row('  server CPU s per GiB received', (n) => results.put[n]?.cpuSecsPerGiB));
+  rows.push([`  disk ceiling: write + fdatasync (GiB/s)`, fmt(results.put.diskFsyncGibps), '', '', '', '']);
+}
+if (only.has('manifest')) {
+  rows.push(row('manifest GET -c32 (req/s)', (n) => mr(n), 0));
+  rows.push(row('manifest GET -c32 p99 (ms)', (n) => results.manifest[n]?.p99ms));
+  rows.push(row('  server CPU us per request', (n) => results.manifest[n]?.cpuMicrosPerRequest, 1));
+}
+printTable(`customs bench (${reps} reps, median; ${machine().cpus} CPUs, Node ${process.version})`, ['measure', 'nginx', 'docker-registry', 'customs', 'customs/registry', 'customs/nginx'], rows);
+if (results.rss) {
+  const r = results.rss;
+  printTable('customs RSS during 4 concurrent downloads', ['blob', 'before (MB)', 'max (MB)', 'samples', 'GET GiB/s', 'PUT GiB/s'], [[`${r.blobGiB} GiB`, fmt(r.beforeMB, 1), fmt(r.maxMB, 1), String(r.samples), fmt(r.getGibps), fmt(r.putGibps)]]);
+}
+const targets = [];
+if (customs) {
+  if (only.has('get')) {
+    targets.push(target('blob GET 1 client vs docker-registry', ratios.get1_vs_registry, '>=', 1.5));
+    targets.push(target('blob GET 4 clients vs docker-registry', ratios.get4_vs_registry, '>=', 1.5));
+  }
+  if (only.has('put')) targets.push(target('blob PUT vs docker-registry', ratios.put_vs_registry, '>=', 3));
+  if (only.has('manifest')) targets.push(target('manifest GET rps vs docker-registry', ratios.manifest_rps_vs_registry, '>=', 10));
+  if (results.rss) targets.push(target(`max RSS, 4 clients x ${results.rss.blobGiB} GiB`, results.rss.maxMB, '<', 200, ' MB'));
+  printTargets(targets);
+}
+emitJson({ bench: 'registry-core', date: new Date().toISOString(), machine: machineBefore, cpuBusyBefore: busyBefore, loadavgAfter: machine().loadavg, params: { quiet: opt.quiet, sizeGiB: size / GiB, rssSizeGiB: rssSize / GiB, reps, wrkSeconds, wrkConnections: 32 }, results, ratios, targets }, opt.json);
+const failed = targets.filter((t) => t.pass === false).length;
+process.exitCode = failed ? 2 : 0;
