@@ -1,22 +1,11 @@
 import type pg from 'pg';
 import { err, type Descriptor, type Digest } from '../oci/index.js';
+import { toRecord, type ManifestRow } from './rows.js';
 import type { BlobInfo } from './blob-store.js';
 import type { Actor, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
 import type { AuditEntry, AuditInput, AuditQuery, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from './ops-store.js';
 import * as ops from './postgres-ops.js';
 import { withTransaction, type Queryable } from './pg-pool.js';
-
-interface ManifestRow {
-  repository: string;
-  digest: string;
-  media_type: string;
-  artifact_type: string | null;
-  size: number;
-  subject: string | null;
-  annotations: string | null;
-  bytes: Buffer;
-  created_at: number;
-}
 
 /**
  * The scale-out metadata store: the same contract as the SQLite store, on a
@@ -340,17 +329,3 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 }
 
-function toRecord(row: ManifestRow, references: Digest[]): ManifestRecord {
-  return {
-    repository: row.repository,
-    digest: row.digest as Digest,
-    mediaType: row.media_type,
-    artifactType: row.artifact_type ?? undefined,
-    size: row.size,
-    subject: (row.subject ?? undefined) as Digest | undefined,
-    annotations: row.annotations ? (JSON.parse(row.annotations) as Record<string, string>) : undefined,
-    bytes: row.bytes,
-    createdAt: row.created_at,
-    references,
-  };
-}

@@ -1,4 +1,5 @@
 import { err, type Digest } from '../oci/index.js';
+import { toAudit, toPin, type AuditRow, type PinRow, type ProvenanceRow } from './rows.js';
 import { chainEntry } from './audit-chain.js';
 import type { Actor, TagMove } from './metadata-store.js';
 import {
@@ -15,39 +16,6 @@ import {
 } from './ops-store.js';
 import { LOCK_AUDIT, LOCK_NAMESPACE, type Queryable } from './pg-pool.js';
 
-interface AuditRow {
-  seq: number;
-  at: number;
-  actor: string;
-  action: string;
-  repository: string | null;
-  target: string | null;
-  reason: string | null;
-  detail: string | null;
-  prev_hash: string;
-  hash: string;
-}
-interface PinRow {
-  repository: string;
-  tag: string;
-  digest: string;
-  actor: string;
-  reason: string | null;
-  at: number;
-}
-interface ProvenanceRow {
-  repository: string;
-  referrer: string;
-  subject: string;
-  predicate_type: string;
-  builder_id: string | null;
-  build_type: string | null;
-  started_on: string | null;
-  finished_on: string | null;
-  signers: string;
-  materials: string;
-  recorded_at: number;
-}
 export interface HistoryRow {
   repository: string;
   tag: string;
@@ -257,21 +225,3 @@ export function toMove(r: HistoryRow): TagMove {
   };
 }
 
-function toAudit(r: AuditRow): AuditEntry {
-  return {
-    seq: r.seq,
-    at: r.at,
-    actor: r.actor,
-    action: r.action,
-    repository: r.repository ?? undefined,
-    target: r.target ?? undefined,
-    reason: r.reason ?? undefined,
-    detail: r.detail ? (JSON.parse(r.detail) as Record<string, unknown>) : undefined,
-    prevHash: r.prev_hash,
-    hash: r.hash,
-  };
-}
-
-function toPin(r: PinRow): PinRecord {
-  return { repository: r.repository, tag: r.tag, digest: r.digest as Digest, actor: r.actor, reason: r.reason ?? undefined, at: r.at };
-}

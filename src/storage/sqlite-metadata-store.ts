@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { err, type Descriptor, type Digest } from '../oci/index.js';
+import { toRecord, type ManifestRow } from './rows.js';
 import type { BlobInfo } from './blob-store.js';
 import type { Actor, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
 import type { AuditEntry, AuditInput, AuditQuery, BlobQuarantineCheck, BlobQuarantineState, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from './ops-store.js';
@@ -7,17 +8,6 @@ import { SqliteOpsTables } from './sqlite-ops.js';
 import type { VerdictStore } from './verdict-store.js';
 import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
 
-interface ManifestRow {
-  repository: string;
-  digest: string;
-  media_type: string;
-  artifact_type: string | null;
-  size: number;
-  subject: string | null;
-  annotations: string | null;
-  bytes: Buffer;
-  created_at: number;
-}
 interface HistoryRow {
   repository: string;
   tag: string;
@@ -359,21 +349,6 @@ export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck, 
   async tagMovesOf(repository: string, digest: Digest): Promise<TagMove[]> {
     return this.ops.tagMovesOf(repository, digest);
   }
-}
-
-function toRecord(row: ManifestRow, references: Digest[]): ManifestRecord {
-  return {
-    repository: row.repository,
-    digest: row.digest as Digest,
-    mediaType: row.media_type,
-    artifactType: row.artifact_type ?? undefined,
-    size: row.size,
-    subject: (row.subject ?? undefined) as Digest | undefined,
-    annotations: row.annotations ? (JSON.parse(row.annotations) as Record<string, string>) : undefined,
-    bytes: row.bytes,
-    createdAt: row.created_at,
-    references,
-  };
 }
 
 function migrate(db: Database.Database): void {

@@ -1,0 +1,90 @@
+import type { Digest } from '../oci/index.js';
+import type { ManifestRecord } from './metadata-store.js';
+import type { AuditEntry, PinRecord } from './ops-store.js';
+
+/**
+ * Row shapes and row -> record mappers shared by the SQLite and PostgreSQL stores
+ * (both schemas use the same column names), so the two cannot drift apart.
+ */
+
+export interface ManifestRow {
+  repository: string;
+  digest: string;
+  media_type: string;
+  artifact_type: string | null;
+  size: number;
+  subject: string | null;
+  annotations: string | null;
+  bytes: Buffer;
+  created_at: number;
+}
+
+export function toRecord(row: ManifestRow, references: Digest[]): ManifestRecord {
+  return {
+    repository: row.repository,
+    digest: row.digest as Digest,
+    mediaType: row.media_type,
+    artifactType: row.artifact_type ?? undefined,
+    size: row.size,
+    subject: (row.subject ?? undefined) as Digest | undefined,
+    annotations: row.annotations ? (JSON.parse(row.annotations) as Record<string, string>) : undefined,
+    bytes: row.bytes,
+    createdAt: row.created_at,
+    references,
+  };
+}
+
+export interface AuditRow {
+  seq: number;
+  at: number;
+  actor: string;
+  action: string;
+  repository: string | null;
+  target: string | null;
+  reason: string | null;
+  detail: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface PinRow {
+  repository: string;
+  tag: string;
+  digest: string;
+  actor: string;
+  reason: string | null;
+  at: number;
+}
+
+export interface ProvenanceRow {
+  repository: string;
+  referrer: string;
+  subject: string;
+  predicate_type: string;
+  builder_id: string | null;
+  build_type: string | null;
+  started_on: string | null;
+  finished_on: string | null;
+  signers: string;
+  materials: string;
+  recorded_at: number;
+}
+
+export function toAudit(r: AuditRow): AuditEntry {
+  return {
+    seq: r.seq,
+    at: r.at,
+    actor: r.actor,
+    action: r.action,
+    repository: r.repository ?? undefined,
+    target: r.target ?? undefined,
+    reason: r.reason ?? undefined,
+    detail: r.detail ? (JSON.parse(r.detail) as Record<string, unknown>) : undefined,
+    prevHash: r.prev_hash,
+    hash: r.hash,
+  };
+}
+
+export function toPin(r: PinRow): PinRecord {
+  return { repository: r.repository, tag: r.tag, digest: r.digest as Digest, actor: r.actor, reason: r.reason ?? undefined, at: r.at };
+}
