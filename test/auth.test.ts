@@ -9,6 +9,7 @@ import { startTestServer, type TestServer } from './helpers/server.js';
 const PULLER = 'ctk_puller_pullerpullerpullerpuller';
 const PUSHER = 'ctk_pusher_pusherpusherpusherpusher';
 const DELETER = 'ctk_deleter_deleterdeleterdeleter12';
+const ADMINISH = 'ctk_everything_everythingeverything12';
 const basic = (user: string, pass: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` });
 const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
 
@@ -52,6 +53,7 @@ describe('access control', () => {
             { id: 'puller', hash: await hashSecret(PULLER.split('_')[2]!), permissions: perm(['pull']) },
             { id: 'pusher', hash: await hashSecret(PUSHER.split('_')[2]!), permissions: perm(['pull', 'push']) },
             { id: 'deleter', hash: await hashSecret(DELETER.split('_')[2]!), permissions: perm(['pull', 'delete']) },
+            { id: 'everything', hash: await hashSecret(ADMINISH.split('_')[2]!), permissions: [{ repositories: ['**'], actions: ['pull', 'push'] }] },
           ],
           users: [{ name: 'alice', passwordHash: await hashSecret('correct horse'), permissions: perm(['pull', 'push']) }],
         },
@@ -106,8 +108,12 @@ describe('access control', () => {
     expect(put.status).toBe(403);
     expect((await fetch(`${s.url}/v2/team/model/manifests/${img.manifest}`, { method: 'DELETE', headers: h })).status).toBe(403);
     expect((await fetch(`${s.url}/v2/team/model/blobs/${img.layer}`, { method: 'DELETE', headers: h })).status).toBe(403);
-    // Outside its repositories: nothing.
+    // Outside its repositories: nothing, not even the names.
     expect((await fetch(`${s.url}/v2/other/model/manifests/v1`, { headers: h })).status).toBe(403);
+    await pushImage(s, 'secret/model', 'v1', bearer(ADMINISH));
+    const cat = (await (await fetch(`${s.url}/v2/_catalog`, { headers: h })).json()) as { repositories: string[] };
+    expect(cat.repositories).toContain('team/model');
+    expect(cat.repositories).not.toContain('secret/model');
   });
 
   function urlOf(what: string): string {

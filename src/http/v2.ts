@@ -204,10 +204,13 @@ const listTags: Handler = async (s, route, req, res, url) => {
   return sendJson(res, 200, { name: repo, tags: result.items }, linkHeader(`/v2/${repo}/tags/list`, page.n, result.next), isHead(req));
 };
 
-const catalog: Handler = async (s, _route, req, res, url) => {
+const catalog: Handler = async (s, _route, req, res, url, who) => {
   const page = pageOf(url);
   const result = await s.listing.catalog(page);
-  return sendJson(res, 200, { repositories: result.items }, linkHeader('/v2/_catalog', page.n, result.next), isHead(req));
+  // Only the repositories the caller may pull are named; the page boundary (Link) stays that of the whole catalog.
+  const visible: string[] = [];
+  for (const name of result.items) if (await s.access.mayPull(who, accessRequest(req), name)) visible.push(name);
+  return sendJson(res, 200, { repositories: visible }, linkHeader('/v2/_catalog', page.n, result.next), isHead(req));
 };
 
 const referrers: Handler = async (s, route, req, res, url) => {
