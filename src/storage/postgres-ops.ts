@@ -1,5 +1,6 @@
 import { err, type Digest } from '../oci/index.js';
-import { toAudit, toPin, type AuditRow, type PinRow, type ProvenanceRow } from './rows.js';
+import { toAudit, toMove, toPin, toProvenance, type AuditRow, type HistoryRow, type PinRow, type ProvenanceRow } from './rows.js';
+export { toMove, type HistoryRow } from './rows.js';
 import { chainEntry } from './audit-chain.js';
 import type { Actor, TagMove } from './metadata-store.js';
 import {
@@ -15,16 +16,6 @@ import {
   type QuarantineRecord,
 } from './ops-store.js';
 import { LOCK_AUDIT, LOCK_NAMESPACE, type Queryable } from './pg-pool.js';
-
-export interface HistoryRow {
-  repository: string;
-  tag: string;
-  from_digest: string | null;
-  to_digest: string | null;
-  actor: string;
-  reason: string | null;
-  at: number;
-}
 
 /**
  * The operator tables of the PostgreSQL store (pins, quarantine, audit, lineage),
@@ -178,19 +169,7 @@ export async function provenanceFor(q: Queryable, repository: string | undefined
     'SELECT * FROM provenance WHERE subject = $1 AND ($2::text IS NULL OR repository = $2) ORDER BY recorded_at, repository, referrer',
     [subject, repository ?? null],
   );
-  return rows.map((r) => ({
-    repository: r.repository,
-    referrer: r.referrer as Digest,
-    subject: r.subject as Digest,
-    predicateType: r.predicate_type,
-    builderId: r.builder_id ?? undefined,
-    buildType: r.build_type ?? undefined,
-    startedOn: r.started_on ?? undefined,
-    finishedOn: r.finished_on ?? undefined,
-    signers: JSON.parse(r.signers) as string[],
-    materials: JSON.parse(r.materials) as ProvenanceMaterial[],
-    recordedAt: r.recorded_at,
-  }));
+  return rows.map(toProvenance);
 }
 export async function consumersOf(q: Queryable, material: string): Promise<MaterialConsumer[]> {
   const i = material.indexOf(':');
@@ -211,17 +190,5 @@ export async function repositoriesOf(q: Queryable, digest: Digest): Promise<stri
 export async function tagMovesOf(q: Queryable, repository: string, digest: Digest): Promise<TagMove[]> {
   const { rows } = await q.query<HistoryRow>('SELECT * FROM tag_history WHERE repository = $1 AND (to_digest = $2 OR from_digest = $2) ORDER BY id DESC', [repository, digest]);
   return rows.map(toMove);
-}
-
-export function toMove(r: HistoryRow): TagMove {
-  return {
-    repository: r.repository,
-    tag: r.tag,
-    from: (r.from_digest ?? undefined) as Digest | undefined,
-    to: (r.to_digest ?? undefined) as Digest | undefined,
-    actor: r.actor,
-    reason: r.reason ?? undefined,
-    at: r.at,
-  };
 }
 

@@ -1,6 +1,6 @@
 import type { Digest } from '../oci/index.js';
-import type { ManifestRecord } from './metadata-store.js';
-import type { AuditEntry, PinRecord } from './ops-store.js';
+import type { ManifestRecord, TagMove } from './metadata-store.js';
+import type { AuditEntry, PinRecord, ProvenanceMaterial, ProvenanceRecord } from './ops-store.js';
 
 /**
  * Row shapes and row -> record mappers shared by the SQLite and PostgreSQL stores
@@ -87,4 +87,42 @@ export function toAudit(r: AuditRow): AuditEntry {
 
 export function toPin(r: PinRow): PinRecord {
   return { repository: r.repository, tag: r.tag, digest: r.digest as Digest, actor: r.actor, reason: r.reason ?? undefined, at: r.at };
+}
+
+export interface HistoryRow {
+  repository: string;
+  tag: string;
+  from_digest: string | null;
+  to_digest: string | null;
+  actor: string;
+  reason: string | null;
+  at: number;
+}
+
+export function toMove(r: HistoryRow): TagMove {
+  return {
+    repository: r.repository,
+    tag: r.tag,
+    from: (r.from_digest ?? undefined) as Digest | undefined,
+    to: (r.to_digest ?? undefined) as Digest | undefined,
+    actor: r.actor,
+    reason: r.reason ?? undefined,
+    at: r.at,
+  };
+}
+
+export function toProvenance(r: ProvenanceRow): ProvenanceRecord {
+  return {
+    repository: r.repository,
+    referrer: r.referrer as Digest,
+    subject: r.subject as Digest,
+    predicateType: r.predicate_type,
+    builderId: r.builder_id ?? undefined,
+    buildType: r.build_type ?? undefined,
+    startedOn: r.started_on ?? undefined,
+    finishedOn: r.finished_on ?? undefined,
+    signers: JSON.parse(r.signers) as string[],
+    materials: JSON.parse(r.materials) as ProvenanceMaterial[],
+    recordedAt: r.recorded_at,
+  };
 }

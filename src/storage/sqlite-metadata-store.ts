@@ -1,22 +1,12 @@
 import Database from 'better-sqlite3';
 import { err, type Descriptor, type Digest } from '../oci/index.js';
-import { toRecord, type ManifestRow } from './rows.js';
+import { toMove, toRecord, type HistoryRow, type ManifestRow } from './rows.js';
 import type { BlobInfo } from './blob-store.js';
 import type { Actor, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
 import type { AuditEntry, AuditInput, AuditQuery, BlobQuarantineCheck, BlobQuarantineState, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from './ops-store.js';
 import { SqliteOpsTables } from './sqlite-ops.js';
 import type { VerdictStore } from './verdict-store.js';
 import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
-
-interface HistoryRow {
-  repository: string;
-  tag: string;
-  from_digest: string | null;
-  to_digest: string | null;
-  actor: string;
-  reason: string | null;
-  at: number;
-}
 
 /**
  * The embedded metadata store: one SQLite file in WAL mode. better-sqlite3 is
@@ -221,15 +211,7 @@ export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck, 
     });
   }
   async tagHistory(repository: string, tag: string): Promise<TagMove[]> {
-    return (this.stmt.tagHistory.all(repository, tag) as HistoryRow[]).map((r) => ({
-      repository: r.repository,
-      tag: r.tag,
-      from: (r.from_digest ?? undefined) as Digest | undefined,
-      to: (r.to_digest ?? undefined) as Digest | undefined,
-      actor: r.actor,
-      reason: r.reason ?? undefined,
-      at: r.at,
-    }));
+    return (this.stmt.tagHistory.all(repository, tag) as HistoryRow[]).map(toMove);
   }
   async tagsOf(repository: string, digest: Digest): Promise<string[]> {
     return (this.stmt.tagsOf.all(repository, digest) as { tag: string }[]).map((r) => r.tag);

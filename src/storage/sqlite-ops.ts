@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { err, type Digest } from '../oci/index.js';
-import { toAudit, toPin, type AuditRow, type PinRow, type ProvenanceRow } from './rows.js';
+import { toAudit, toMove, toPin, toProvenance, type HistoryRow, type AuditRow, type PinRow, type ProvenanceRow } from './rows.js';
 import { chainEntry } from './audit-chain.js';
 import type { Actor, TagMove } from './metadata-store.js';
 import {
@@ -192,19 +192,7 @@ export class SqliteOpsTables {
     this.stmt.delMaterials.run(repository, referrer);
   }
   provenanceFor(repository: string | undefined, subject: Digest): ProvenanceRecord[] {
-    return (this.stmt.provenanceFor.all(subject, repository ?? null, repository ?? null) as ProvenanceRow[]).map((r) => ({
-      repository: r.repository,
-      referrer: r.referrer as Digest,
-      subject: r.subject as Digest,
-      predicateType: r.predicate_type,
-      builderId: r.builder_id ?? undefined,
-      buildType: r.build_type ?? undefined,
-      startedOn: r.started_on ?? undefined,
-      finishedOn: r.finished_on ?? undefined,
-      signers: JSON.parse(r.signers) as string[],
-      materials: JSON.parse(r.materials) as ProvenanceMaterial[],
-      recordedAt: r.recorded_at,
-    }));
+    return (this.stmt.provenanceFor.all(subject, repository ?? null, repository ?? null) as ProvenanceRow[]).map(toProvenance);
   }
   consumersOf(material: string): MaterialConsumer[] {
     const i = material.indexOf(':');
@@ -223,25 +211,7 @@ export class SqliteOpsTables {
     return (this.stmt.repositoriesOf.all(digest) as { repository: string }[]).map((r) => r.repository);
   }
   tagMovesOf(repository: string, digest: Digest): TagMove[] {
-    return (
-      this.stmt.movesOf.all(repository, digest, digest) as {
-        repository: string;
-        tag: string;
-        from_digest: string | null;
-        to_digest: string | null;
-        actor: string;
-        reason: string | null;
-        at: number;
-      }[]
-    ).map((r) => ({
-      repository: r.repository,
-      tag: r.tag,
-      from: (r.from_digest ?? undefined) as Digest | undefined,
-      to: (r.to_digest ?? undefined) as Digest | undefined,
-      actor: r.actor,
-      reason: r.reason ?? undefined,
-      at: r.at,
-    }));
+    return (this.stmt.movesOf.all(repository, digest, digest) as HistoryRow[]).map(toMove);
   }
 }
 
