@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { err, type Descriptor, type Digest } from '../oci/index.js';
-import { toRecord, type ManifestRow } from './rows.js';
+import { pushAuditEntry, toRecord, type ManifestRow } from './rows.js';
 import type { BlobInfo } from './blob-store.js';
 import type { Actor, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
 import type { AuditEntry, AuditInput, AuditQuery, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from './ops-store.js';
@@ -85,18 +85,7 @@ export class PostgresMetadataStore implements MetadataStore {
         move = await this.moveTagTx(q, m.repository, tag, m.digest, by, now);
       }
       if (inserted || move) {
-        await ops.appendAuditTx(
-          q,
-          {
-            actor: by.actor,
-            action: 'push',
-            repository: m.repository,
-            target: tag === undefined ? `${m.repository}@${m.digest}` : `${m.repository}:${tag}`,
-            reason: by.reason,
-            detail: { digest: m.digest, mediaType: m.mediaType, artifactType: m.artifactType, subject: m.subject, ...(move ? { tag, from: move.from } : {}) },
-          },
-          now,
-        );
+        await ops.appendAuditTx(q, pushAuditEntry(m, tag, move, by), now);
       }
       return move;
     });

@@ -1,6 +1,6 @@
 import type { Digest } from '../oci/index.js';
-import type { ManifestRecord, TagMove } from './metadata-store.js';
-import type { AuditEntry, PinRecord, ProvenanceMaterial, ProvenanceRecord } from './ops-store.js';
+import type { Actor, ManifestRecord, NewManifest, TagMove } from './metadata-store.js';
+import type { AuditEntry, AuditInput, PinRecord, ProvenanceMaterial, ProvenanceRecord } from './ops-store.js';
 
 /**
  * Row shapes and row -> record mappers shared by the SQLite and PostgreSQL stores
@@ -124,5 +124,17 @@ export function toProvenance(r: ProvenanceRow): ProvenanceRecord {
     signers: JSON.parse(r.signers) as string[],
     materials: JSON.parse(r.materials) as ProvenanceMaterial[],
     recordedAt: r.recorded_at,
+  };
+}
+
+/** The audit entry of a manifest push (with the tag move, when there was one), the same in every store. */
+export function pushAuditEntry(m: NewManifest, tag: string | undefined, move: TagMove | undefined, by: Actor): AuditInput {
+  return {
+    actor: by.actor,
+    action: 'push',
+    repository: m.repository,
+    target: tag === undefined ? `${m.repository}@${m.digest}` : `${m.repository}:${tag}`,
+    reason: by.reason,
+    detail: { digest: m.digest, mediaType: m.mediaType, artifactType: m.artifactType, subject: m.subject, ...(move ? { tag, from: move.from } : {}) },
   };
 }

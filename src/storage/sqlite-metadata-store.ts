@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { err, type Descriptor, type Digest } from '../oci/index.js';
-import { toMove, toRecord, type HistoryRow, type ManifestRow } from './rows.js';
+import { pushAuditEntry, toMove, toRecord, type HistoryRow, type ManifestRow } from './rows.js';
 import type { BlobInfo } from './blob-store.js';
 import type { Actor, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
 import type { AuditEntry, AuditInput, AuditQuery, BlobQuarantineCheck, BlobQuarantineState, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from './ops-store.js';
@@ -112,17 +112,7 @@ export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck, 
         move = this.moveTagTx(m.repository, tag, m.digest, by, now);
       }
       if (inserted || move) {
-        this.ops.appendAuditTx(
-          {
-            actor: by.actor,
-            action: 'push',
-            repository: m.repository,
-            target: tag === undefined ? `${m.repository}@${m.digest}` : `${m.repository}:${tag}`,
-            reason: by.reason,
-            detail: { digest: m.digest, mediaType: m.mediaType, artifactType: m.artifactType, subject: m.subject, ...(move ? { tag, from: move.from } : {}) },
-          },
-          now,
-        );
+        this.ops.appendAuditTx(pushAuditEntry(m, tag, move, by), now);
       }
       return move;
     });
