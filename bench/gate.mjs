@@ -12,7 +12,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
+import { benchOptions } from './lib/cli.mjs';
 import { installCleanup, makeTempDir, setKeepTemp } from './lib/proc.mjs';
 import { ensureBuilt, startCustoms } from './lib/servers.mjs';
 import { OCI_MANIFEST, pushSmallImage } from './lib/oci.mjs';
@@ -35,25 +35,12 @@ const HELP = `usage: node bench/gate.mjs [options]
   --keep              keep temp dirs (logs, data)
   --wait-idle SECS    wait up to SECS for the CPUs to be idle (<10% busy) before starting`;
 
-const { values: opt } = parseArgs({
-  options: {
-    policy: { type: 'string', default: 'full' },
-    reps: { type: 'string', default: '3' },
-    'wrk-seconds': { type: 'string', default: '10' },
-    cold: { type: 'string', default: '30' },
-    'customs-arg': { type: 'string', multiple: true, default: [] },
-    'customs-node-arg': { type: 'string', multiple: true, default: [] },
-    build: { type: 'boolean', default: false },
-    json: { type: 'string' },
-    keep: { type: 'boolean', default: false },
-    'wait-idle': { type: 'string', default: '0' },
-    help: { type: 'boolean', default: false },
-  },
-});
-if (opt.help) {
-  console.log(HELP);
-  process.exit(0);
-}
+const opt = benchOptions({
+  policy: { type: 'string', default: 'full' },
+  reps: { type: 'string', default: '3' },
+  'wrk-seconds': { type: 'string', default: '10' },
+  cold: { type: 'string', default: '30' },
+}, HELP);
 const reps = Number(opt.reps);
 const wrkSeconds = Number(opt['wrk-seconds']);
 const coldN = Number(opt.cold);

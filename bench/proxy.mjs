@@ -10,7 +10,7 @@
 // Run by hand: `node bench/proxy.mjs [--help]`. Never part of npm test.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { benchOptions } from './lib/cli.mjs';
 import { installCleanup, makeTempDir, run, setKeepTemp, withCpu } from './lib/proc.mjs';
 import { ensureBuilt, startCustoms, startDistribution } from './lib/servers.mjs';
 import { GiB, checkManifest, makeBlobFile, pushBlobFile, pushManifestFor, setVariant, warmFile } from './lib/oci.mjs';
@@ -28,24 +28,11 @@ const HELP = `usage: node bench/proxy.mjs [options]
   --keep              keep temp dirs (logs, data)
   --wait-idle SECS    wait up to SECS for the CPUs to be idle (<10% busy) before starting`;
 
-const { values: opt } = parseArgs({
-  options: {
-    size: { type: 'string', default: '1' },
-    reps: { type: 'string', default: '3' },
-    clients: { type: 'string', default: '32' },
-    'customs-arg': { type: 'string', multiple: true, default: [] },
-    'customs-node-arg': { type: 'string', multiple: true, default: [] },
-    build: { type: 'boolean', default: false },
-    json: { type: 'string' },
-    keep: { type: 'boolean', default: false },
-    'wait-idle': { type: 'string', default: '0' },
-    help: { type: 'boolean', default: false },
-  },
-});
-if (opt.help) {
-  console.log(HELP);
-  process.exit(0);
-}
+const opt = benchOptions({
+  size: { type: 'string', default: '1' },
+  reps: { type: 'string', default: '3' },
+  clients: { type: 'string', default: '32' },
+}, HELP);
 const size = Math.round(Number(opt.size) * GiB);
 const reps = Number(opt.reps);
 const clients = Number(opt.clients);

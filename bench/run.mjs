@@ -6,7 +6,7 @@
 // Run by hand: `npm run bench` (or `node bench/run.mjs --help`). Never part of npm test.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { benchOptions } from './lib/cli.mjs';
 import { installCleanup, makeTempDir, rssDetail, run, setKeepTemp, withCpu } from './lib/proc.mjs';
 import { ensureBuilt, startCustoms, startDistribution, startNginx } from './lib/servers.mjs';
 import { GiB, OCI_MANIFEST, checkManifest, diskWriteProbe, makeBlobFile, pushBlobFile, pushManifestFor, pushSmallImage, setVariant, warmFile } from './lib/oci.mjs';
@@ -30,28 +30,15 @@ const HELP = `usage: node bench/run.mjs [options]
   --wait-idle SECS    wait up to SECS for the CPUs to be idle (<10% busy) before starting
 Temp files go under $BENCH_TMPDIR or the OS temp dir and are removed at exit.`;
 
-const { values: opt } = parseArgs({
-  options: {
-    size: { type: 'string', default: '1' },
-    'rss-size': { type: 'string', default: '4' },
-    reps: { type: 'string', default: '3' },
-    'wrk-seconds': { type: 'string', default: '10' },
-    only: { type: 'string', default: 'get,put,manifest,rss' },
-    'no-customs': { type: 'boolean', default: false },
-    'customs-arg': { type: 'string', multiple: true, default: [] },
-    'customs-node-arg': { type: 'string', multiple: true, default: [] },
-    build: { type: 'boolean', default: false },
-    json: { type: 'string' },
-    keep: { type: 'boolean', default: false },
-    'wait-idle': { type: 'string', default: '0' },
-    quiet: { type: 'boolean', default: false },
-    help: { type: 'boolean', default: false },
-  },
-});
-if (opt.help) {
-  console.log(HELP);
-  process.exit(0);
-}
+const opt = benchOptions({
+  size: { type: 'string', default: '1' },
+  'rss-size': { type: 'string', default: '4' },
+  reps: { type: 'string', default: '3' },
+  'wrk-seconds': { type: 'string', default: '10' },
+  only: { type: 'string', default: 'get,put,manifest,rss' },
+  'no-customs': { type: 'boolean', default: false },
+  quiet: { type: 'boolean', default: false },
+}, HELP);
 const size = Math.round(Number(opt.size) * GiB);
 const rssSize = Math.round(Number(opt['rss-size']) * GiB);
 const reps = Number(opt.reps);

@@ -9,7 +9,7 @@
 // Starts PostgreSQL and Ceph itself (~20 s). Run by hand: `node bench/s3.mjs [--help]`.
 import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { benchOptions } from './lib/cli.mjs';
 import { performance } from 'node:perf_hooks';
 import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -30,23 +30,12 @@ const HELP = `usage: node bench/s3.mjs [options]
   --keep              keep temp dirs (logs, data)
   --wait-idle SECS    wait up to SECS for the CPUs to be idle before starting`;
 
-const { values: opt } = parseArgs({
-  options: {
-    size: { type: 'string', default: '1' },
-    reps: { type: 'string', default: '3' },
-    'part-mib': { type: 'string', default: '8' },
-    concurrency: { type: 'string', default: '4' },
-    build: { type: 'boolean', default: false },
-    json: { type: 'string' },
-    keep: { type: 'boolean', default: false },
-    'wait-idle': { type: 'string', default: '0' },
-    help: { type: 'boolean', default: false },
-  },
-});
-if (opt.help) {
-  console.log(HELP);
-  process.exit(0);
-}
+const opt = benchOptions({
+  size: { type: 'string', default: '1' },
+  reps: { type: 'string', default: '3' },
+  'part-mib': { type: 'string', default: '8' },
+  concurrency: { type: 'string', default: '4' },
+}, HELP);
 const size = Math.round(Number(opt.size) * GiB);
 const reps = Number(opt.reps);
 const partMiB = Number(opt['part-mib']);
