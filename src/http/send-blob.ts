@@ -59,7 +59,7 @@ async function sendRandomAccess(res: ServerResponse, blob: RandomAccessBlob, sta
       sent += n;
     }
     await Promise.race([Promise.all(inFlight), closedP]);
-    if (!closed) await new Promise<void>((resolve) => res.end(resolve));
+    if (!closed) await Promise.race([new Promise<void>((resolve) => res.end(resolve)), closedP]);
     return sent;
   } finally {
     res.off('close', onClose);
