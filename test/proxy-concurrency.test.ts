@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FaultUpstream, generatedBlob, type BlobSource } from './helpers/fault-upstream.js';
-import { drain, startProxy, type ProxyHarness } from './proxy-harness.js';
+import { drain, opened, startProxy, type ProxyHarness } from './proxy-harness.js';
 
 /**
  * Single flight under load: 32 clients ask for the same uncached 256 MiB blob at
@@ -30,7 +30,7 @@ describe('32 concurrent cold pulls of one 256 MiB blob', () => {
       Array.from({ length: CLIENTS }, async () => {
         const b = await px.service.blob('up/big/model', blob.digest);
         expect(b?.size).toBe(SIZE);
-        return drain(b!.stream);
+        return drain(await opened(b));
       }),
     );
     expect(up.count('GET', /\/blobs\//)).toBe(1);
@@ -41,7 +41,7 @@ describe('32 concurrent cold pulls of one 256 MiB blob', () => {
     expect(await px.blobs.stat(blob.digest)).toEqual({ digest: blob.digest, size: SIZE });
     await expect.poll(() => px.tempFiles()).toEqual([]);
     // Later clients are served from the store: still one upstream GET.
-    expect((await drain((await px.service.blob('up/big/model', blob.digest))!.stream)).digest).toBe(blob.digest);
+    expect((await drain(await opened(await px.service.blob('up/big/model', blob.digest)))).digest).toBe(blob.digest);
     expect(up.count('GET', /\/blobs\//)).toBe(1);
   }, 600_000); // 8 GiB hashed by the test itself on a shared two-core machine
 });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf, digestTag, type Digest } from '../src/oci/index.js';
-import { collect, drain, skopeo, startDistribution, startProxy, writeOciLayout, type Distribution, type ProxyHarness } from './proxy-harness.js';
+import { collect, drain, opened, skopeo, startDistribution, startProxy, writeOciLayout, type Distribution, type ProxyHarness } from './proxy-harness.js';
 
 /**
  * Pull-through against a real upstream: Debian's docker-registry (distribution
@@ -128,7 +128,7 @@ describe('pull-through from docker-registry (distribution 2.8)', () => {
   it('pulls every blob, verified, and links it to the repository', async () => {
     for (const b of s.image.blobs) {
       const got = await px.service.blob(repo, digestOf(b));
-      expect(await drain(got!.stream)).toEqual({ digest: digestOf(b), size: b.length });
+      expect(await drain(await opened(got))).toEqual({ digest: digestOf(b), size: b.length });
       await expect.poll(() => px.metadata.linkedBlob(repo, digestOf(b))).toEqual({ digest: digestOf(b), size: b.length });
     }
   });
@@ -162,7 +162,7 @@ describe('pull-through from docker-registry (distribution 2.8)', () => {
     expect(m).toMatchObject({ digest: s.image.digest, stale: true });
     expect((await px.service.manifest(repo, { kind: 'digest', digest: s.image.digest }))?.stale).toBe(false);
     const small = s.image.blobs[2]!;
-    expect(Buffer.compare(await collect((await px.service.blob(repo, digestOf(small)))!.stream), small)).toBe(0);
+    expect(Buffer.compare(await collect(await opened(await px.service.blob(repo, digestOf(small)))), small)).toBe(0);
     const r = await px.service.referrersDetail(repo, s.image.digest);
     expect(r.stale).toBe(true);
     expect(r.descriptors.map((d) => d.digest).sort()).toEqual([s.signature.digest, s.legacy.digest].sort());

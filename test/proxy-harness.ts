@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../src/oci/index.js';
+import type { UpstreamBlob } from '../src/proxy/pull-through.js';
+import { bodyStream, type ByteRange } from '../src/storage/index.js';
 import { parseUpstreams, type UpstreamInput } from '../src/proxy/config.js';
 import type { ProxyLogger } from '../src/proxy/logger.js';
 import { PullThroughService, type PullThroughOptions } from '../src/proxy/pull-through-service.js';
@@ -58,6 +60,12 @@ export async function startProxy(upstreams: UpstreamInput[], extra: Partial<Pull
 }
 
 /** Reads a stream to its end, hashing: never holds the bytes. */
+/** The bytes of a pull-through blob (or `range` of them) as a stream, as the HTTP layer would send them. */
+export async function opened(blob: UpstreamBlob | undefined, range?: ByteRange): Promise<Readable> {
+  if (!blob) throw new Error('no such blob');
+  return bodyStream(await blob.open(range), range?.start ?? 0, range?.end ?? blob.size - 1);
+}
+
 export async function drain(stream: Readable): Promise<{ digest: Digest; size: number }> {
   const h = createHash('sha256');
   let size = 0;

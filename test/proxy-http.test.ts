@@ -1,10 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf, type Digest } from '../src/oci/index.js';
+import { FsLayout } from '../src/storage/fs-layout.js';
 import { FaultUpstream, generatedBlob } from './helpers/fault-upstream.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { skopeo, startDistribution, writeOciLayout, type Distribution } from './proxy-harness.js';
@@ -104,6 +106,33 @@ describe('pull-through over HTTP', () => {
     expect(up.count('GET', /\/blobs\//)).toBe(1);
     expect(new Set(digests)).toEqual(new Set([blob.digest]));
   }, 600_000); // 8 GiB through one process on a shared two-core machine
+
+  it('wrong bytes from the upstream: GET clients are cut off, a HEAD holds nothing open, nothing is stored', async () => {
+    const img = up.addImage('bad/model', ['v1'], [await generatedBlob(8 * 1024 * 1024, 'http-wrong-bytes')]);
+    const blob = img.layers[0]!;
+    expect((await get('/v2/up/bad/model/manifests/v1', { accept: ACCEPT })).status).toBe(200);
+    up.fault(/\/blobs\//, { kind: 'wrong-bytes' });
+    // Held mid-body so that every client below joins the one fill before its bytes turn out wrong.
+    let release!: () => void;
+    up.fault(/\/blobs\//, { kind: 'stall', afterBytes: 1024 * 1024, until: new Promise<void>((r) => (release = r)) });
+    const before = up.count('GET', /\/blobs\//);
+    const url = `${srv.url}/v2/up/bad/model/blobs/${blob.digest}`;
+    const head = await fetch(url, { method: 'HEAD', headers: srv.auth() });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe(String(blob.size));
+    const gets = await Promise.all([fetch(url, { headers: srv.auth() }), fetch(url, { headers: srv.auth() })]);
+    expect(gets.map((r) => r.status)).toEqual([200, 200]);
+    release();
+    const bodies = await Promise.allSettled(gets.map((r) => r.arrayBuffer()));
+    expect(bodies.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect(up.count('GET', /\/blobs\//) - before).toBe(1);
+    const retry = await fetch(url, { headers: srv.auth() });
+    if (retry.status === 200) await expect(retry.arrayBuffer()).rejects.toThrow();
+    expect(existsSync(new FsLayout(srv.dataDir).blob('sha256', blob.digest.slice(7)))).toBe(false);
+    // The HEAD opened no reader of the failed fill: its temporary file is gone.
+    await expect.poll(() => readdir(join(srv.dataDir, 'proxy-fill'))).toEqual([]);
+    up.clearFaults();
+  });
 
   it('with the upstream stopped, what was pulled is still served (the tag marked stale)', async () => {
     await dist.stop();

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Hono } from 'hono';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { getRequestListener, type HttpBindings } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { toHttpError } from './errors.js';
@@ -47,7 +48,7 @@ export function createApp(deps: AppDeps): Hono<{ Bindings: HttpBindings }> {
     if (res.headersSent) {
       // A body was already streaming: the only honest signal left is an aborted connection.
       res.destroy();
-      return new Response(null);
+      return RESPONSE_ALREADY_SENT;
     }
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     const detail = (e as { detail?: { challenge?: string; size?: number } }).detail;

@@ -32,7 +32,9 @@ export async function sendBlobBody(res: ServerResponse, body: BlobBody, start: n
 
 async function sendRandomAccess(res: ServerResponse, blob: RandomAccessBlob, start: number, length: number): Promise<number> {
   const buffers = [take(), take()];
+  // A buffer goes back to the pool only once the socket is done with it, else another response could overwrite bytes still queued here.
   const inFlight: Array<Promise<void> | undefined> = [undefined, undefined];
+  const free = [true, true];
   let closed = false;
   let onClose = (): void => undefined;
   const closedP = new Promise<void>((resolve) => {
@@ -43,27 +45,38 @@ async function sendRandomAccess(res: ServerResponse, blob: RandomAccessBlob, sta
   });
   res.on('close', onClose);
   let sent = 0;
+  let failed = false;
   try {
     for (let i = 0; sent < length && !closed; i ^= 1) {
       await Promise.race([inFlight[i], closedP]);
       if (closed) break;
       const buf = buffers[i]!;
       const want = Math.min(CHUNK, length - sent);
-      const n = await blob.read(buf, 0, want, start + sent);
+      // Raced with the close: a read may wait (a pull-through fill still arriving) for a client that left.
+      const n = await Promise.race([blob.read(buf, 0, want, start + sent), closedP.then(() => -1)]);
+      if (closed) break;
       if (n <= 0) throw new Error('blob shorter than its recorded size');
       const chunk = n === CHUNK ? buf : buf.subarray(0, n);
-      inFlight[i] = new Promise<void>((resolve) => {
+      const slot = i;
+      free[slot] = false;
+      inFlight[slot] = new Promise<void>((resolve) => {
         // The callback runs once the kernel has the bytes (or the socket died): only then is the buffer free again.
-        res.write(chunk, () => resolve());
+        res.write(chunk, () => {
+          free[slot] = true;
+          resolve();
+        });
       });
       sent += n;
     }
     await Promise.race([Promise.all(inFlight), closedP]);
     if (!closed) await Promise.race([new Promise<void>((resolve) => res.end(resolve)), closedP]);
     return sent;
+  } catch (e) {
+    failed = true;
+    throw e;
   } finally {
     res.off('close', onClose);
-    if (closed) res.destroy();
-    buffers.forEach(give);
+    if (closed || failed) res.destroy();
+    buffers.forEach((b, i) => free[i] && give(b));
   }
 }

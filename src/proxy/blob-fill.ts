@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import { mkdir, open, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { Digester, err, isRegistryError, parseDigest, type Digest } from '../oci/index.js';
-import type { BlobInfo, BlobLinks, BlobStore, ByteRange } from '../storage/index.js';
+import { hasRandomAccess, randomAccessStream, type BlobBody, type BlobInfo, type BlobLinks, type BlobStore, type ByteRange, type RandomAccessBlob } from '../storage/index.js';
 import { leaseOrWait, type FillLease, type LeaseHandle } from '../storage/fill-lease.js';
 import type { ProxyLogger } from './logger.js';
+import type { UpstreamBlob } from './pull-through.js';
 
 /**
  * Single-flight streaming fill of blobs from an upstream.
@@ -34,11 +34,6 @@ export interface FillSource {
   readonly overallMs: number;
 }
 
-export interface FilledBlob {
-  readonly size: number;
-  readonly stream: Readable;
-}
-
 export interface BlobFillerOptions {
   readonly blobs: BlobStore;
   readonly links: BlobLinks;
@@ -54,8 +49,6 @@ export interface BlobFillerOptions {
 }
 
 type Head = { kind: 'streaming'; size: number } | { kind: 'local' } | { kind: 'absent' } | { kind: 'unsized' } | { kind: 'failed' };
-
-const READ_CHUNK = 1024 * 1024;
 
 export class BlobFiller {
   private readonly fills = new Map<Digest, Fill>();
@@ -77,9 +70,22 @@ export class BlobFiller {
    * `digest` in progress, else from a new fill. Undefined when the upstream has none.
    * The blob is linked to `repository` once committed.
    */
-  async open(repository: string, digest: Digest, range: ByteRange | undefined, source: FillSource): Promise<FilledBlob | undefined> {
-    const local = await this.fromStore(repository, digest, range);
-    if (local) return local;
+  async open(repository: string, digest: Digest, source: FillSource): Promise<UpstreamBlob | undefined> {
+    return (await this.openFill(repository, digest, source)).blob;
+  }
+
+  /** Waits until `digest` is in the store (fetching it if needed); used to prefetch small referrer blobs. */
+  async ensure(repository: string, digest: Digest, source: FillSource): Promise<BlobInfo | undefined> {
+    const { blob, fill } = await this.openFill(repository, digest, source);
+    if (!blob) return undefined;
+    await fill?.done;
+    if (!(await this.opts.blobs.stat(digest))) throw fill?.error ?? err('UPSTREAM_UNAVAILABLE', `blob ${digest} could not be stored`);
+    return { digest, size: blob.size };
+  }
+
+  private async openFill(repository: string, digest: Digest, source: FillSource): Promise<{ blob: UpstreamBlob | undefined; fill?: Fill }> {
+    const local = await this.fromStore(repository, digest);
+    if (local) return { blob: local };
     let fill = this.fills.get(digest);
     if (!fill) {
       fill = new Fill(digest, join(this.opts.tempDir, `${randomBytes(12).toString('hex')}.part`), this.opts);
@@ -91,47 +97,46 @@ export class BlobFiller {
     }
     fill.repositories.add(repository);
     const head = await fill.head;
-    if (head.kind === 'absent') return undefined;
+    if (head.kind === 'absent') return { blob: undefined, fill };
     if (head.kind === 'failed') throw fill.error ?? err('UPSTREAM_UNAVAILABLE', `blob fill of ${digest} failed`);
-    // A fill that is over may have removed its temporary file: its result is in the store, or its error stands.
     // An empty body has no last byte to hold back: it too waits for verification.
     if (head.kind === 'streaming' && head.size > 0 && !fill.isOver()) {
-      checkRange(range, head.size);
-      return { size: head.size, stream: fill.reader(range?.start ?? 0, range?.end ?? head.size - 1, true) };
+      const f = fill;
+      return {
+        fill,
+        blob: {
+          size: head.size,
+          // A fill that is over may have removed its temporary file: its result is in the store, or its error stands.
+          open: async (range) => {
+            const reader = f.reader();
+            return reader ? { kind: 'random-access', blob: reader } : this.storeBody(digest, range, f);
+          },
+        },
+      };
     }
     // Without a size we cannot stream a response with a length: wait for the commit (or the failure).
     if (head.kind !== 'local') await fill.done;
-    const after = await this.fromStore(repository, digest, range);
+    const after = await this.fromStore(repository, digest);
     if (!after) throw fill.error ?? err('BLOB_UNKNOWN', `blob ${digest} vanished after its fill`);
-    return after;
+    return { blob: after, fill };
   }
 
-  /** Waits until `digest` is in the store (fetching it if needed); used to prefetch small referrer blobs. */
-  async ensure(repository: string, digest: Digest, source: FillSource): Promise<BlobInfo | undefined> {
-    const blob = await this.open(repository, digest, undefined, source);
-    if (!blob) return undefined;
-    const fill = this.fills.get(digest);
-    blob.stream.resume();
-    await new Promise<void>((resolve, reject) => blob.stream.once('end', resolve).once('error', reject));
-    // Clients are released once the digest verified; the store's commit may still be running.
-    await fill?.done;
-    if (!(await this.opts.blobs.stat(digest))) throw fill?.error ?? err('UPSTREAM_UNAVAILABLE', `blob ${digest} could not be stored`);
-    return { digest, size: blob.size };
-  }
-
-  private async fromStore(repository: string, digest: Digest, range: ByteRange | undefined): Promise<FilledBlob | undefined> {
+  private async fromStore(repository: string, digest: Digest): Promise<UpstreamBlob | undefined> {
     const info = await this.opts.blobs.stat(digest);
     if (!info) return undefined;
-    checkRange(range, info.size);
-    const stream = await this.opts.blobs.get(digest, range);
-    if (!stream) return undefined;
     if (!(await this.opts.links.linkedBlob(repository, digest))) await this.opts.links.linkBlob(repository, info);
-    return { size: info.size, stream };
+    return { size: info.size, open: (range) => this.storeBody(digest, range) };
   }
-}
 
-function checkRange(range: ByteRange | undefined, size: number): void {
-  if (range && (range.start > range.end || range.end >= size)) throw err('RANGE_INVALID', `range ${range.start}-${range.end} is outside a blob of ${size} bytes`);
+  private async storeBody(digest: Digest, range: ByteRange | undefined, fill?: Fill): Promise<BlobBody> {
+    const { blobs } = this.opts;
+    await fill?.done;
+    const random = hasRandomAccess(blobs) ? await blobs.openRandomAccess(digest) : undefined;
+    if (random) return { kind: 'random-access', blob: random };
+    const stream = await blobs.get(digest, range);
+    if (!stream) throw fill?.error ?? err('BLOB_UNKNOWN', `blob ${digest} vanished after its fill`);
+    return { kind: 'stream', stream };
+  }
 }
 
 /**
@@ -147,7 +152,6 @@ const hasCommitFile = (s: object): s is BlobFileCommit => typeof (s as Partial<B
 /** One upstream download of one digest, and the readers of its temporary file. */
 class Fill {
   readonly repositories = new Set<string>();
-  readonly progress = new EventEmitter().setMaxListeners(0);
   readonly head: Promise<Head>;
   readonly done: Promise<void>;
   /** The temporary file, opened read-write; readers share it (positional reads), so a rename does not disturb them. */
@@ -162,6 +166,8 @@ class Fill {
   private finished = false;
   private closed = false;
   private renamed = false;
+  /** Resolved (and replaced) at each step of the fill: bytes written, verified, over. */
+  private progressed = deferred();
   private resolveHead!: (h: Head) => void;
   private resolveDone!: () => void;
 
@@ -200,14 +206,14 @@ class Fill {
       const digester = new Digester(parseDigest(this.digest).algorithm);
       await copyToFile(body, this.fh, digester, (n) => {
         this.written += n;
-        this.progress.emit('progress');
+        this.emitProgress();
       });
       if (ac.signal.aborted) throw ac.signal.reason;
       if (res.size !== undefined && this.written !== res.size) throw err('SIZE_INVALID', `upstream sent ${this.written} bytes, announced ${res.size}`);
       const actual = digester.digest();
       if (actual !== this.digest) throw err('DIGEST_INVALID', `upstream bytes hash to ${actual}`);
       this.verified = true;
-      this.progress.emit('progress');
+      this.emitProgress();
       const info = await this.commit();
       for (const repository of this.repositories) await this.opts.links.linkBlob(repository, info);
       this.committed = true;
@@ -220,7 +226,7 @@ class Fill {
       await lease?.release().catch(() => undefined);
       this.resolveHead({ kind: 'failed' }); // no-op when already resolved; unblocks waiters after an early failure
       this.finished = true;
-      this.progress.emit('progress');
+      this.emitProgress();
       this.resolveDone();
       await this.cleanup();
     }
@@ -240,7 +246,7 @@ class Fill {
         if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e; // another filesystem: copy instead
       }
     }
-    return blobs.put(this.reader(0, this.written - 1, false), { expected: this.digest, expectedSize: this.written });
+    return blobs.put(randomAccessStream(this.reader()!, 0, this.written - 1), { expected: this.digest, expectedSize: this.written });
   }
 
   private fail(e: unknown, upstream: string, signal: AbortSignal): void {
@@ -264,13 +270,25 @@ class Fill {
     }
   }
 
-  /** A stream of bytes [start, end] of the growing file; `holdLast` keeps the final byte until the digest verified. */
-  reader(start: number, end: number, holdLast: boolean): Readable {
+  /** Positional reads of the growing file; undefined once the file is gone (the fill is over and had no readers left). */
+  reader(): FillReader | undefined {
+    if (this.closed) return undefined;
     this.readers++;
-    return new GrowingFileReader(this, start, end, holdLast, () => {
+    return new FillReader(this, () => {
       this.readers--;
       void this.cleanup();
     });
+  }
+
+  /** Resolves at the next step of the fill. */
+  nextProgress(): Promise<void> {
+    return this.progressed.promise;
+  }
+
+  private emitProgress(): void {
+    const p = this.progressed;
+    this.progressed = deferred();
+    p.resolve();
   }
 
   isOver(): boolean {
@@ -330,54 +348,53 @@ async function copyToFile(body: Readable, fh: FileHandle, digester: Digester, on
   }
 }
 
-class GrowingFileReader extends Readable {
-  private pos: number;
-  private released = false;
+/**
+ * A reader of the fill's temporary file. A read waits until bytes at its position
+ * have been written, and the blob's last byte is held back until the digest
+ * verified: on a mismatch the read fails instead, so no client mistakes
+ * unverified bytes for a blob.
+ */
+class FillReader implements RandomAccessBlob {
+  readonly size: number;
+  private closed = false;
+  private readonly closing = deferred();
 
   constructor(
     private readonly fill: Fill,
-    start: number,
-    private readonly end: number,
-    private readonly holdLast: boolean,
     private readonly release: () => void,
   ) {
-    super({ highWaterMark: READ_CHUNK });
-    this.pos = start;
+    this.size = fill.size ?? 0;
   }
 
-  override _read(): void {
-    this.pump().catch((e: unknown) => this.destroy(e as Error));
-  }
-
-  private async pump(): Promise<void> {
+  async read(buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
+    const f = this.fill;
     for (;;) {
-      const f = this.fill;
-      if (this.destroyed) return; // the client went away while we waited for progress
-      if (f.error) return void this.destroy(f.error);
-      if (this.pos > this.end) return void this.push(null);
-      let limit = Math.min(this.end + 1, f.written);
-      if (this.holdLast && !f.verified && f.size !== undefined) limit = Math.min(limit, f.size - 1);
-      if (limit > this.pos) {
-        const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, limit - this.pos));
-        const { bytesRead } = await f.fh!.read(buf, 0, buf.length, this.pos);
+      if (this.closed) throw err('INTERNAL', 'read of a closed fill reader');
+      if (f.error) throw f.error;
+      let limit = f.written;
+      if (!f.verified && f.size !== undefined) limit = Math.min(limit, f.size - 1);
+      if (position < limit) {
+        const { bytesRead } = await f.fh!.read(buffer, offset, Math.min(length, limit - position), position);
         if (bytesRead === 0) throw err('INTERNAL', 'temporary fill file shorter than written');
-        this.pos += bytesRead;
-        this.push(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
-        return;
+        return bytesRead;
       }
-      if (f.isOver()) {
-        // Over, no error recorded, bytes still missing: the upstream ended short.
-        return void this.destroy(f.error ?? err('UPSTREAM_UNAVAILABLE', 'blob fill ended before the requested bytes arrived'));
-      }
-      await new Promise<void>((resolve) => f.progress.once('progress', resolve));
+      if (f.verified && position >= f.written) return 0;
+      // Over, no error recorded, bytes still missing: the upstream ended short.
+      if (f.isOver()) throw f.error ?? err('UPSTREAM_UNAVAILABLE', 'blob fill ended before the requested bytes arrived');
+      await Promise.race([f.nextProgress(), this.closing.promise]);
     }
   }
 
-  override _destroy(error: Error | null, cb: (error?: Error | null) => void): void {
-    if (!this.released) {
-      this.released = true;
-      this.release();
-    }
-    cb(error);
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.closing.resolve();
+    this.release();
   }
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
 }

@@ -153,22 +153,18 @@ export class PullThroughService implements PullThrough {
 
   // --- blobs ---
 
-  async blob(repository: string, digest: Digest, range?: ByteRange, opts: ProxyRequestOptions = {}): Promise<UpstreamBlob | undefined> {
+  async blob(repository: string, digest: Digest, opts: ProxyRequestOptions = {}): Promise<UpstreamBlob | undefined> {
     const t = this.resolve(repository, opts.ns);
     if (!t) return undefined;
     const { blobs, metadata } = this.opts;
     const linked = await metadata.linkedBlob(t.repository, digest);
-    if (linked) {
-      if (range && (range.start > range.end || range.end >= linked.size)) throw err('RANGE_INVALID', `range outside a blob of ${linked.size} bytes`);
-      const stream = await blobs.get(digest, range);
-      if (stream) return { size: linked.size, stream };
-    } else if ((await blobs.stat(digest)) && (await metadata.manifestsReferencing(t.repository, digest)).length === 0) {
+    if (!linked && (await blobs.stat(digest)) && (await metadata.manifestsReferencing(t.repository, digest)).length === 0) {
       // Stored for another repository: serve it here only if this upstream repository has it too.
       const { client, config } = this.upstream(t);
       const head = await client.headBlob(t.remote, digest, AbortSignal.timeout(config.timeouts.header * 1000)).catch((e: unknown) => this.rethrow(e, t, digest));
       if (!head) return undefined;
     }
-    return this.filler.open(t.repository, digest, range, this.fillSource(t, digest));
+    return this.filler.open(t.repository, digest, this.fillSource(t, digest));
   }
 
   private fillSource(t: ProxyTarget, digest: Digest): FillSource {

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Descriptor, Digest, Reference } from '../oci/index.js';
-import type { ByteRange } from '../storage/index.js';
+import type { BlobBody, ByteRange } from '../storage/index.js';
 
 /**
  * What the registry asks of pull-through (implemented in src/proxy). The registry
@@ -20,11 +20,17 @@ export interface UpstreamManifest {
   readonly namespace?: string;
 }
 
+/** A blob known locally or being filled from the upstream (see blob-fill.ts). */
 export interface UpstreamBlob {
   readonly size: number;
-  /** Total blob size is `size`; the stream carries the range when one was asked. */
-  readonly stream: Readable;
+  /**
+   * The bytes, opened when a body is sent (never for HEAD): positional reads of
+   * the fill in progress (they wait for bytes still to come), else the store's.
+   * The HTTP layer sends `range` of a random-access body; a stream body carries it.
+   */
+  open(range: ByteRange | undefined): Promise<BlobBody>;
 }
+
 
 /** Added by src/proxy: the `ns` query parameter of the request, when it had one. */
 export interface ProxyRequestOptions {
@@ -62,7 +68,7 @@ export interface PullThrough {
    */
   manifest(repository: string, reference: Reference, opts?: ProxyRequestOptions): Promise<UpstreamManifest | undefined>;
   /** Streams a blob from the local copy, an in-progress fill, or a new single-flight fill. */
-  blob(repository: string, digest: Digest, range?: ByteRange, opts?: ProxyRequestOptions): Promise<UpstreamBlob | undefined>;
+  blob(repository: string, digest: Digest, opts?: ProxyRequestOptions): Promise<UpstreamBlob | undefined>;
   /** Upstream referrers of `digest` (API, fallback tag, cosign legacy tags), to merge with local ones. */
   referrers(repository: string, digest: Digest, opts?: ProxyRequestOptions): Promise<Descriptor[]>;
   /** Added by src/proxy: as `referrers`, with the stale flag and namespace echo. */

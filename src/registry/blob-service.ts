@@ -1,14 +1,10 @@
-import type { Readable } from 'node:stream';
 import { err, type Digest } from '../oci/index.js';
-import { hasRandomAccess, type BlobInfo, type BlobStore, type ByteRange, type MetadataStore, type RandomAccessBlob } from '../storage/index.js';
+import { hasRandomAccess, type BlobBody, type BlobInfo, type BlobStore, type ByteRange, type MetadataStore } from '../storage/index.js';
 import type { PullThrough } from '../proxy/pull-through.js';
 import type { ReadDecision, ReadGate } from './read-gate.js';
 import { KeyedMutex } from '../storage/keyed-mutex.js';
 
-/** How a blob is handed to the HTTP layer: a random-access file when the store has one, else a stream. */
-export type BlobBody =
-  | { readonly kind: 'random-access'; readonly blob: RandomAccessBlob }
-  | { readonly kind: 'stream'; readonly stream: Readable };
+export type { BlobBody } from '../storage/index.js';
 
 export interface BlobRead {
   readonly info: BlobInfo;
@@ -42,7 +38,7 @@ export class BlobService {
         range,
         decision,
         open: async () => {
-          if (!range && hasRandomAccess(this.blobs)) {
+          if (hasRandomAccess(this.blobs)) {
             const blob = await this.blobs.openRandomAccess(digest);
             if (blob) return { kind: 'random-access', blob };
           }
@@ -54,18 +50,11 @@ export class BlobService {
     }
     if (this.pullThrough?.handles(repository)) {
       const decision = await this.gate.blob(repository, digest);
-      // The size is only known once the upstream answers, so the range is resolved by the proxy.
-      let opened: Awaited<ReturnType<PullThrough['blob']>> | undefined;
-      const probe = await this.pullThrough.blob(repository, digest);
-      if (!probe) throw err('BLOB_UNKNOWN', 'blob unknown to registry');
-      const range = rangeOf(probe.size);
-      if (range) {
-        probe.stream.destroy();
-        opened = await this.pullThrough.blob(repository, digest, range);
-        if (!opened) throw err('BLOB_UNKNOWN', 'blob unknown to registry');
-      } else opened = probe;
-      const body = opened;
-      return { info: { digest, size: probe.size }, range, decision, open: async () => ({ kind: 'stream', stream: body.stream }) };
+      // The size is only known once the upstream answers (or its fill starts).
+      const blob = await this.pullThrough.blob(repository, digest);
+      if (!blob) throw err('BLOB_UNKNOWN', 'blob unknown to registry');
+      const range = rangeOf(blob.size);
+      return { info: { digest, size: blob.size }, range, decision, open: () => blob.open(range) };
     }
     throw err('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
   }

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Descriptor, Digest } from '../oci/index.js';
-import type { BlobStore, MetadataStore } from '../storage/index.js';
+import { bodyStream, type BlobStore, type MetadataStore } from '../storage/index.js';
 import type { PullThrough } from '../proxy/pull-through.js';
 import type { ContentSource, TagResolver } from '../verify/types.js';
 
@@ -65,11 +65,8 @@ export class RegistryContentSource implements ContentSource, TagResolver {
     if (!this.proxied(repository)) return undefined;
     const up = await this.pullThrough!.blob(repository, digest);
     if (!up) return undefined;
-    if (up.size > maxBytes) {
-      up.stream.destroy();
-      return undefined;
-    }
-    return up.stream;
+    if (up.size > maxBytes) return undefined;
+    return bodyStream(await up.open(undefined), 0, up.size - 1);
   }
 
   resolveTag(repository: string, tag: string): Promise<string | undefined> {

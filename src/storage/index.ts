@@ -4,3 +4,4 @@ export * from './metadata-store.js';
 export * from './ops-store.js';
 export * from './audit-chain.js';
 export * from './verdict-store.js';
+export * from './random-access-stream.js';
