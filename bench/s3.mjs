@@ -3,6 +3,10 @@
 // metadata in PostgreSQL 15, against the AWS SDK talking to the same RGW directly.
 //   GET: curl downloads a blob through customs (which streams it from RGW) vs the
 //        SDK's GetObject of the same object, body drained (target >= 0.8x);
+//   GET via redirect: a second customs replica on the same bucket and database with
+//        storage.redirect enabled answers 307 to a presigned URL and curl -L fetches
+//        the blob from RGW itself, vs the same SDK GetObject (target >= 0.9x: only
+//        one small round trip through customs is added);
 //   PUT: curl pushes a blob to customs (monolithic PUT; customs hashes and uploads
 //        it as a multipart upload) vs the SDK's multipart Upload (lib-storage) of
 //        the same file with the same part size and concurrency (target >= 0.8x).
@@ -72,14 +76,13 @@ process.env.AWS_SECRET_ACCESS_KEY = ceph.secretAccessKey;
 
 const dir = makeTempDir('s3');
 const configFile = join(dir, 'config.json');
-writeFileSync(
-  configFile,
-  JSON.stringify({
-    storage: { driver: 's3', bucket, prefix: 'customs/', endpoint: ceph.endpoint, region: ceph.region, forcePathStyle: true, partSizeMiB: partMiB, partConcurrency: concurrency },
-    metadata: { driver: 'postgres', url: pgServer.url },
-  }),
-);
+const storageConfig = { driver: 's3', bucket, prefix: 'customs/', endpoint: ceph.endpoint, region: ceph.region, forcePathStyle: true, partSizeMiB: partMiB, partConcurrency: concurrency };
+writeFileSync(configFile, JSON.stringify({ storage: storageConfig, metadata: { driver: 'postgres', url: pgServer.url } }));
 const customs = await startCustoms({ extraArgs: ['--config', configFile], quiet: true, label: 'customs-s3' });
+// A second replica sharing the bucket and database, with blob GETs redirected to presigned URLs.
+const redirectConfigFile = join(dir, 'config-redirect.json');
+writeFileSync(redirectConfigFile, JSON.stringify({ storage: { ...storageConfig, redirect: { enabled: true } }, metadata: { driver: 'postgres', url: pgServer.url } }));
+const customsRedirect = await startCustoms({ extraArgs: ['--config', redirectConfigFile], quiet: true, label: 'customs-s3-redirect' });
 await waitIdle(Number(opt['wait-idle']), log);
 
 const file = join(dir, 'blob.bin');
@@ -91,7 +94,7 @@ const repo = 'bench/s3';
 // --- PUT ---
 const sdkPut = [];
 const customsPut = [];
-const cpu = { sdkPut: 0, customsPut: 0, sdkGet: 0, customsGet: 0 };
+const cpu = { sdkPut: 0, customsPut: 0, sdkGet: 0, customsGet: 0, customsRedirectGet: 0 };
 for (let i = 0; i < reps; i++) {
   digest = await setVariant(file, ++variant);
   warmFile(file);
@@ -119,6 +122,7 @@ const directKey = `direct/${digest}`;
 await new Upload({ client: s3, params: { Bucket: bucket, Key: directKey, Body: createReadStream(file, { highWaterMark: MiB }) }, partSize: partMiB * MiB, queueSize: concurrency }).done();
 const sdkGet = [];
 const customsGet = [];
+const redirectGet = [];
 for (let i = 0; i < reps; i++) {
   const t0 = performance.now();
   const c0 = selfCpu();
@@ -132,21 +136,31 @@ for (let i = 0; i < reps; i++) {
   const d = await download(`${customs.url}/v2/${repo}/blobs/${digest}`, { headers: customs.headers, size });
   customsGet.push(d.gibps);
   cpu.customsGet += pidCpu(customs.pid) - p0;
-  log(`GET rep ${i + 1}: sdk ${fmt(sdkGet.at(-1))} GiB/s, customs ${fmt(customsGet.at(-1))} GiB/s`);
+  const r0 = pidCpu(customsRedirect.pid);
+  const dr = await download(`${customsRedirect.url}/v2/${repo}/blobs/${digest}`, { headers: customsRedirect.headers, size, follow: true });
+  redirectGet.push(dr.gibps);
+  cpu.customsRedirectGet += pidCpu(customsRedirect.pid) - r0;
+  log(`GET rep ${i + 1}: sdk ${fmt(sdkGet.at(-1))} GiB/s, customs ${fmt(customsGet.at(-1))} GiB/s, customs via redirect ${fmt(redirectGet.at(-1))} GiB/s`);
 }
 
 const m = (xs) => median(xs);
 const mibps = (g) => fmt(g * 1024, 0);
 printTable(`Blob throughput, ${fmt(size / GiB)} GiB, median of ${reps} (MiB/s)`, ['', 'S3 SDK direct', 'customs (S3 + PostgreSQL)', 'ratio'], [
   ['GET', mibps(m(sdkGet)), mibps(m(customsGet)), fmt(m(customsGet) / m(sdkGet))],
+  ['GET via redirect (307 + curl -L)', mibps(m(sdkGet)), mibps(m(redirectGet)), fmt(m(redirectGet) / m(sdkGet))],
   ['PUT', mibps(m(sdkPut)), mibps(m(customsPut)), fmt(m(customsPut) / m(sdkPut))],
 ]);
 const perGiB = (x) => x / reps / (size / GiB);
 printTable('CPU seconds per GiB (the SDK client process vs the customs process; RGW and curl not counted)', ['', 'S3 SDK client', 'customs'], [
   ['GET', fmt(perGiB(cpu.sdkGet)), fmt(perGiB(cpu.customsGet))],
+  ['GET via redirect', fmt(perGiB(cpu.sdkGet)), fmt(perGiB(cpu.customsRedirectGet))],
   ['PUT', fmt(perGiB(cpu.sdkPut)), fmt(perGiB(cpu.customsPut))],
 ]);
-const targets = [target('GET customs / SDK', m(customsGet) / m(sdkGet), '>=', 0.8), target('PUT customs / SDK', m(customsPut) / m(sdkPut), '>=', 0.8)];
+const targets = [
+  target('GET customs / SDK', m(customsGet) / m(sdkGet), '>=', 0.8),
+  target('GET via redirect / SDK', m(redirectGet) / m(sdkGet), '>=', 0.9),
+  target('PUT customs / SDK', m(customsPut) / m(sdkPut), '>=', 0.8),
+];
 printTargets(targets);
 emitJson(
   {
@@ -155,13 +169,13 @@ emitJson(
     sizeBytes: size,
     partMiB,
     concurrency,
-    gibps: { sdkGet, customsGet, sdkPut, customsPut },
+    gibps: { sdkGet, customsGet, redirectGet, sdkPut, customsPut },
     cpuSecondsPerGiB: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, +perGiB(v).toFixed(3)])),
-    median: { sdkGet: m(sdkGet), customsGet: m(customsGet), sdkPut: m(sdkPut), customsPut: m(customsPut) },
+    median: { sdkGet: m(sdkGet), customsGet: m(customsGet), redirectGet: m(redirectGet), sdkPut: m(sdkPut), customsPut: m(customsPut) },
     targets,
   },
   opt.json,
 );
 s3.destroy();
-await customs.stop();
+await Promise.all([customs.stop(), customsRedirect.stop()]);
 await Promise.all([ceph.stop(), pgServer.stop()]);

@@ -13,12 +13,16 @@ function curlHeaders(headers = {}) {
   return Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
 }
 
-/** One curl download to /dev/null; checks HTTP 200 and the byte count. */
-async function curlOnce(url, headers, size) {
-  const r = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', ...curlHeaders(headers), url]);
-  const [code, got, total] = r.stdout.trim().split(' ');
-  if (r.code !== 0 || code !== '200' || Number(got) !== size) {
-    throw new Error(`GET ${url}: curl exit ${r.code}, HTTP ${code}, ${got}/${size} bytes ${r.stderr.trim()}`);
+/**
+ * One curl download to /dev/null; checks HTTP 200 and the byte count. With `follow`,
+ * curl follows a redirect (-L; it keeps an Authorization header for the first host
+ * only) and exactly one redirect must have happened.
+ */
+async function curlOnce(url, headers, size, follow = false) {
+  const r = await run('curl', ['-sS', ...(follow ? ['-L'] : []), '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total} %{num_redirects}', ...curlHeaders(headers), url]);
+  const [code, got, total, redirects] = r.stdout.trim().split(' ');
+  if (r.code !== 0 || code !== '200' || Number(got) !== size || (follow && redirects !== '1')) {
+    throw new Error(`GET ${url}: curl exit ${r.code}, HTTP ${code}, ${got}/${size} bytes, ${redirects} redirects ${r.stderr.trim()}`);
   }
   return Number(total);
 }
@@ -27,9 +31,9 @@ async function curlOnce(url, headers, size) {
  * `clients` concurrent curl downloads of the same URL. Returns the wall time
  * from first spawn to last exit and the aggregate throughput in GiB/s.
  */
-export async function download(url, { headers = {}, size, clients = 1 }) {
+export async function download(url, { headers = {}, size, clients = 1, follow = false }) {
   const t0 = performance.now();
-  const times = await Promise.all(Array.from({ length: clients }, () => curlOnce(url, headers, size)));
+  const times = await Promise.all(Array.from({ length: clients }, () => curlOnce(url, headers, size, follow)));
   const secs = (performance.now() - t0) / 1000;
   return { secs, gibps: (clients * size) / GiB / secs, clientSecs: times };
 }

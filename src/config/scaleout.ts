@@ -8,6 +8,18 @@ import { z } from 'zod';
  * never from this file; a PostgreSQL password may be left out of `url` and given
  * as PGPASSWORD.
  */
+
+/** `storage.redirect` of the S3 driver (see the field's comment in s3StorageSchema). */
+export const s3RedirectSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    /** Lifetime of a presigned URL; also how long a quarantined blob stays downloadable through a URL already handed out. */
+    expiresSeconds: z.number().int().min(1).max(3600).default(60),
+    /** Smaller blobs are streamed: for them the extra round trip costs more than streaming through customs. */
+    minBytes: z.number().int().min(0).default(1024 * 1024),
+  })
+  .strict();
+
 export const s3StorageSchema = z
   .object({
     driver: z.literal('s3'),
@@ -26,6 +38,15 @@ export const s3StorageSchema = z
     partSizeMiB: z.number().int().min(5).max(5120).default(8),
     /** Parts uploaded concurrently per blob (memory per upload: (n + 1) x part size). */
     partConcurrency: z.number().int().min(1).max(64).default(4),
+    /**
+     * Blob GETs answered with `307 Temporary Redirect` to a presigned S3 URL (as CNCF
+     * distribution's `storage.redirect`): the client downloads straight from the
+     * object store after customs has checked access and the gate. HEAD is never
+     * redirected. Off by default: clients must be able to reach `endpoint` (the
+     * URL names it), and a presigned URL stays valid after a quarantine until it
+     * expires (up to `expiresSeconds`), so keep that short. Left out = off.
+     */
+    redirect: s3RedirectSchema.optional(),
   })
   .strict();
 
@@ -40,4 +61,5 @@ export const postgresMetadataSchema = z
   .strict();
 
 export type S3StorageConfig = z.infer<typeof s3StorageSchema>;
+export type S3RedirectConfig = z.infer<typeof s3RedirectSchema>;
 export type PostgresMetadataConfig = z.infer<typeof postgresMetadataSchema>;

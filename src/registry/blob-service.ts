@@ -3,6 +3,7 @@ import { hasRandomAccess, type BlobBody, type BlobInfo, type BlobStore, type Byt
 import type { PullThrough } from '../proxy/pull-through.js';
 import type { ReadDecision, ReadGate } from './read-gate.js';
 import { KeyedMutex } from '../storage/keyed-mutex.js';
+import { hasRedirect } from '../storage/blob-redirect.js';
 
 export type { BlobBody } from '../storage/index.js';
 
@@ -12,6 +13,23 @@ export interface BlobRead {
   readonly decision: ReadDecision;
   /** Opens the body; not called for HEAD. */
   open(): Promise<BlobBody>;
+  /**
+   * Present when the client may be sent to fetch the bytes from the store itself
+   * (a presigned S3 URL): the store can, redirects are enabled and the blob is big
+   * enough. Only for GET (never HEAD), and only after the gate allowed the read.
+   */
+  redirect?(): Promise<string>;
+}
+
+/** When blob GETs may answer with a redirect to the store (`storage.redirect`; undefined = never). */
+export interface BlobRedirectSettings {
+  readonly expiresSeconds: number;
+  /** Smaller blobs are streamed. */
+  readonly minBytes: number;
+}
+
+export interface BlobServiceOptions {
+  readonly redirect?: BlobRedirectSettings | undefined;
 }
 
 /**
@@ -25,6 +43,7 @@ export class BlobService {
     private readonly metadata: MetadataStore,
     private readonly gate: ReadGate,
     private readonly pullThrough: PullThrough | undefined,
+    private readonly options: BlobServiceOptions = {},
   ) {}
 
   /** Stat plus gate; `rangeOf(size)` turns the client's Range header into a range once the size is known. */
@@ -33,10 +52,12 @@ export class BlobService {
     if (local) {
       const decision = await this.gate.blob(repository, digest);
       const range = rangeOf(local.size);
+      const redirect = this.redirectFor(digest, local.size);
       return {
         info: local,
         range,
         decision,
+        ...(redirect ? { redirect } : {}),
         open: async () => {
           if (hasRandomAccess(this.blobs)) {
             const blob = await this.blobs.openRandomAccess(digest);
@@ -57,6 +78,17 @@ export class BlobService {
       return { info: { digest, size: blob.size }, range, decision, open: () => blob.open(range) };
     }
     throw err('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
+  }
+
+  /**
+   * Local blobs only: a pull-through blob may still be filling (its bytes are not
+   * all in the store yet), and the gate has already run when this is called.
+   */
+  private redirectFor(digest: Digest, size: number): (() => Promise<string>) | undefined {
+    const settings = this.options.redirect;
+    const store = this.blobs;
+    if (!settings || !hasRedirect(store) || size < settings.minBytes) return undefined;
+    return () => store.redirectUrl(digest, settings.expiresSeconds);
   }
 
   /** The blob as linked in the repository, without the gate (existence checks of pushers; never its bytes). */

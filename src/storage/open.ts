@@ -32,6 +32,11 @@ export interface OpenedStorage {
   readonly fillLease: FillLease;
   /** True when other replicas may share this storage (caches must listen to `notifier`). */
   readonly shared: boolean;
+  /**
+   * Set when blob GETs may be answered with a redirect to `blobs`' presigned URLs
+   * (`storage.redirect.enabled` on S3); the registry decides per request.
+   */
+  readonly redirect: { readonly expiresSeconds: number; readonly minBytes: number } | undefined;
   /** Closes everything opened here, in reverse order. */
   close(): Promise<void>;
 }
@@ -95,6 +100,7 @@ export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, 
 
     let blobs: BlobStore;
     let uploads: UploadStore;
+    let redirect: OpenedStorage['redirect'];
     if (config.storage.driver === 's3') {
       const s = config.storage;
       const store = new S3BlobStore({
@@ -114,7 +120,8 @@ export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, 
       }
       blobs = store;
       uploads = new S3UploadStore(pool!, store);
-      log.info({ bucket: s.bucket, prefix: s.prefix, endpoint: s.endpoint }, 'blobs in S3');
+      if (s.redirect?.enabled) redirect = { expiresSeconds: s.redirect.expiresSeconds, minBytes: s.redirect.minBytes };
+      log.info({ bucket: s.bucket, prefix: s.prefix, endpoint: s.endpoint, redirect: s.redirect?.enabled ?? false }, 'blobs in S3');
     } else {
       const fsBlobs = new FsBlobStore(dataDir);
       await fsBlobs.init();
@@ -127,7 +134,7 @@ export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, 
       uploads = fsUploads;
     }
 
-    return { blobs, uploads, metadata, notifier, fillLease, shared: config.metadata.driver === 'postgres', close };
+    return { blobs, uploads, metadata, notifier, fillLease, shared: config.metadata.driver === 'postgres', redirect, close };
   } catch (e) {
     await close();
     throw e;
