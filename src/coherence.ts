@@ -53,11 +53,17 @@ const warnOnFailure = (what: string, log: { warn(obj: object, msg: string): void
 
 /** A gate whose `invalidate` is published to every replica (the local caches included). */
 export function publishingGate<G extends ReadGate>(gate: G, notifier: Notifier, log: { warn(obj: object, msg: string): void }): G {
+  // Bound methods are made once: the gate is asked on every pull, and a fresh bind per call shows in profiles.
+  const bound = new Map<PropertyKey, unknown>();
+  const invalidate = (subject: Digest) => void notifier.publish({ kind: 'referrers', subject }).catch(warnOnFailure('a referrer change', log));
   return new Proxy(gate, {
     get(target, prop, receiver) {
-      if (prop === 'invalidate') return (subject: Digest) => void notifier.publish({ kind: 'referrers', subject }).catch(warnOnFailure('a referrer change', log));
+      if (prop === 'invalidate') return invalidate;
       const v = Reflect.get(target, prop, receiver) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      if (typeof v !== 'function') return v;
+      let b = bound.get(prop);
+      if (!b) bound.set(prop, (b = (v as (...a: unknown[]) => unknown).bind(target)));
+      return b;
     },
   });
 }

@@ -114,7 +114,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const gate = ops.gate;
   recordRefusal = refusalRecorder(ops.audit, log);
 
-  const blobService = new BlobService(blobs, metadata, gate, pullThrough);
+  // storage.redirect (S3 only): big blob GETs answer 307 to a presigned URL once access and the gate allowed them.
+  const blobService = new BlobService(blobs, metadata, gate, pullThrough, { redirect: storage.redirect });
   const v2 = {
     blobs: blobService,
     uploads: new UploadService(blobs, uploads, blobService, { maxBlobBytes: config.limits.maxBlobBytes }),
@@ -132,11 +133,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   };
   const unsubscribe = applyCacheEvents(notifier, { gate: verdicts, manifests: v2.manifests });
   const metrics = new HttpMetrics();
+  const onDenied = (actor: string, target: string, reason: string) => recordRefusal?.({ actor, action: 'deny', target, reason });
   const app = createApp({
-    v2,
     log,
     metrics,
-    onDenied: (actor, target, reason) => recordRefusal?.({ actor, action: 'deny', target, reason }),
+    onDenied,
     mounts: [
       ['/auth', tokenApp(access)],
       ['/admin', adminApp(ops, access)],
@@ -154,7 +155,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const expiry = setInterval(() => void uploads.expire(expireMs).catch((e: Error) => log.warn({ err: e.message }, 'upload expiry failed')), Math.min(expireMs, 3600_000));
   expiry.unref();
 
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, requestListener(app, { log, metrics }));
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, requestListener(app, { log, metrics, v2, onDenied }));
   const [host, port] = splitListen(opts.listen ?? config.listen);
   await listen(server, host, port);
   const addr = server.address() as AddressInfo;

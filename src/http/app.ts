@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import { toHttpError } from './errors.js';
 import type { HttpMetrics } from './metrics.js';
 import { contextOf, setContext, type RequestContext } from './request-context.js';
-import { v2App, type V2Services } from './v2.js';
+import { sendBytes } from './reply.js';
+import { v2Handler, type V2Services } from './v2.js';
 
 export interface AppDeps {
   readonly v2: V2Services;
@@ -21,8 +22,12 @@ export interface AppDeps {
   readonly mounts?: ReadonlyArray<readonly [string, Hono<{ Bindings: HttpBindings }>]>;
 }
 
-/** The root Hono app: health, metrics, /v2/, and mounted sub-apps; errors mapped once here. */
-export function createApp(deps: AppDeps): Hono<{ Bindings: HttpBindings }> {
+/**
+ * Health, metrics and the mounted sub-apps (admin, token realm) as one Hono app.
+ * /v2/ is not in it: `requestListener` hands it straight to the Distribution API
+ * handler, the hot path of a registry.
+ */
+export function createApp(deps: Omit<AppDeps, 'v2'>): Hono<{ Bindings: HttpBindings }> {
   const app = new Hono<{ Bindings: HttpBindings }>();
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
@@ -36,31 +41,32 @@ export function createApp(deps: AppDeps): Hono<{ Bindings: HttpBindings }> {
   });
   app.get('/metrics', async (c) => c.text(await deps.metrics.registry.metrics(), 200, { 'content-type': deps.metrics.registry.contentType }));
   for (const [prefix, sub] of deps.mounts ?? []) app.route(prefix, sub);
-  app.route('/v2', v2App(deps.v2));
   app.notFound((c) => c.json({ errors: [{ code: 'NAME_UNKNOWN', message: 'no such route' }] }, 404));
-  app.onError((e, c) => {
-    const res = c.env.outgoing;
-    const ctx = contextOf(c.env.incoming);
-    const http = toHttpError(e);
-    if (http.internal) ctx.log.error({ err: e }, 'internal error');
-    if (http.status === 403) deps.onDenied?.(ctx.actor ?? 'anonymous', (c.env.incoming.url ?? '').split('?')[0]!.slice(0, 300), (e as Error).message.slice(0, 1000));
-    else ctx.log.debug({ code: http.status, err: (e as Error).message }, 'request refused');
-    if (res.headersSent) {
-      // A body was already streaming: the only honest signal left is an aborted connection.
-      res.destroy();
-      return RESPONSE_ALREADY_SENT;
-    }
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    const detail = (e as { detail?: { challenge?: string; size?: number } }).detail;
-    if (http.status === 401 && detail?.challenge) headers['www-authenticate'] = detail.challenge;
-    if (http.status === 416 && typeof detail?.size === 'number') {
-      // Blob reads say how big the blob is (RFC 9110); uploads say how far they got (distribution spec).
-      if (ctx.route === 'blob') headers['content-range'] = `bytes */${detail.size}`;
-      else if (ctx.route === 'upload') headers.range = `0-${Math.max(0, detail.size - 1)}`;
-    }
-    return new Response(http.body, { status: http.status, headers });
-  });
+  app.onError((e, c) => sendError(c.env.incoming, c.env.outgoing, e, deps));
   return app;
+}
+
+/** The one place a thrown error becomes a response (spec error body), an audit entry (403) or an aborted body. */
+function sendError(req: IncomingMessage, res: ServerResponse, e: unknown, deps: Pick<AppDeps, 'onDenied'>): Response {
+  const ctx = contextOf(req);
+  const http = toHttpError(e);
+  if (http.internal) ctx.log.error({ err: e }, 'internal error');
+  if (http.status === 403) deps.onDenied?.(ctx.actor ?? 'anonymous', (req.url ?? '').split('?')[0]!.slice(0, 300), (e as Error).message.slice(0, 1000));
+  else ctx.log.debug({ code: http.status, err: (e as Error).message }, 'request refused');
+  if (res.headersSent) {
+    // A body was already streaming: the only honest signal left is an aborted connection.
+    res.destroy();
+    return RESPONSE_ALREADY_SENT;
+  }
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  const detail = (e as { detail?: { challenge?: string; size?: number } }).detail;
+  if (http.status === 401 && detail?.challenge) headers['www-authenticate'] = detail.challenge;
+  if (http.status === 416 && typeof detail?.size === 'number') {
+    // Blob reads say how big the blob is (RFC 9110); uploads say how far they got (distribution spec).
+    if (ctx.route === 'blob') headers['content-range'] = `bytes */${detail.size}`;
+    else if (ctx.route === 'upload') headers.range = `0-${Math.max(0, detail.size - 1)}`;
+  }
+  return sendBytes(res, http.status, http.body, headers, req.method === 'HEAD');
 }
 
 /**
@@ -68,8 +74,9 @@ export function createApp(deps: AppDeps): Hono<{ Bindings: HttpBindings }> {
  * Done here rather than in Hono middleware because most /v2/ responses are written
  * straight to the socket.
  */
-export function requestListener(app: Hono<{ Bindings: HttpBindings }>, deps: Pick<AppDeps, 'log' | 'metrics'>) {
+export function requestListener(app: Hono<{ Bindings: HttpBindings }>, deps: Pick<AppDeps, 'log' | 'metrics' | 'v2' | 'onDenied'>) {
   const honoListener = getRequestListener(app.fetch, { autoCleanupIncoming: false, overrideGlobalObjects: false });
+  const v2 = v2Handler(deps.v2);
   return (req: IncomingMessage, res: ServerResponse): void => {
     const started = process.hrtime.bigint();
     const incomingId = req.headers['x-request-id'];
@@ -101,6 +108,9 @@ export function requestListener(app: Hono<{ Bindings: HttpBindings }>, deps: Pic
         'request',
       );
     });
-    void honoListener(req, res);
+    const url = req.url ?? '/';
+    if (url.startsWith('/v2/') || url === '/v2' || url.startsWith('/v2?')) {
+      v2(req, res).catch((e: unknown) => sendError(req, res, e, deps));
+    } else void honoListener(req, res);
   };
 }

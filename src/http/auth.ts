@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHmac, hash, randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { err } from '../oci/index.js';
 import type { AuthConfig, Permission } from '../config/auth.js';
@@ -107,7 +107,7 @@ export class TokenAccess implements Access {
   }
 
   private async cached(key: string, check: () => Promise<AuthPrincipal | undefined>): Promise<AuthPrincipal | undefined> {
-    const id = createHash('sha256').update(key).digest('base64');
+    const id = hash('sha256', key, 'base64');
     const hit = this.verified.get(id);
     if (hit) return hit;
     const p = await check();

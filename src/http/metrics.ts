@@ -16,10 +16,19 @@ export class HttpMetrics {
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'customs_' });
   }
+  /** Labelled children by route, method and status: prom-client hashes the label values on every `labels()` call. */
+  private readonly children = new Map<string, { requests: Counter.Internal; duration: Histogram.Internal<string>; bytesIn: Counter.Internal; bytesOut: Counter.Internal }>();
+
   observe(route: string, method: string, status: number, seconds: number, bytesIn: number, bytesOut: number): void {
-    this.requests.labels(route, method, String(status)).inc();
-    this.duration.labels(route, method).observe(seconds);
-    if (bytesIn > 0) this.bytesIn.labels(route).inc(bytesIn);
-    if (bytesOut > 0) this.bytesOut.labels(route).inc(bytesOut);
+    const key = `${route} ${method} ${status}`;
+    let c = this.children.get(key);
+    if (!c) {
+      c = { requests: this.requests.labels(route, method, String(status)), duration: this.duration.labels(route, method), bytesIn: this.bytesIn.labels(route), bytesOut: this.bytesOut.labels(route) };
+      this.children.set(key, c);
+    }
+    c.requests.inc();
+    c.duration.observe(seconds);
+    if (bytesIn > 0) c.bytesIn.inc(bytesIn);
+    if (bytesOut > 0) c.bytesOut.inc(bytesOut);
   }
 }

@@ -1,6 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Hono } from 'hono';
-import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT as RESPONSE } from '@hono/node-server/utils/response';
 import { err, isRegistryError, MAX_MANIFEST_BYTES, parseDigest, parseReference, type Digest } from '../oci/index.js';
 import type { BlobRead, BlobService, ListingService, ManifestService, ReadDecision, UploadService } from '../registry/index.js';
@@ -21,19 +19,25 @@ export interface V2Services {
   readonly isProxied: (repository: string) => boolean;
 }
 
-type Handler = (s: V2Services, route: V2Route, req: IncomingMessage, res: ServerResponse, url: URL, who: Principal) => Promise<Response>;
+type Handler = (s: V2Services, route: V2Route, req: IncomingMessage, res: ServerResponse, query: URLSearchParams, who: Principal) => Promise<unknown>;
 
 const API_VERSION = { 'docker-distribution-api-version': 'registry/2.0' };
+const NO_QUERY = new URLSearchParams();
 
-/** The Distribution API (OCI distribution spec 1.1) as one Hono sub-app. */
-export function v2App(s: V2Services): Hono<{ Bindings: HttpBindings }> {
-  const app = new Hono<{ Bindings: HttpBindings }>();
-  app.all('*', async (c) => {
-    const { incoming: req, outgoing: res } = c.env;
+/**
+ * The Distribution API (OCI distribution spec 1.1) as a plain Node handler: the
+ * pull path is the hot one (thousands of manifest GETs a second), so no framework
+ * dispatch, Request object or URL parse sits on it. Errors are thrown as
+ * RegistryErrors; the caller maps them (app.ts).
+ */
+export function v2Handler(s: V2Services): (req: IncomingMessage, res: ServerResponse) => Promise<unknown> {
+  return async (req, res) => {
+    const rawUrl = req.url ?? '/';
+    const q = rawUrl.indexOf('?');
     // The raw path, not URL's: URL resolves `..` segments, which would let /v2/a/../b act on repository b.
-    const rawPath = (req.url ?? '/').split('?')[0]!;
-    const url = new URL(req.url ?? '/', 'http://x');
-    const ns = url.searchParams.get('ns') ?? undefined;
+    const rawPath = q < 0 ? rawUrl : rawUrl.slice(0, q);
+    const query = q < 0 ? NO_QUERY : new URLSearchParams(rawUrl.slice(q + 1));
+    const ns = query.get('ns') ?? undefined;
     const route = parseV2Path(rawPath, ns && s.isProxied(`${ns}/x`) ? ns : undefined);
     const ctx = contextOf(req);
     ctx.route = route.kind;
@@ -52,9 +56,8 @@ export function v2App(s: V2Services): Hono<{ Bindings: HttpBindings }> {
     const action = actionOf(route, method);
     const who = await s.access.authorize(accessRequest(req), 'name' in route ? route.name : undefined, action);
     ctx.actor = who.actor;
-    return handler(s, route, req, res, url, who);
-  });
-  return app;
+    return handler(s, route, req, res, query, who);
+  };
 }
 
 export const accessRequest = (req: IncomingMessage): AccessRequest => ({
@@ -97,6 +100,11 @@ const getBlob: Handler = async (s, route, req, res) => {
     res.end();
     return RESPONSE;
   }
+  if (read.redirect) {
+    // The client fetches from the store itself (re-sending any Range: presigned S3 URLs honour it).
+    const location = await read.redirect();
+    return sendEmpty(res, 307, { location, 'docker-content-digest': digest, ...auditHeader(read.decision) });
+  }
   const body = await read.open();
   res.writeHead(range ? 206 : 200, headers);
   await sendBlobBody(res, body, start, length);
@@ -123,12 +131,12 @@ const deleteBlob: Handler = async (s, route, _req, res) => {
   return sendEmpty(res, 202);
 };
 
-const startUpload: Handler = async (s, route, req, res, url, who) => {
+const startUpload: Handler = async (s, route, req, res, query, who) => {
   const repo = name(route);
   const q = {
-    digest: url.searchParams.get('digest') ?? undefined,
-    mount: url.searchParams.get('mount') ?? undefined,
-    from: url.searchParams.get('from') ?? undefined,
+    digest: query.get('digest') ?? undefined,
+    mount: query.get('mount') ?? undefined,
+    from: query.get('from') ?? undefined,
   };
   if (q.from !== undefined) parseV2Path(`/v2/${q.from}/tags/list`); // validates the name
   const result = await s.uploads.start(repo, q, () => req, (from) => s.access.mayPull(who, accessRequest(req), from), contentLength(req));
@@ -156,10 +164,10 @@ const patchUpload: Handler = async (s, route, req, res) => {
   return sendEmpty(res, 202, uploadHeaders(name(route), id, session.size));
 };
 
-const putUpload: Handler = async (s, route, req, res, url) => {
+const putUpload: Handler = async (s, route, req, res, query) => {
   const { id } = route as { id: string };
   const repo = name(route);
-  const blob = await s.uploads.finish(repo, id, url.searchParams.get('digest') ?? undefined, req, parseContentRange(req.headers['content-range']), contentLength(req));
+  const blob = await s.uploads.finish(repo, id, query.get('digest') ?? undefined, req, parseContentRange(req.headers['content-range']), contentLength(req));
   return sendEmpty(res, 201, { location: `/v2/${repo}/blobs/${blob.digest}`, 'docker-content-digest': blob.digest });
 };
 
@@ -182,7 +190,7 @@ const getManifest: Handler = async (s, route, req, res) => {
   return sendBytes(res, 200, record.bytes, headers, isHead(req));
 };
 
-const putManifest: Handler = async (s, route, req, res, _url, who) => {
+const putManifest: Handler = async (s, route, req, res, _query, who) => {
   const repo = name(route);
   const reference = parseReference((route as { reference: string }).reference);
   const bytes = await readSmallBody(req, MAX_MANIFEST_BYTES);
@@ -192,20 +200,20 @@ const putManifest: Handler = async (s, route, req, res, _url, who) => {
   return sendEmpty(res, 201, headers);
 };
 
-const deleteManifest: Handler = async (s, route, _req, res, _url, who) => {
+const deleteManifest: Handler = async (s, route, _req, res, _query, who) => {
   await s.manifests.delete(name(route), parseReference((route as { reference: string }).reference), { actor: who.actor });
   return sendEmpty(res, 202);
 };
 
-const listTags: Handler = async (s, route, req, res, url) => {
+const listTags: Handler = async (s, route, req, res, query) => {
   const repo = name(route);
-  const page = pageOf(url);
+  const page = pageOf(query);
   const result = await s.listing.tags(repo, page);
   return sendJson(res, 200, { name: repo, tags: result.items }, linkHeader(`/v2/${repo}/tags/list`, page.n, result.next), isHead(req));
 };
 
-const catalog: Handler = async (s, _route, req, res, url, who) => {
-  const page = pageOf(url);
+const catalog: Handler = async (s, _route, req, res, query, who) => {
+  const page = pageOf(query);
   const result = await s.listing.catalog(page);
   // Only the repositories the caller may pull are named; the page boundary (Link) stays that of the whole catalog.
   const visible: string[] = [];
@@ -213,18 +221,18 @@ const catalog: Handler = async (s, _route, req, res, url, who) => {
   return sendJson(res, 200, { repositories: visible }, linkHeader('/v2/_catalog', page.n, result.next), isHead(req));
 };
 
-const referrers: Handler = async (s, route, req, res, url) => {
+const referrers: Handler = async (s, route, req, res, query) => {
   const subject: Digest = parseDigest((route as { digest: string }).digest).digest;
-  const artifactType = url.searchParams.get('artifactType') ?? undefined;
+  const artifactType = query.get('artifactType') ?? undefined;
   const { index, filtered } = await s.listing.referrers(name(route), subject, artifactType);
   const headers: Headers = { 'content-type': index.mediaType };
   if (filtered) headers['oci-filters-applied'] = 'artifactType';
   return sendBytes(res, 200, JSON.stringify(index), headers, isHead(req));
 };
 
-function pageOf(url: URL): { n?: number; last?: string } {
-  const n = url.searchParams.get('n');
-  const last = url.searchParams.get('last') ?? undefined;
+function pageOf(query: URLSearchParams): { n?: number; last?: string } {
+  const n = query.get('n');
+  const last = query.get('last') ?? undefined;
   if (n === null) return { last };
   const parsed = Number(n);
   if (!Number.isSafeInteger(parsed) || parsed < 0) throw err('UNSUPPORTED', `invalid n: ${n.slice(0, 20)}`);

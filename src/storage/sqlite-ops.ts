@@ -24,6 +24,12 @@ import {
  */
 export class SqliteOpsTables {
   private readonly stmt;
+  /**
+   * The quarantined digests, read once and dropped whenever this store writes the
+   * table. Exact because one process owns a SQLite store (replicas use PostgreSQL):
+   * the gate asks on every pull, and a Set lookup is much cheaper than a query.
+   */
+  private quarantined: Set<Digest> | undefined;
 
   constructor(private readonly db: Database.Database) {
     const p = <T extends unknown[] = unknown[]>(sql: string) => db.prepare<T>(sql);
@@ -44,6 +50,7 @@ export class SqliteOpsTables {
       delQuarantine: p('DELETE FROM quarantine WHERE digest = ?'),
       // One statement for any number of digests (a blob's owners can be many).
       isQuarantined: p('SELECT 1 FROM quarantine WHERE digest = ?'),
+      allQuarantined: p('SELECT digest FROM quarantine'),
       quarantinedAmong: p('SELECT digest FROM quarantine WHERE digest IN (SELECT value FROM json_each(?))'),
       blobQuarantine: p(`SELECT EXISTS (SELECT 1 FROM quarantine WHERE digest = @d) AS self,
         EXISTS (SELECT 1 FROM manifest_refs WHERE repository = @r AND ref = @d) AS anyOwner,
@@ -145,13 +152,21 @@ export class SqliteOpsTables {
 
   // --- quarantine ---
   quarantineTx(digest: Digest, by: Actor, now: number): boolean {
+    this.quarantined = undefined;
     return this.stmt.addQuarantine.run(digest, by.actor, by.reason ?? null, now).changes > 0;
   }
   releaseTx(digest: Digest): boolean {
+    this.quarantined = undefined;
     return this.stmt.delQuarantine.run(digest).changes > 0;
   }
   quarantinedAmong(digests: readonly Digest[]): Digest[] {
     if (digests.length === 0) return [];
+    // Inside a transaction the table may hold writes that could still roll back: ask it, and cache nothing.
+    if (!this.db.inTransaction) {
+      const q = (this.quarantined ??= new Set((this.stmt.allQuarantined.all() as { digest: Digest }[]).map((r) => r.digest)));
+      if (digests.length === 1) return q.has(digests[0]!) ? [digests[0]!] : [];
+      return [...new Set(digests)].filter((d) => q.has(d));
+    }
     if (digests.length === 1) return this.stmt.isQuarantined.get(digests[0]) ? [digests[0]!] : [];
     const hit = new Set((this.stmt.quarantinedAmong.all(JSON.stringify(digests)) as { digest: Digest }[]).map((r) => r.digest));
     return [...new Set(digests)].filter((d) => hit.has(d));

@@ -42,7 +42,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     auth: (): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {}),
     async close(o = {}) {
       await server.close();
-      if (!o.keepData && !opts.dataDir) await rm(dataDir, { recursive: true, force: true });
+      if (!o.keepData && !opts.dataDir) await rm(dataDir, { recursive: true, force: true, maxRetries: 5 }); // a refused upload's last write may still land after close
       if (configFile) await rm(configFile, { force: true });
     },
   };
