@@ -7,11 +7,13 @@
 //   2. 32 concurrent cold pulls of a fresh 1 GiB blob through customs
 //      (target < 1.3x the time of one cold pull), with the number of GETs the
 //      upstream saw for that blob (single-flight: 1).
+// Also a pull through a bare node:http relay (bench/lib/relay.mjs: no hashing,
+// no storage), the ceiling of any Node.js proxy on the machine at hand.
 // Run by hand: `node bench/proxy.mjs [--help]`. Never part of npm test.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchOptions } from './lib/cli.mjs';
-import { installCleanup, makeTempDir, run, setKeepTemp, withCpu } from './lib/proc.mjs';
+import { freePort, installCleanup, makeTempDir, run, setKeepTemp, spawnServer, waitFor, withCpu } from './lib/proc.mjs';
 import { ensureBuilt, startCustoms, startDistribution } from './lib/servers.mjs';
 import { GiB, checkManifest, makeBlobFile, pushBlobFile, pushManifestFor, setVariant, warmFile } from './lib/oci.mjs';
 import { download, median } from './lib/measure.mjs';
@@ -92,6 +94,21 @@ for (let i = 0; i < reps; i++) {
   directCpu.push(cpu / (size / GiB));
 }
 
+// --- through a bare Node relay (the floor of any Node proxy here) ----------------
+const relayPort = await freePort();
+const relayLog = join(makeTempDir('relay'), 'relay.log');
+const relay = spawnServer(process.execPath, [join(import.meta.dirname, 'lib', 'relay.mjs'), upstream.url, String(relayPort)], { logFile: relayLog });
+await waitFor('relay', async () => readFileSync(relayLog, 'utf8').includes('listening'), { exited: relay.exited });
+const relayed = [];
+const relayCpu = [];
+for (let i = 0; i < reps; i++) {
+  log(`GET through a bare node:http relay (${i + 1}/${reps})`);
+  const [r, cpu] = await withCpu(relay.pid, () => download(`http://127.0.0.1:${relayPort}/v2/${repo}/blobs/${digest}`, { size }));
+  relayed.push(r.secs);
+  relayCpu.push(cpu / (size / GiB));
+}
+await relay.stop();
+
 // --- cold single pulls through customs ----------------------------------------
 const cold = [];
 const warm = [];
@@ -129,8 +146,10 @@ const gibps = (s, n = 1) => (n * size) / GiB / s;
 const tDirect = median(direct);
 const tCold = median(cold);
 const tWarm = median(warm);
+const tRelay = median(relayed);
 const results = {
   direct: { secs: tDirect, gibps: gibps(tDirect), runs: direct, upstreamCpuSecsPerGiB: median(directCpu) },
+  bareNodeRelay: { secs: tRelay, gibps: gibps(tRelay), runs: relayed, relayCpuSecsPerGiB: median(relayCpu) },
   coldThroughCustoms: { secs: tCold, gibps: gibps(tCold), runs: cold, upstreamGets: coldUpstreamGets, cpu: coldCpu },
   warmThroughCustoms: { secs: tWarm, gibps: gibps(tWarm), runs: warm, upstreamGets: warmUpstreamGets },
   concurrentCold: { clients, secs: concCold.secs, aggregateGibps: concCold.gibps, slowestClientSecs: Math.max(...concCold.clientSecs), upstreamGets: concUpstreamGets },
@@ -139,6 +158,8 @@ const results = {
 };
 const ratios = {
   cold_vs_direct_throughput: tDirect / tCold,
+  bare_relay_vs_direct_throughput: tDirect / tRelay,
+  cold_vs_bare_relay_throughput: tRelay / tCold,
   concurrent_cold_vs_one_cold_time: concCold.secs / tCold,
   concurrent_cold_vs_concurrent_warm_time: concCold.secs / concWarm.secs,
   concurrent_cold_vs_concurrent_direct_time: concCold.secs / concDirect.secs,
@@ -148,6 +169,7 @@ printTable(
   ['measure', 'seconds', 'GiB/s (aggregate)', 'upstream GETs', 'CPU s/GiB customs', 'CPU s/GiB upstream'],
   [
     ['1 pull direct from upstream', fmt(tDirect), fmt(gibps(tDirect)), '-', '-', fmt(median(directCpu))],
+    ['1 pull through a bare node:http relay', fmt(tRelay), fmt(gibps(tRelay)), '-', fmt(median(relayCpu)), ''],
     ['1 cold pull through customs', fmt(tCold), fmt(gibps(tCold)), coldUpstreamGets.join(','), fmt(median(coldCpu.map((c) => c.customsSecsPerGiB))), fmt(median(coldCpu.map((c) => c.upstreamSecsPerGiB)))],
     ['1 warm pull through customs', fmt(tWarm), fmt(gibps(tWarm)), warmUpstreamGets.join(','), '', ''],
     [`${clients} concurrent cold pulls through customs`, fmt(concCold.secs), fmt(concCold.gibps), String(concUpstreamGets), '', ''],
@@ -161,6 +183,10 @@ const targets = [
   target(`upstream GETs for ${clients} concurrent cold pulls`, concUpstreamGets, '<', 2, ''),
 ];
 printTargets(targets);
+process.stdout.write(
+  `\n(a bare node:http relay, no hashing or storage, reaches ${fmt(ratios.bare_relay_vs_direct_throughput)}x direct here: the ceiling of any Node proxy on this machine;\n` +
+    ` a cold pull through customs reaches ${fmt(ratios.cold_vs_bare_relay_throughput)}x the relay)\n`,
+);
 process.stdout.write(
   `\n(${clients} x ${fmt(size / GiB)} GiB = ${fmt((clients * size) / GiB, 0)} GiB reach the clients; on this machine that is bounded by loopback/client CPU,\n` +
     ` so also compare with ${clients} warm pulls: cold/warm time = ${fmt(ratios.concurrent_cold_vs_concurrent_warm_time)}x, cold/direct = ${fmt(ratios.concurrent_cold_vs_concurrent_direct_time)}x)\n`,
