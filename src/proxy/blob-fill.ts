@@ -368,11 +368,22 @@ class FillReader implements RandomAccessBlob {
 
   async read(buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
     const f = this.fill;
+    let patience: Promise<void> | undefined;
+    let impatient = false;
     for (;;) {
       if (this.closed) throw err('INTERNAL', 'read of a closed fill reader');
       if (f.error) throw f.error;
       let limit = f.written;
       if (!f.verified && f.size !== undefined) limit = Math.min(limit, f.size - 1);
+      // A reader that has caught up with the fill would otherwise wake at every write and send
+      // slivers: with 32 readers that is many times the syscalls of sending from the store. It
+      // waits for a full chunk or COALESCE_MS, whichever comes first (a trickle still gets through).
+      const short = position < limit && limit - position < Math.min(length, COALESCE_BYTES) && !f.verified && !f.isOver();
+      if (short && !impatient) {
+        patience ??= sleep(COALESCE_MS).then(() => void (impatient = true));
+        await Promise.race([f.nextProgress(), patience, this.closing.promise]);
+        continue;
+      }
       if (position < limit) {
         const { bytesRead } = await f.fh!.read(buffer, offset, Math.min(length, limit - position), position);
         if (bytesRead === 0) throw err('INTERNAL', 'temporary fill file shorter than written');
@@ -392,6 +403,10 @@ class FillReader implements RandomAccessBlob {
     this.release();
   }
 }
+
+const COALESCE_BYTES = 1024 * 1024;
+const COALESCE_MS = 20;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
