@@ -7,13 +7,6 @@ import { FsBlobStore } from './fs-blob-store.js';
 import { FsUploadStore } from './fs-upload-store.js';
 import type { MetadataStore } from './metadata-store.js';
 import { LocalNotifier, type Notifier } from './notifier.js';
-import { PgFillLease } from './pg-fill-lease.js';
-import { PgNotifier } from './pg-notifier.js';
-import { createPgPool, describePgError, migrate, redact } from './pg-pool.js';
-import { PostgresMetadataStore } from './postgres-metadata-store.js';
-import { PG_MIGRATIONS } from './postgres-schema.js';
-import { S3BlobStore } from './s3-blob-store.js';
-import { S3UploadStore } from './s3-upload-store.js';
 import { SqliteMetadataStore } from './sqlite-metadata-store.js';
 import type { UploadStore } from './upload-store.js';
 
@@ -75,6 +68,15 @@ export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, 
     let notifier: Notifier = new LocalNotifier();
     let fillLease: FillLease = new LocalFillLease();
     if (config.metadata.driver === 'postgres') {
+      // The scale-out drivers load only when configured: pg and the AWS SDK are about a third of
+      // the heap a process starts with, and every full GC walks it (a blob download triggers many).
+      const [{ PgFillLease }, { PgNotifier }, { createPgPool, describePgError, migrate, redact }, { PostgresMetadataStore }, { PG_MIGRATIONS }] = await Promise.all([
+        import('./pg-fill-lease.js'),
+        import('./pg-notifier.js'),
+        import('./pg-pool.js'),
+        import('./postgres-metadata-store.js'),
+        import('./postgres-schema.js'),
+      ]);
       const { url, poolSize } = config.metadata;
       const p = createPgPool({ url, poolSize });
       pool = p;
@@ -102,6 +104,7 @@ export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, 
     let uploads: UploadStore;
     let redirect: OpenedStorage['redirect'];
     if (config.storage.driver === 's3') {
+      const [{ S3BlobStore }, { S3UploadStore }] = await Promise.all([import('./s3-blob-store.js'), import('./s3-upload-store.js')]);
       const s = config.storage;
       const store = new S3BlobStore({
         bucket: s.bucket,
