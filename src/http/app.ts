@@ -59,8 +59,10 @@ function sendError(req: IncomingMessage, res: ServerResponse, e: unknown, deps: 
     return RESPONSE_ALREADY_SENT;
   }
   const headers: Record<string, string> = { 'content-type': 'application/json' };
-  const detail = (e as { detail?: { challenge?: string; size?: number } }).detail;
+  const detail = (e as { detail?: { challenge?: string; size?: number; retryAfter?: number } }).detail;
   if (http.status === 401 && detail?.challenge) headers['www-authenticate'] = detail.challenge;
+  // An upstream's rate limit, passed on (pull-through): when to ask again, in seconds.
+  if (http.status === 429 && typeof detail?.retryAfter === 'number') headers['retry-after'] = String(detail.retryAfter);
   if (http.status === 416 && typeof detail?.size === 'number') {
     // Blob reads say how big the blob is (RFC 9110); uploads say how far they got (distribution spec).
     if (ctx.route === 'blob') headers['content-range'] = `bytes */${detail.size}`;

@@ -328,6 +328,8 @@ async function copyToFile(body: Readable, fh: FileHandle, digester: Digester, on
   body.once('end', () => ((ended = true), poke()));
   body.once('error', (e) => ((error ??= e), poke()));
   body.once('close', () => ((error ??= ended ? undefined : err('UPSTREAM_UNAVAILABLE', 'upstream closed the connection mid-blob')), poke()));
+  // Reset while the temporary file was being opened: its 'close' has passed (and node emits no 'error' without a listener).
+  if (body.destroyed && !body.readableEnded) error ??= body.errored ?? err('UPSTREAM_UNAVAILABLE', 'upstream closed the connection mid-blob');
   let position = 0;
   for (;;) {
     if (queue.length > 0) {

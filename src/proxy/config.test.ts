@@ -11,10 +11,22 @@ describe('upstream configuration', () => {
       credentials: 'none',
       tagFreshness: 300,
       timeouts: { header: 10, idle: 30, overall: 3600 },
+      retries: { attempts: 3, baseMs: 100 },
+      notFoundTtl: 30,
       dockerHubLibrary: false,
     });
     expect(Object.isFrozen(u)).toBe(true);
     expect(Object.isFrozen(u!.timeouts)).toBe(true);
+    expect(Object.isFrozen(u!.retries)).toBe(true);
+  });
+
+  it('takes retries and the not-found window, and refuses nonsense', () => {
+    const [u] = parseUpstreams([{ name: 'a', url: 'https://a.example', retries: { attempts: 1 }, notFoundTtl: 0 }]);
+    expect(u!.retries).toEqual({ attempts: 1, baseMs: 100 });
+    expect(u!.notFoundTtl).toBe(0);
+    expect(() => parseUpstreams([{ name: 'a', url: 'https://a.example', retries: { attempts: 0 } }])).toThrow(/invalid upstream/);
+    expect(() => parseUpstreams([{ name: 'a', url: 'https://a.example', retries: { attempts: 2.5 } }])).toThrow(/invalid upstream/);
+    expect(() => parseUpstreams([{ name: 'a', url: 'https://a.example', notFoundTtl: -1 }])).toThrow(/invalid upstream/);
   });
 
   it('turns on the implicit library/ for Docker Hub', () => {

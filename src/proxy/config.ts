@@ -12,6 +12,8 @@ import { err } from '../oci/index.js';
  *       credentials: { basic: { username: me, passwordEnv: HUB_TOKEN } }
  *       tagFreshness: 300                    # seconds a fetched tag is served without asking
  *       timeouts: { header: 10, idle: 30, overall: 3600 }
+ *       retries: { attempts: 3, baseMs: 100 } # tries per idempotent request on resets and 502/503/504
+ *       notFoundTtl: 30                      # seconds an upstream 404 is remembered (0: never)
  */
 
 /** Upstream names are path prefixes: repository-name components, so they may contain dots and slashes. */
@@ -37,6 +39,16 @@ export const timeoutsSchema = z.strictObject({
   overall: seconds.default(3600),
 });
 
+/**
+ * Retries of idempotent upstream requests (see retry.ts): `attempts` counts every
+ * try, the first included (1 turns retries off); the n-th retry waits about
+ * `baseMs * 3^(n-1)` (jittered), and never past the caller's header timeout.
+ */
+export const retriesSchema = z.strictObject({
+  attempts: z.number().int().min(1).max(10).default(3),
+  baseMs: z.number().nonnegative().max(10_000).default(100),
+});
+
 export const upstreamConfigSchema = z
   .strictObject({
     name: z.string().regex(NAME, 'upstream name must be a repository-name prefix such as docker.io or ghcr.io'),
@@ -44,6 +56,9 @@ export const upstreamConfigSchema = z
     credentials: credentialsSchema.default('none'),
     tagFreshness: z.number().nonnegative().max(365 * 24 * 3600).default(300),
     timeouts: timeoutsSchema.default({ header: 10, idle: 30, overall: 3600 }),
+    retries: retriesSchema.default({ attempts: 3, baseMs: 100 }),
+    /** Seconds an upstream "no such manifest/blob" is remembered for what is not local; 0 disables. */
+    notFoundTtl: z.number().nonnegative().max(3600).default(30),
     /** Docker Hub's implicit `library/` for single-component names; defaults to true for docker.io. */
     dockerHubLibrary: z.boolean().optional(),
   })
@@ -61,6 +76,7 @@ export const upstreamsConfigSchema = z
   });
 
 export type UpstreamConfig = Readonly<z.output<typeof upstreamConfigSchema>>;
+export type RetryPolicy = Readonly<z.output<typeof retriesSchema>>;
 export type UpstreamCredentials = z.output<typeof credentialsSchema>;
 export type UpstreamInput = z.input<typeof upstreamConfigSchema>;
 

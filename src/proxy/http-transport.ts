@@ -95,10 +95,25 @@ const abortError = (signal: AbortSignal) => {
   return err('UPSTREAM_UNAVAILABLE', 'upstream request aborted');
 };
 
+/**
+ * Connection failures worth another try (retry.ts): the peer reset or refused us, or
+ * the network was briefly unreachable. A reused keep-alive socket that the upstream
+ * had closed fails with ECONNRESET on its first request, too.
+ */
+const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+const transient = new WeakSet<Error>();
+
+/** True for an error `normalise` made from a transient connection failure. */
+export const isTransient = (e: unknown): boolean => e instanceof Error && transient.has(e);
+
 /** Network failures become UPSTREAM_UNAVAILABLE; our own coded errors pass through. */
 export function normalise(e: unknown, signal: AbortSignal): Error {
-  if (signal.aborted) return abortError(signal);
+  // Coded errors first: one raised as the deadline passed (a retry cut short) says more than "timed out".
   if (e instanceof Error && e.name === 'RegistryError') return e;
-  const msg = e instanceof Error ? ((e as NodeJS.ErrnoException).code ?? e.message) : String(e);
-  return err('UPSTREAM_UNAVAILABLE', `upstream connection failed: ${msg}`);
+  if (signal.aborted) return abortError(signal);
+  const code = e instanceof Error ? (e as NodeJS.ErrnoException).code : undefined;
+  const msg = e instanceof Error ? (code ?? e.message) : String(e);
+  const out = err('UPSTREAM_UNAVAILABLE', `upstream connection failed: ${msg}`);
+  if (code && TRANSIENT_CODES.has(code)) transient.add(out);
+  return out;
 }

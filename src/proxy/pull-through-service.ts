@@ -6,6 +6,7 @@ import { BlobFiller, type FillSource } from './blob-fill.js';
 import type { UpstreamConfig } from './config.js';
 import { createTransport, type Transport } from './http-transport.js';
 import type { ProxyLogger } from './logger.js';
+import { NotFoundCache } from './not-found-cache.js';
 import type { ProxyRequestOptions, ProxyTarget, PullThrough, UpstreamBlob, UpstreamManifest, UpstreamReferrers } from './pull-through.js';
 import { localReferrers, refreshReferrers } from './referrers.js';
 import { UpstreamTargets } from './targets.js';
@@ -46,10 +47,13 @@ export class PullThroughService implements PullThrough {
   private readonly validatedAt = new LRUCache<string, number>({ max: 100_000 });
   /** Single-flight of upstream refreshes, keyed by what they refresh. */
   private readonly flights = new Map<string, Promise<unknown>>();
+  /** Recent upstream misses (404, insufficient_scope) of things not stored here; see not-found-cache.ts. */
+  private readonly notFound: NotFoundCache;
 
   constructor(private readonly opts: PullThroughOptions) {
     this.clock = opts.clock ?? Date.now;
     this.transport = opts.transport ?? createTransport();
+    this.notFound = new NotFoundCache(this.clock);
     this.targets = new UpstreamTargets(opts.upstreams);
     for (const u of opts.upstreams) this.clients.set(u.name, new UpstreamClient(u, this.transport, opts.logger, this.clock));
     this.filler = new BlobFiller({ blobs: opts.blobs, links: opts.metadata, tempDir: opts.tempDir, logger: opts.logger, lease: opts.fillLease });
@@ -81,12 +85,14 @@ export class PullThroughService implements PullThrough {
       // Content-addressed: a local copy is the answer, no upstream round trip.
       const local = await this.opts.metadata.getManifest(t.repository, reference.digest);
       if (local) return fromRecord(local, t, false);
+      const missing = this.missKey(t, 'manifest', reference.digest);
+      if (this.knownMissing(missing)) return undefined;
       return this.once(`m\0${t.repository}\0${reference.digest}`, async () => {
         const fetched = await client.getManifest(t.remote, reference.digest, AbortSignal.timeout(config.timeouts.header * 1000));
-        if (!fetched) return undefined;
+        if (!fetched) return this.missed(missing, config);
         await this.store(t, fetched, undefined);
         return fromFetched(fetched, t);
-      }).catch((e: unknown) => this.rethrow(e, t, reference.digest));
+      }).catch((e: unknown) => this.rethrow(this.refusal(e, missing, config), t, reference.digest));
     }
     const tag = reference.tag;
     const key = `t\0${t.repository}\0${tag}`;
@@ -94,7 +100,7 @@ export class PullThroughService implements PullThrough {
     if (localDigest) {
       const fresh = this.clock() - (this.validatedAt.get(key) ?? -Infinity) < config.tagFreshness * 1000;
       if (fresh || (await this.opts.pins?.isPinned(t.repository, tag))) return this.local(t, localDigest, false);
-    }
+    } else if (this.knownMissing(this.missKey(t, 'manifest', tag))) return undefined;
     return this.once(key, () => this.refreshTag(t, tag, localDigest, key));
   }
 
@@ -106,20 +112,24 @@ export class PullThroughService implements PullThrough {
   private async refreshTag(t: ProxyTarget, tag: string, localDigest: Digest | undefined, key: string): Promise<UpstreamManifest | undefined> {
     const { client, config } = this.upstream(t);
     const signal = AbortSignal.timeout(config.timeouts.header * 1000);
+    // Misses are remembered only for tags with nothing local (see not-found-cache.ts).
+    const missing = localDigest ? undefined : this.missKey(t, 'manifest', tag);
     try {
       const head = await client.headManifest(t.remote, tag, signal);
-      if (!head) return undefined; // the upstream no longer has the tag; the local row stays for the audit trail
+      // The upstream no longer has the tag; a local row stays for the audit trail.
+      if (!head) return this.missed(missing, config);
       if (localDigest && head.digest === localDigest) {
         this.validatedAt.set(key, this.clock());
         return await this.local(t, localDigest, false);
       }
       const fetched = await client.getManifest(t.remote, head.digest ?? tag, signal);
-      if (!fetched) return undefined;
+      if (!fetched) return this.missed(missing, config);
       await this.store(t, fetched, tag);
       this.validatedAt.set(key, this.clock());
       return fromFetched(fetched, t);
     } catch (e) {
-      if (!localDigest) return this.rethrow(e, t, tag);
+      // A 429 or any other failure: the local copy if there is one (stale-if-error).
+      if (!localDigest) return this.rethrow(this.refusal(e, missing, config), t, tag);
       this.logFailure(e, t, tag, 'upstream failed; serving the local copy (stale-if-error)');
       return this.local(t, localDigest, true);
     }
@@ -158,11 +168,17 @@ export class PullThroughService implements PullThrough {
     if (!t) return undefined;
     const { blobs, metadata } = this.opts;
     const linked = await metadata.linkedBlob(t.repository, digest);
-    if (!linked && (await blobs.stat(digest)) && (await metadata.manifestsReferencing(t.repository, digest)).length === 0) {
+    const stored = !linked && (await blobs.stat(digest)) !== undefined;
+    const missing = this.missKey(t, 'blob', digest);
+    // A remembered miss is consulted only where the upstream would be asked: it never hides bytes this repository may serve.
+    if (!linked && !stored && this.knownMissing(missing)) return undefined;
+    if (stored && (await metadata.manifestsReferencing(t.repository, digest)).length === 0) {
       // Stored for another repository: serve it here only if this upstream repository has it too.
+      if (this.knownMissing(missing)) return undefined;
       const { client, config } = this.upstream(t);
-      const head = await client.headBlob(t.remote, digest, AbortSignal.timeout(config.timeouts.header * 1000)).catch((e: unknown) => this.rethrow(e, t, digest));
-      if (!head) return undefined;
+      const signal = AbortSignal.timeout(config.timeouts.header * 1000);
+      const head = await client.headBlob(t.remote, digest, signal).catch((e: unknown) => this.rethrow(this.refusal(e, missing, config), t, digest));
+      if (!head) return this.missed(missing, config);
     }
     return this.filler.open(t.repository, digest, this.fillSource(t, digest));
   }
@@ -176,11 +192,14 @@ export class PullThroughService implements PullThrough {
         // Headers must arrive within the header timeout; the body is bounded by idle and overall timeouts.
         const headers = new AbortController();
         const timer = setTimeout(() => headers.abort(err('UPSTREAM_UNAVAILABLE', 'upstream sent no headers in time')), config.timeouts.header * 1000);
+        const missing = this.missKey(t, 'blob', digest);
         try {
           const res = await client.getBlob(t.remote, digest, { signal: AbortSignal.any([signal, headers.signal]), idleMs: config.timeouts.idle * 1000 });
-          if (!res) return undefined;
+          if (!res) return this.missed(missing, config);
           const size = Number(res.headers['content-length']);
           return { size: Number.isFinite(size) && res.headers['content-length'] !== '' ? size : undefined, body: res.body };
+        } catch (e) {
+          throw this.refusal(e, missing, config);
         } finally {
           clearTimeout(timer);
         }
@@ -214,6 +233,8 @@ export class PullThroughService implements PullThrough {
         await this.once(key, () => refreshReferrers(ctx, digest, signal));
         this.validatedAt.set(key, this.clock());
       } catch (e) {
+        // Refused (insufficient_scope): the upstream has no such repository, hence nothing to add; not a failure.
+        if (isRegistryError(e) && e.code === 'NAME_UNKNOWN') return { descriptors: await localReferrers(this.opts.metadata, t.repository, digest), stale: false, namespace: t.namespace };
         this.logFailure(e, t, digest, 'upstream referrers failed; serving the local copies (stale-if-error)');
         stale = true;
       }
@@ -240,6 +261,29 @@ export class PullThroughService implements PullThrough {
   private upstream(t: ProxyTarget): { client: UpstreamClient; config: UpstreamConfig } {
     const client = this.clients.get(t.upstream)!;
     return { client, config: client.config };
+  }
+
+  private missKey(t: ProxyTarget, kind: 'manifest' | 'blob', reference: string): string {
+    return NotFoundCache.key(t.upstream, t.remote, kind, reference);
+  }
+
+  /** True when the upstream recently said it has no such thing; throws its refusal again if it refused. */
+  private knownMissing(key: string): boolean {
+    const hit = this.notFound.get(key);
+    if (hit?.error) throw hit.error;
+    return hit !== undefined;
+  }
+
+  /** Remembers a 404 (when `key` is given) and answers "not here". */
+  private missed(key: string | undefined, config: UpstreamConfig): undefined {
+    if (key) this.notFound.set(key, config.notFoundTtl);
+    return undefined;
+  }
+
+  /** Remembers an insufficient_scope refusal (NAME_UNKNOWN/BLOB_UNKNOWN from the client); returns `e` to rethrow. */
+  private refusal(e: unknown, key: string | undefined, config: UpstreamConfig): unknown {
+    if (key && isRegistryError(e) && (e.code === 'NAME_UNKNOWN' || e.code === 'BLOB_UNKNOWN')) this.notFound.set(key, config.notFoundTtl, e);
+    return e;
   }
 
   private once<T>(key: string, fn: () => Promise<T>): Promise<T> {

@@ -11,8 +11,9 @@ import {
 } from '../oci/index.js';
 import { TokenCache, basicHeader, loadSecret, pickChallenge, tokenResponseSchema, type Challenge } from './auth.js';
 import type { UpstreamConfig } from './config.js';
-import { discard, normalise, readBody, type Transport, type TransportResponse } from './http-transport.js';
+import { discard, isTransient, normalise, readBody, type Transport, type TransportRequest, type TransportResponse } from './http-transport.js';
 import type { ProxyLogger } from './logger.js';
+import { RETRY_STATUSES, parseRetryAfter, withRetries } from './retry.js';
 
 /**
  * A client of one upstream registry: the Distribution API calls pull-through needs,
@@ -56,7 +57,7 @@ export class UpstreamClient {
     config: UpstreamConfig,
     private readonly transport: Transport,
     private readonly logger: ProxyLogger,
-    clock: () => number,
+    private readonly clock: () => number,
   ) {
     this.config = config;
     this.origin = new URL(config.url).origin;
@@ -87,7 +88,7 @@ export class UpstreamClient {
       const headers: Record<string, string> = { 'user-agent': 'customs-proxy' };
       if (opts.accept) headers.accept = opts.accept;
       if (auth && target.origin === this.origin) headers.authorization = auth;
-      const res = await this.transport.send(target, { method, headers, signal: opts.signal, idleMs: opts.idleMs });
+      const res = await this.send(target, { method, headers, signal: opts.signal, idleMs: opts.idleMs });
       const location = res.headers.location;
       if (res.status < 300 || res.status >= 400 || res.status === 304 || !location) return res;
       discard(res);
@@ -95,6 +96,25 @@ export class UpstreamClient {
       target = new URL(location, target);
       if (target.protocol !== 'https:' && target.protocol !== 'http:') throw err('UPSTREAM_UNAVAILABLE', 'upstream redirected to a non-HTTP URL');
     }
+  }
+
+  /**
+   * One exchange with retries (retry.ts): it resolves once response headers arrive,
+   * so a blob body that fails mid-stream is never fetched again from here. Every
+   * request pull-through makes is a GET or HEAD, so every one is safe to repeat.
+   */
+  private send(url: URL, req: TransportRequest): Promise<TransportResponse> {
+    return withRetries(() => this.transport.send(url, req), {
+      policy: this.config.retries,
+      signal: req.signal,
+      retryable: (o) => {
+        if ('value' in o) return RETRY_STATUSES.has(o.value.status) ? `upstream ${this.config.name} answered ${o.value.status}` : undefined;
+        return isTransient(o.error) ? `upstream ${this.config.name}: ${(o.error as Error).message}` : undefined;
+      },
+      release: discard,
+      // The URL without its query: a redirect target (a presigned CDN URL) may carry a signature there.
+      onRetry: (r) => this.logger.warn({ upstream: this.config.name, method: req.method, url: `${url.origin}${url.pathname}`, ...r }, 'upstream request failed; retrying'),
+    });
   }
 
   /** The Authorization header for `scope`: a cached or fresh bearer token, Basic, or nothing. */
@@ -131,8 +151,17 @@ export class UpstreamClient {
     // The realm may be another host (auth.docker.io): credentials go there only over https or to the upstream itself.
     if (basic && (url.protocol === 'https:' || url.origin === this.origin)) headers.authorization = basicHeader(basic);
     this.logger.info({ upstream: this.config.name, scope, realm: url.origin }, 'fetching upstream token');
-    const res = await this.transport.send(url, { method: 'GET', headers, signal });
+    let res: TransportResponse;
+    try {
+      res = await this.send(url, { method: 'GET', headers, signal });
+    } catch (e) {
+      throw normalise(e, signal);
+    }
     const body = await readBody(res, MAX_TOKEN_BYTES, signal);
+    if (res.status === 429) throw this.tooManyRequests(res);
+    if (res.status === 401 || res.status === 403) {
+      throw err('UPSTREAM_UNAVAILABLE', `upstream ${this.config.name}: authentication failed (token endpoint answered ${res.status}); check the configured credentials`);
+    }
     if (res.status !== 200) throw err('UPSTREAM_UNAVAILABLE', `upstream ${this.config.name}: token endpoint answered ${res.status}`);
     let parsed: unknown;
     try {
@@ -181,11 +210,11 @@ export class UpstreamClient {
 
   /** GET a blob; the caller consumes (or destroys) the body. Undefined on 404. */
   async getBlob(remote: string, digest: Digest, opts: { signal: AbortSignal; idleMs: number }): Promise<TransportResponse | undefined> {
-    return this.call('GET', remote, `blobs/${digest}`, opts);
+    return this.call('GET', remote, `blobs/${digest}`, opts, 'BLOB_UNKNOWN');
   }
 
   async headBlob(remote: string, digest: Digest, signal: AbortSignal): Promise<{ size: number | undefined } | undefined> {
-    const res = await this.call('HEAD', remote, `blobs/${digest}`, { signal });
+    const res = await this.call('HEAD', remote, `blobs/${digest}`, { signal }, 'BLOB_UNKNOWN');
     if (!res) return undefined;
     discard(res);
     const size = Number(res.headers['content-length']);
@@ -209,8 +238,12 @@ export class UpstreamClient {
     }
   }
 
-  /** 2xx -> the response; 404 -> undefined; anything else -> UPSTREAM_UNAVAILABLE. */
-  private async call(method: 'GET' | 'HEAD', remote: string, path: string, opts: RequestOptions): Promise<TransportResponse | undefined> {
+  /**
+   * 2xx -> the response; 404 -> undefined; 429 -> TOOMANYREQUESTS (with the upstream's
+   * Retry-After); a 401 for lack of scope -> `unknown` (see `refused`); anything else
+   * -> UPSTREAM_UNAVAILABLE.
+   */
+  private async call(method: 'GET' | 'HEAD', remote: string, path: string, opts: RequestOptions, unknown: 'NAME_UNKNOWN' | 'BLOB_UNKNOWN' = 'NAME_UNKNOWN'): Promise<TransportResponse | undefined> {
     let res: TransportResponse;
     try {
       res = await this.request(method, remote, path, opts);
@@ -220,9 +253,31 @@ export class UpstreamClient {
     if (res.status >= 200 && res.status < 300) return res;
     discard(res);
     if (res.status === 404) return undefined;
-    if (res.status === 429) throw err('TOOMANYREQUESTS', `upstream ${this.config.name} is rate limiting (429)`);
+    if (res.status === 429) throw this.tooManyRequests(res);
+    if (res.status === 401) {
+      // `request` has already tried once more with a fresh token.
+      if (pickChallenge(res.headersDistinct['www-authenticate'])?.params.error === 'insufficient_scope') throw refused(this.config.name, remote, unknown);
+      throw err('UPSTREAM_UNAVAILABLE', `upstream ${this.config.name}: authentication failed (401 for ${method} ${remote}/${path}); check the configured credentials`);
+    }
     throw err('UPSTREAM_UNAVAILABLE', `upstream ${this.config.name} answered ${res.status} for ${method} ${remote}/${path}`);
   }
+
+  /** A 429, carrying the upstream's Retry-After (seconds) for the client: the HTTP layer sends it on. */
+  private tooManyRequests(res: TransportResponse) {
+    const retryAfter = parseRetryAfter(res.headers['retry-after'], this.clock());
+    const wait = retryAfter === undefined ? '' : `; retry after ${retryAfter} s`;
+    return err('TOOMANYREQUESTS', `upstream ${this.config.name} is rate limiting (429)${wait}`, retryAfter === undefined ? undefined : { retryAfter });
+  }
+}
+
+/**
+ * Docker Hub hands out a token for any repository name, then answers 401 with
+ * `error="insufficient_scope"` for one that does not exist (or is private, which
+ * it will not tell apart). After a fresh token that is the upstream's "no such
+ * repository", so the client gets a 404-type answer rather than a 502.
+ */
+function refused(upstream: string, remote: string, code: 'NAME_UNKNOWN' | 'BLOB_UNKNOWN') {
+  return err(code, `upstream ${upstream} refused access to ${remote} (insufficient_scope): it has no such repository, or the repository is private`);
 }
 
 function mismatch(upstream: string, remote: string, reference: string, actual: Digest) {

@@ -59,7 +59,10 @@ export async function generatedBlob(size: number, seed = 'customs'): Promise<Blo
 }
 
 export type Fault =
-  | { kind: 'status'; status: number }
+  /** Answers `status` (with extra `headers`, e.g. Retry-After) and a spec error body. */
+  | { kind: 'status'; status: number; headers?: Record<string, string> }
+  /** Resets the connection before any response (ECONNRESET at the client). */
+  | { kind: 'drop' }
   /** Accepts the request and never answers. */
   | { kind: 'hang' }
   /** Answers normally after a pause before the headers. */
@@ -89,7 +92,16 @@ export interface RecordedRequest {
 
 export interface FaultUpstreamOptions {
   /** Require bearer tokens from /token (docker token flow); `basic` = credentials the token endpoint demands. */
-  readonly auth?: { readonly expiresIn?: number; readonly basic?: { username: string; password: string } };
+  readonly auth?: {
+    readonly expiresIn?: number;
+    readonly basic?: { username: string; password: string };
+    /**
+     * Docker Hub's way with repositories that do not exist: the token endpoint grants
+     * a token anyway (without their scope), and the registry then answers 401 with
+     * `error="insufficient_scope"`.
+     */
+    readonly hubStyleMissing?: boolean;
+  };
   /** Serve the referrers API (distribution 2.8 does not: 404). */
   readonly referrersApi?: boolean;
   /** Answer blob GETs with a 307 to a second server (another origin), like a CDN. */
@@ -216,15 +228,16 @@ export class FaultUpstream {
     const url = new URL(req.url ?? '/', this.url);
     const method = req.method ?? 'GET';
     this.requests.push({ method, path: url.pathname, authorization: req.headers.authorization, accept: req.headers.accept });
-    if (url.pathname === '/token') return this.token(req, url, res);
     // Every matching rule applies (e.g. wrong bytes and a stall); the first decides status, hang or delay.
     const rules = this.faults.filter((f) => f.remaining > 0 && (!f.method || f.method === method) && f.path.test(url.pathname));
     for (const r of rules) r.remaining--;
     const faults = rules.map((r) => r.fault);
     const fault = faults[0];
     if (fault?.kind === 'hang') return;
+    if (fault?.kind === 'drop') return void req.socket.resetAndDestroy();
     if (fault?.kind === 'delay') await new Promise((r) => setTimeout(r, fault.ms));
-    if (fault?.kind === 'status') return this.error(res, fault.status, 'UNKNOWN', 'injected fault');
+    if (fault?.kind === 'status') return this.error(res, fault.status, fault.status === 429 ? 'TOOMANYREQUESTS' : 'UNKNOWN', 'injected fault', fault.headers);
+    if (url.pathname === '/token') return this.token(req, url, res);
     if (url.pathname === '/v2/' || url.pathname === '/v2') return this.authorize(req, res, undefined) ? void res.end('{}') : undefined;
     const m = /^\/v2\/(.+)\/(manifests|blobs|referrers)\/([^/]+)$/.exec(url.pathname);
     if (!m) return this.error(res, 404, 'NOT_FOUND', 'no route');
@@ -318,9 +331,11 @@ export class FaultUpstream {
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     const grant = token ? this.tokens.get(token) : undefined;
     if (grant && grant.expiresAt > Date.now() && (!scope || grant.scopes.includes(scope))) return true;
+    // A valid token without the scope: distribution's token auth (and Docker Hub) say why.
+    const insufficient = grant && grant.expiresAt > Date.now() ? ',error="insufficient_scope"' : '';
     res.writeHead(401, {
       'content-type': 'application/json',
-      'www-authenticate': `Bearer realm="${this.url}/token",service="fault-upstream"${scope ? `,scope="${scope}"` : ''}`,
+      'www-authenticate': `Bearer realm="${this.url}/token",service="fault-upstream"${scope ? `,scope="${scope}"` : ''}${insufficient}`,
     });
     res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] }));
     return false;
@@ -336,14 +351,20 @@ export class FaultUpstream {
     }
     const token = randomBytes(16).toString('hex');
     const expiresIn = this.opts.auth?.expiresIn ?? 300;
-    this.tokens.set(token, { scopes, expiresAt: Date.now() + expiresIn * 1000 });
+    const exists = (s: string) => {
+      const repo = /^repository:(.+):pull$/.exec(s)?.[1];
+      return repo !== undefined && (this.manifests.has(repo) || this.blobs.has(repo));
+    };
+    // Docker Hub grants a token for any name, without access to a repository it does not have.
+    const granted = this.opts.auth?.hubStyleMissing ? scopes.filter(exists) : scopes;
+    this.tokens.set(token, { scopes: granted, expiresAt: Date.now() + expiresIn * 1000 });
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ token, expires_in: expiresIn }));
   }
 
-  private error(res: ServerResponse, status: number, code: string, message: string): void {
+  private error(res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
     const body = JSON.stringify({ errors: [{ code, message }] });
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   }
 }
