@@ -1,4 +1,3 @@
-import { setFlagsFromString } from 'node:v8';
 import { Command, Option } from 'commander';
 import { startServer } from '../server.js';
 import { ConfigError } from '../config/load.js';
@@ -6,19 +5,6 @@ import { hashSecret, newTokenSecret } from '../http/secrets.js';
 import { register as registerProducer } from './producer/index.js';
 import { register as registerOps } from './ops/index.js';
 import { registerVerify } from './verify.js';
-
-/**
- * A registry's live heap is small (tens of MB) while it allocates fast (every
- * request, every blob chunk). V8's default lets the old generation grow to about
- * four times the live set before a full collection, and the memory it reaches is
- * kept: measured 130 -> 215-235 MB RSS after 40k manifest GETs, against 140-160 MB
- * with growth capped at 1.3x, at no measurable cost in requests per second (wrk
- * -c32; bench/run.mjs reports the RSS). An operator's own --heap-growing-percent wins.
- */
-function tuneHeapGrowth(): void {
-  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('heap-growing-percent') || a.includes('heap_growing_percent'));
-  if (!given) setFlagsFromString('--heap-growing-percent=30');
-}
 
 /** `customs`: the server and the client commands. */
 export function buildProgram(): Command {
@@ -39,7 +25,6 @@ export function buildProgram(): Command {
         if (i <= 0) throw new ConfigError(`--upstream ${u}: expected NAME=URL`);
         upstreams[u.slice(0, i)] = u.slice(i + 1);
       }
-      tuneHeapGrowth();
       const server = await startServer({ listen: o.listen, dataDir: o.data, configFile: o.config, gate: o.gate, upstreams, logLevel: o.logLevel });
       let stopping = false;
       const stop = (signal: string) => {
