@@ -31,6 +31,7 @@ const SESSION_PREFIX = 'cst_';
  */
 export class TokenAccess implements Access {
   private readonly verified = new LRUCache<string, AuthPrincipal>({ max: 10_000, ttl: 60_000 });
+  private readonly checking = new Map<string, Promise<AuthPrincipal | undefined>>();
   constructor(private readonly o: TokenAccessOptions) {}
 
   async authorize(req: AccessRequest, repository: string | undefined, action: Action): Promise<Principal> {
@@ -110,7 +111,14 @@ export class TokenAccess implements Access {
     const id = hash('sha256', key, 'base64');
     const hit = this.verified.get(id);
     if (hit) return hit;
-    const p = await check();
+    // One scrypt per secret however many requests bring it at once: each scrypt takes 16 MiB on a
+    // libuv thread, and glibc keeps that arena (a client opening 4 downloads cost 64 MB of RSS).
+    let pending = this.checking.get(id);
+    if (!pending) {
+      pending = check().finally(() => this.checking.delete(id));
+      this.checking.set(id, pending);
+    }
+    const p = await pending;
     if (p) this.verified.set(id, p);
     return p;
   }
