@@ -155,10 +155,11 @@ export async function ensureBuilt({ force = false } = {}) {
  * `nodeArgs` go to node itself (e.g. --cpu-prof --cpu-prof-dir=DIR: written at exit).
  * `prepare(dataDir)` runs before start (e.g. to drop trust keys in place).
  */
-export async function startCustoms({ gate = 'off', extraArgs = [], nodeArgs = [], prepare, label = 'customs', quiet = false } = {}) {
+export async function startCustoms({ gate = 'off', extraArgs = [], nodeArgs = [], prepare, label = 'customs', quiet = false, dataDir: existingData } = {}) {
   const dir = makeTempDir(label);
-  const dataDir = join(dir, 'data');
-  mkdirSync(dataDir);
+  // An existing data dir: a restart of a server on what it stored before.
+  const dataDir = existingData ?? join(dir, 'data');
+  if (!existingData) mkdirSync(dataDir);
   if (prepare) await prepare(dataDir);
   const logFile = join(dir, 'customs.log');
   // Quiet (--log-level warn) also hides the "listening" line, so then we pick
