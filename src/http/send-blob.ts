@@ -51,14 +51,15 @@ async function sendRandomAccess(res: ServerResponse, blob: RandomAccessBlob, sta
       await Promise.race([inFlight[i], closedP]);
       if (closed) break;
       const buf = buffers[i]!;
+      const slot = i;
       const want = Math.min(CHUNK, length - sent);
+      // Not free from here until its write completes: a read left running (the client went away) may still fill it.
+      free[slot] = false;
       // Raced with the close: a read may wait (a pull-through fill still arriving) for a client that left.
       const n = await Promise.race([blob.read(buf, 0, want, start + sent), closedP.then(() => -1)]);
       if (closed) break;
       if (n <= 0) throw new Error('blob shorter than its recorded size');
       const chunk = n === CHUNK ? buf : buf.subarray(0, n);
-      const slot = i;
-      free[slot] = false;
       inFlight[slot] = new Promise<void>((resolve) => {
         // The callback runs once the kernel has the bytes (or the socket died): only then is the buffer free again.
         res.write(chunk, () => {
