@@ -1,10 +1,12 @@
 // PostgreSQL 15 and Ceph RGW (Debian packages) on loopback for bench/s3.mjs: the
 // same recipe as test/helpers/postgres.ts and test/helpers/ceph.ts (see those for
 // the why of each setting), in plain JS because benches run without a TS loader.
+// The Ceph configuration itself is one file for both: test/helpers/ceph.conf.in.
 import { randomUUID } from 'node:crypto';
-import { chownSync, chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chownSync, chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, makeTempDir, run, spawnServer, tail, waitFor } from './lib/proc.mjs';
+import { repoRoot } from './lib/servers.mjs';
 
 const PG_BIN = process.env.CUSTOMS_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 const NOBODY = 65534;
@@ -63,50 +65,11 @@ export async function startCephRgw() {
   for (const d of ['run', 'log', 'mon/ceph-a', 'osd/ceph-0', 'rgw']) mkdirSync(join(dir, d), { recursive: true });
   writeFileSync(
     conf,
-    `[global]
-fsid = ${fsid}
-mon host = v2:127.0.0.1:${monPort}
-mon initial members = a
-public network = 127.0.0.0/8
-auth cluster required = none
-auth service required = none
-auth client required = none
-ms mon client mode = crc
-ms mon cluster mode = crc
-ms mon service mode = crc
-ms client mode = crc
-ms cluster mode = crc
-ms service mode = crc
-run dir = ${dir}/run
-admin socket = ${dir}/run/$name.asok
-log file = ${dir}/log/$name.log
-keyring = ${dir}/keyring
-osd pool default size = 1
-osd pool default min size = 1
-osd pool default pg num = 8
-osd pool default pgp num = 8
-osd pool default pg autoscale mode = off
-mon allow pool size one = true
-mon max pg per osd = 1000
-mon warn on pool no redundancy = false
-osd crush chooseleaf type = 0
-mon data = ${dir}/mon/$cluster-$id
-osd data = ${dir}/osd/$cluster-$id
-osd objectstore = bluestore
-osd memory target = 1073741824
-bluestore block path = ${dir}/osd/block
-bluestore block create = true
-bluestore block size = 21474836480
-bluestore fsck on mkfs = false
-osd heartbeat grace = 60
-
-[client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:${rgwPort}
-rgw data = ${dir}/rgw
-rgw thread pool size = 128
-ms mon client mode = crc
-auth client required = none
-`,
+    readFileSync(join(repoRoot, 'test', 'helpers', 'ceph.conf.in'), 'utf8')
+      .replaceAll('@DIR@', dir)
+      .replaceAll('@FSID@', fsid)
+      .replaceAll('@MON_PORT@', String(monPort))
+      .replaceAll('@RGW_PORT@', String(rgwPort)),
   );
   const servers = [];
   const stop = async () => {

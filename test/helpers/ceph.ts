@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,63 +35,7 @@ export async function startCephRgw(): Promise<CephRgw> {
   const fsid = randomUUID();
   const conf = join(dir, 'ceph.conf');
   for (const d of ['run', 'log', 'mon/ceph-a', 'osd/ceph-0', 'rgw']) await mkdir(join(dir, d), { recursive: true });
-  await writeFile(
-    conf,
-    `[global]
-fsid = ${fsid}
-mon host = v2:127.0.0.1:${monPort}
-mon initial members = a
-public network = 127.0.0.0/8
-auth cluster required = none
-auth service required = none
-auth client required = none
-auth allow insecure global id reclaim = true
-ms mon client mode = crc
-ms mon cluster mode = crc
-ms mon service mode = crc
-ms client mode = crc
-ms cluster mode = crc
-ms service mode = crc
-run dir = ${dir}/run
-admin socket = ${dir}/run/$name.asok
-log file = ${dir}/log/$name.log
-keyring = ${dir}/keyring
-osd pool default size = 1
-osd pool default min size = 1
-osd pool default pg num = 8
-osd pool default pgp num = 8
-osd pool default pg autoscale mode = off
-mon allow pool size one = true
-mon allow pool delete = true
-mon max pg per osd = 1000
-mon warn on pool no redundancy = false
-osd crush chooseleaf type = 0
-mon data = ${dir}/mon/$cluster-$id
-osd data = ${dir}/osd/$cluster-$id
-osd objectstore = bluestore
-osd memory target = 939524096
-bluestore block path = ${dir}/osd/block
-bluestore block create = true
-bluestore block size = 21474836480
-bluestore fsck on mkfs = false
-bluestore block db create = false
-bluestore block wal create = false
-osd max object name len = 460
-osd max object namespace len = 64
-osd heartbeat grace = 60
-mon osd down out interval = 0
-
-[client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:${rgwPort}
-rgw data = ${dir}/rgw
-rgw dns name = 127.0.0.1
-rgw enable usage log = false
-rgw gc obj min wait = 60
-rgw thread pool size = 128
-ms mon client mode = crc
-auth client required = none
-`,
-  );
+  await writeFile(conf, cephConf(dir, fsid, monPort, rgwPort));
   const env = { ...process.env, CEPH_CONF: conf };
   const procs: ChildProcess[] = [];
   const stop = async (): Promise<void> => {
@@ -152,6 +96,15 @@ auth client required = none
     await stop();
     throw e;
   }
+}
+
+/** test/helpers/ceph.conf.in with this cluster's directory, id and ports (bench/s3-servers.mjs reads it too). */
+export function cephConf(dir: string, fsid: string, monPort: number, rgwPort: number): string {
+  return readFileSync(new URL('ceph.conf.in', import.meta.url), 'utf8')
+    .replaceAll('@DIR@', dir)
+    .replaceAll('@FSID@', fsid)
+    .replaceAll('@MON_PORT@', String(monPort))
+    .replaceAll('@RGW_PORT@', String(rgwPort));
 }
 
 async function waitFor(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
