@@ -27,13 +27,7 @@ const HELP = `usage: node bench/gate.mjs [options]
                       (default full)
   --reps N            wrk runs per mode, interleaved, median reported (default 3)
   --wrk-seconds N     seconds per wrk run (default 10)
-  --cold N            artifacts for the cold-verification measurement (default 30)
-  --customs-arg ARG   extra argument for both 'customs serve' (repeatable)
-  --customs-node-arg=ARG  argument for customs's node, e.g. --cpu-prof (repeatable)
-  --build             compile the current src/ privately first (dist/ untouched)
-  --json FILE         also write the JSON summary to FILE
-  --keep              keep temp dirs (logs, data)
-  --wait-idle SECS    wait up to SECS for the CPUs to be idle (<10% busy) before starting`;
+  --cold N            artifacts for the cold-verification measurement (default 30)`;
 
 const opt = benchOptions({
   policy: { type: 'string', default: 'full' },

@@ -22,13 +22,7 @@ import { emitJson, fmt, machine, printTable, printTargets, target, waitIdle } fr
 const HELP = `usage: node bench/proxy.mjs [options]
   --size GIB          blob size (default 1)
   --reps N            cold single pulls (each of a fresh blob) and direct pulls, median reported (default 3)
-  --clients N         concurrent cold pulls (default 32)
-  --customs-arg ARG   extra argument for 'customs serve' (repeatable)
-  --customs-node-arg=ARG  argument for customs's node, e.g. --cpu-prof (repeatable)
-  --build             compile the current src/ privately first (dist/ untouched)
-  --json FILE         also write the JSON summary to FILE
-  --keep              keep temp dirs (logs, data)
-  --wait-idle SECS    wait up to SECS for the CPUs to be idle (<10% busy) before starting`;
+  --clients N         concurrent cold pulls (default 32)`;
 
 const opt = benchOptions({
   size: { type: 'string', default: '1' },

@@ -20,14 +20,8 @@ const HELP = `usage: node bench/run.mjs [options]
   --wrk-seconds N     wrk duration per server (default 10)
   --only LIST         comma list of get,put,manifest,rss (default all)
   --no-customs        measure only nginx and docker-registry (to check the harness)
-  --customs-arg ARG   extra argument for 'customs serve' (repeatable)
-  --customs-node-arg ARG  argument for customs's node, e.g. --cpu-prof (repeatable; use --customs-node-arg=--x)
-  --build             compile the current src/ into node_modules/.cache/customs-bench and run that (dist/ untouched)
-  --json FILE         also write the JSON summary to FILE
   --quiet             no per-request logging in customs (--log-level warn) nor in
                       docker-registry (level error, no access log); default: both as shipped
-  --keep              keep temp dirs (logs, data) for inspection
-  --wait-idle SECS    wait up to SECS for the CPUs to be idle (<10% busy) before starting
 Temp files go under $BENCH_TMPDIR or the OS temp dir and are removed at exit.`;
 
 const opt = benchOptions({

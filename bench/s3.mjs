@@ -28,11 +28,7 @@ const HELP = `usage: node bench/s3.mjs [options]
   --size GIB          blob size (default 1)
   --reps N            repetitions per measurement, median reported (default 3)
   --part-mib N        multipart part size for both customs and the SDK (default 8)
-  --concurrency N     parts in flight for both (default 4)
-  --build             run 'npm run build' first
-  --json FILE         also write the JSON summary to FILE
-  --keep              keep temp dirs (logs, data)
-  --wait-idle SECS    wait up to SECS for the CPUs to be idle before starting`;
+  --concurrency N     parts in flight for both (default 4)`;
 
 const opt = benchOptions({
   size: { type: 'string', default: '1' },
