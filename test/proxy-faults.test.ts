@@ -255,8 +255,9 @@ describe('blob fills that go wrong', () => {
     const blob = await opened(await px.service.blob('up/a', big.digest));
     await new Promise((r) => blob.once('data', r));
     blob.destroy();
-    await expect.poll(() => px.blobs.stat(big.digest), { timeout: 20_000 }).toEqual({ digest: big.digest, size: big.size });
-    expect(await px.metadata.linkedBlob('up/a', big.digest)).toBeDefined();
+    // The blob is committed, then linked: wait for the link, the last step.
+    await expect.poll(() => px.metadata.linkedBlob('up/a', big.digest), { timeout: 20_000 }).toBeDefined();
+    expect(await px.blobs.stat(big.digest)).toEqual({ digest: big.digest, size: big.size });
     await expect.poll(() => px.tempFiles()).toEqual([]);
   });
 

@@ -126,12 +126,32 @@ describe('pull-through over HTTP', () => {
     const bodies = await Promise.allSettled(gets.map((r) => r.arrayBuffer()));
     expect(bodies.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     expect(up.count('GET', /\/blobs\//) - before).toBe(1);
+    // The retry's fill fails too: cut off mid-body, or (failing before its first MiB) refused with the code.
     const retry = await fetch(url, { headers: srv.auth() });
     if (retry.status === 200) await expect(retry.arrayBuffer()).rejects.toThrow();
+    else expect(((await retry.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('DIGEST_INVALID');
     expect(existsSync(new FsLayout(srv.dataDir).blob('sha256', blob.digest.slice(7)))).toBe(false);
     // The HEAD opened no reader of the failed fill: its temporary file is gone.
     await expect.poll(() => readdir(join(srv.dataDir, 'proxy-fill'))).toEqual([]);
     up.clearFaults();
+  });
+
+  it('a fill that fails before its first bytes are sent is refused with the code, not a closed connection', async () => {
+    // Smaller than one send chunk: nothing can go out before the whole blob is verified.
+    const img = up.addImage('bad/small', ['v1'], [await generatedBlob(200 * 1024, 'http-wrong-small')]);
+    const blob = img.layers[0]!;
+    expect((await get('/v2/up/bad/small/manifests/v1', { accept: ACCEPT })).status).toBe(200);
+    up.fault(/\/blobs\//, { kind: 'wrong-bytes' });
+    const res = await fetch(`${srv.url}/v2/up/bad/small/blobs/${blob.digest}`, { headers: srv.auth() });
+    expect(res.status).toBe(400);
+    const error = ((await res.json()) as { errors: { code: string; message: string }[] }).errors[0]!;
+    expect(error.code).toBe('DIGEST_INVALID');
+    expect(error.message).toMatch(/upstream .* sent bytes that do not match/);
+    up.clearFaults();
+    // The connection is still good for the next request, which now pulls the right bytes.
+    const again = await fetch(`${srv.url}/v2/up/bad/small/blobs/${blob.digest}`, { headers: srv.auth() });
+    expect(again.status).toBe(200);
+    expect(digestOf(Buffer.from(await again.arrayBuffer()))).toBe(blob.digest);
   });
 
   it('with the upstream stopped, what was pulled is still served (the tag marked stale)', async () => {

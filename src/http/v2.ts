@@ -106,8 +106,7 @@ const getBlob: Handler = async (s, route, req, res) => {
     return sendEmpty(res, 307, { location, 'docker-content-digest': digest, ...auditHeader(read.decision) });
   }
   const body = await read.open();
-  res.writeHead(range ? 206 : 200, headers);
-  await sendBlobBody(res, body, start, length);
+  await sendBlobBody(res, body, start, length, () => res.writeHead(range ? 206 : 200, headers));
   return RESPONSE;
 };
 

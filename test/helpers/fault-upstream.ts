@@ -315,8 +315,11 @@ export class FaultUpstream {
         }
       } else if (!res.write(chunk)) {
         await new Promise<void>((r) => {
-          res.once('drain', r);
-          res.once('close', r);
+          const done = (): void => {
+            res.off('drain', done).off('close', done);
+            r();
+          };
+          res.on('drain', done).on('close', done);
         });
         if (res.destroyed) return void src.destroy();
       }
