@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { Digester, err, isRegistryError, parseDigest, type Digest } from '../oci/index.js';
 import { hasRandomAccess, randomAccessStream, type BlobBody, type BlobInfo, type BlobLinks, type BlobStore, type ByteRange, type RandomAccessBlob } from '../storage/index.js';
 import { leaseOrWait, type FillLease, type LeaseHandle } from '../storage/fill-lease.js';
+import { isBulkBody } from './bulk-get.js';
 import type { ProxyLogger } from './logger.js';
 import type { UpstreamBlob } from './pull-through.js';
 
@@ -312,6 +313,8 @@ class Fill {
 const QUEUE_BYTES = 8 * 1024 * 1024;
 
 async function copyToFile(body: Readable, fh: FileHandle, digester: Digester, onWritten: (n: number) => void): Promise<void> {
+  // A bulk GET's body writes itself from the slabs it read into (bulk-get.ts).
+  if (isBulkBody(body)) return body.copyTo(fh, digester, onWritten);
   let queue: Buffer[] = [];
   let queued = 0;
   let ended = false;

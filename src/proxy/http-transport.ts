@@ -1,18 +1,22 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Readable } from 'node:stream';
 import { err } from '../oci/index.js';
+import { BulkUnsupported, bulkGet } from './bulk-get.js';
 
 /**
  * The one place pull-through touches the network: a request with node:http(s),
  * because a blob body must stream into storage without web-stream overhead and
  * because redirects and timeouts are ours to decide (see upstream-client.ts).
+ * A GET marked `bulk` (a blob on its way to a file) goes through bulk-get.ts instead.
  */
 export interface TransportResponse {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
   /** Each header's values, unjoined (WWW-Authenticate may repeat). */
   readonly headersDistinct: NodeJS.Dict<string[]>;
-  readonly body: IncomingMessage;
+  /** An IncomingMessage, or for a bulk GET a BulkBody (which can also copy itself into a file). */
+  readonly body: Readable;
   readonly url: URL;
 }
 
@@ -23,6 +27,8 @@ export interface TransportRequest {
   readonly signal: AbortSignal;
   /** Destroys the request when the socket is silent this long (ms). */
   readonly idleMs?: number;
+  /** A large body bound for a file (a blob): read into reused slabs, on a connection of its own. */
+  readonly bulk?: boolean;
 }
 
 export interface Transport {
@@ -34,8 +40,7 @@ export function createTransport(): Transport {
   // Keep-alive agents: token, HEAD and GET to one upstream reuse connections.
   const http = new HttpAgent({ keepAlive: true, maxSockets: 64 });
   const https = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
-  return {
-    send: (url, req) =>
+  const viaNodeHttp = (url: URL, req: TransportRequest) =>
       new Promise<TransportResponse>((resolve, reject) => {
         if (req.signal.aborted) return reject(abortError(req.signal));
         const isHttps = url.protocol === 'https:';
@@ -49,7 +54,18 @@ export function createTransport(): Transport {
         r.once('response', (body) => resolve({ status: body.statusCode ?? 0, headers: body.headers, headersDistinct: body.headersDistinct, body, url }));
         r.once('error', (e) => reject(normalise(e, req.signal)));
         r.end();
-      }),
+      });
+  const viaBulk = async (url: URL, req: TransportRequest): Promise<TransportResponse> => {
+    try {
+      return { ...(await bulkGet(url, req)), url };
+    } catch (e) {
+      // A chunked blob body (rare: registries and CDNs send a length): node:http decodes it.
+      if (e instanceof BulkUnsupported) return viaNodeHttp(url, req);
+      throw normalise(e, req.signal);
+    }
+  };
+  return {
+    send: (url, req) => (req.bulk && req.method === 'GET' ? viaBulk(url, req) : viaNodeHttp(url, req)),
     close() {
       http.destroy();
       https.destroy();

@@ -42,6 +42,8 @@ export interface RequestOptions {
   readonly signal: AbortSignal;
   readonly idleMs?: number;
   readonly accept?: string;
+  /** The body is a blob bound for a file (see TransportRequest.bulk). */
+  readonly bulk?: boolean;
 }
 
 export class UpstreamClient {
@@ -88,7 +90,7 @@ export class UpstreamClient {
       const headers: Record<string, string> = { 'user-agent': 'customs-proxy' };
       if (opts.accept) headers.accept = opts.accept;
       if (auth && target.origin === this.origin) headers.authorization = auth;
-      const res = await this.send(target, { method, headers, signal: opts.signal, idleMs: opts.idleMs });
+      const res = await this.send(target, { method, headers, signal: opts.signal, idleMs: opts.idleMs, bulk: opts.bulk });
       const location = res.headers.location;
       if (res.status < 300 || res.status >= 400 || res.status === 304 || !location) return res;
       discard(res);
@@ -210,7 +212,7 @@ export class UpstreamClient {
 
   /** GET a blob; the caller consumes (or destroys) the body. Undefined on 404. */
   async getBlob(remote: string, digest: Digest, opts: { signal: AbortSignal; idleMs: number }): Promise<TransportResponse | undefined> {
-    return this.call('GET', remote, `blobs/${digest}`, opts, 'BLOB_UNKNOWN');
+    return this.call('GET', remote, `blobs/${digest}`, { ...opts, bulk: true }, 'BLOB_UNKNOWN');
   }
 
   async headBlob(remote: string, digest: Digest, signal: AbortSignal): Promise<{ size: number | undefined } | undefined> {

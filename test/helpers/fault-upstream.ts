@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { digestOf, type Digest } from '../../src/oci/index.js';
@@ -106,6 +107,8 @@ export interface FaultUpstreamOptions {
   readonly referrersApi?: boolean;
   /** Answer blob GETs with a 307 to a second server (another origin), like a CDN. */
   readonly blobRedirect?: boolean;
+  /** Serve HTTPS with this key and certificate (PEM), as https://localhost:<port>. */
+  readonly tls?: { readonly key: string; readonly cert: string };
 }
 
 interface StoredManifest {
@@ -139,13 +142,15 @@ export class FaultUpstream {
   }
 
   private async listen(port: number): Promise<void> {
-    this.server = createServer((req, res) => void this.handle(req, res).catch(() => res.destroy()));
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res).catch(() => res.destroy());
+    this.server = this.opts.tls ? createHttpsServer({ key: this.opts.tls.key, cert: this.opts.tls.cert }, handler) : createServer(handler);
     this.server.on('connection', (s) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });
     await new Promise<void>((r) => this.server.listen(port, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as { port: number }).port}`;
+    const bound = (this.server.address() as { port: number }).port;
+    this.url = this.opts.tls ? `https://localhost:${bound}` : `http://127.0.0.1:${bound}`;
     if (this.opts.blobRedirect && !this.cdn) {
       this.cdn = createServer((req, res) => void this.handleCdn(req, res).catch(() => res.destroy()));
       this.cdn.on('connection', (s) => {

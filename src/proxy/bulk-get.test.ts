@@ -1,0 +1,206 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Digester, isRegistryError } from '../oci/index.js';
+import { BulkUnsupported, bulkGet, parseHead } from './bulk-get.js';
+import { createTransport } from './http-transport.js';
+
+/** A raw TCP server: each connection gets the request head, then `answer` writes whatever bytes it likes. */
+async function rawServer(answer: (socket: Socket, requestHead: string) => unknown): Promise<{ url: string; server: Server; heads: string[] }> {
+  const heads: string[] = [];
+  const server = createServer((socket) => {
+    let buf = '';
+    socket.on('error', () => undefined);
+    socket.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const head = buf.slice(0, end);
+      buf = '';
+      heads.push(head);
+      void answer(socket, head);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server, heads };
+}
+
+const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('bulkGet', () => {
+  let dir: string;
+  const servers: Server[] = [];
+  const serve = async (answer: Parameters<typeof rawServer>[0]) => {
+    const s = await rawServer(answer);
+    servers.push(s.server);
+    return s;
+  };
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bulk-get-'));
+  });
+  afterAll(async () => {
+    for (const s of servers) s.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** GETs `url` and copies the body to a new file: its bytes, digest and the sizes reported written. */
+  async function copy(url: string, opts: { idleMs?: number; signal?: AbortSignal } = {}) {
+    const res = await bulkGet(new URL(url), { headers: { 'user-agent': 't' }, signal: opts.signal ?? new AbortController().signal, idleMs: opts.idleMs });
+    const file = join(dir, randomBytes(6).toString('hex'));
+    const fh = await open(file, 'w+');
+    const digester = new Digester();
+    const written: number[] = [];
+    try {
+      await res.body.copyTo(fh, digester, (n) => written.push(n));
+    } finally {
+      await fh.close();
+    }
+    return { res, bytes: await readFile(file), digest: digester.digest(), written };
+  }
+
+  it('copies a Content-Length body of many slabs to a file, hashed, the head and body split across reads', async () => {
+    const body = randomBytes(5 * 1024 * 1024 + 123);
+    const { url, heads } = await serve(async (s) => {
+      // The head in pieces, the first body bytes in the same packet as its end.
+      s.write('HTTP/1.1 200 OK\r\nContent-Le');
+      await sleep(10);
+      s.write(`ngth: ${body.length}\r\nX-Multi: a\r\nX-Multi: b\r\n\r\n`);
+      s.write(body.subarray(0, 1000));
+      await sleep(10);
+      s.end(body.subarray(1000));
+    });
+    const { res, bytes, digest, written } = await copy(`${url}/v2/x/blobs/sha256:abc?q=1`);
+    expect(res.status).toBe(200);
+    expect(res.headers['content-length']).toBe(String(body.length));
+    expect(res.headersDistinct['x-multi']).toEqual(['a', 'b']);
+    expect(res.headers['x-multi']).toBe('a, b');
+    expect(bytes.equals(body)).toBe(true);
+    expect(digest).toBe(sha(body));
+    expect(written.reduce((a, b) => a + b, 0)).toBe(body.length);
+    expect(heads[0]).toMatch(/^GET \/v2\/x\/blobs\/sha256:abc\?q=1 HTTP\/1\.1\r\n/);
+    expect(heads[0]).toMatch(/\r\nuser-agent: t(\r\n|$)/);
+  });
+
+  it('copies a body that runs to the end of the connection (no Content-Length)', async () => {
+    const body = randomBytes(300_000);
+    const { url } = await serve((s) => {
+      s.write('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n');
+      s.end(body);
+    });
+    const { bytes, digest } = await copy(url);
+    expect(bytes.equals(body)).toBe(true);
+    expect(digest).toBe(sha(body));
+  });
+
+  it('skips an interim 100 response', async () => {
+    const { url } = await serve((s) => s.end('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc'));
+    const { res, bytes } = await copy(url);
+    expect(res.status).toBe(200);
+    expect(bytes.toString()).toBe('abc');
+  });
+
+  it('reads a small body (a redirect, an error) as a stream', async () => {
+    const { url } = await serve((s) => s.end('HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{"errors":[1]}\nEXTRA'));
+    const res = await bulkGet(new URL(url), { headers: {}, signal: new AbortController().signal });
+    expect(res.status).toBe(404);
+    const chunks: Buffer[] = [];
+    for await (const c of res.body) chunks.push(c as Buffer);
+    // Bytes past Content-Length are not the body.
+    expect(Buffer.concat(chunks).toString()).toBe('{"errors":[1]}\n');
+  });
+
+  it('fails mid-body when the connection closes before Content-Length bytes came, and reports no more than arrived', async () => {
+    const { url } = await serve((s) => {
+      s.write('HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n');
+      s.end(Buffer.alloc(5000, 1));
+    });
+    const e = await copy(url).catch((x: unknown) => x);
+    expect(isRegistryError(e) && e.code).toBe('UPSTREAM_UNAVAILABLE');
+    expect((e as Error).message).toMatch(/mid-blob/);
+  });
+
+  it('fails with the idle timeout when the upstream goes silent mid-body', async () => {
+    const { url } = await serve((s) => {
+      s.write('HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n');
+      s.write(Buffer.alloc(5000, 1));
+    });
+    const e = await copy(url, { idleMs: 200 }).catch((x: unknown) => x);
+    expect((e as Error).message).toMatch(/silent for 200 ms/);
+  });
+
+  it('rejects with the abort reason before the head, and fails the copy after it', async () => {
+    const silent = await serve(() => undefined);
+    const ac = new AbortController();
+    const pending = bulkGet(new URL(silent.url), { headers: {}, signal: ac.signal });
+    ac.abort(new Error('caller gave up'));
+    await expect(pending).rejects.toThrow('caller gave up');
+
+    const { url } = await serve((s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nxyz'));
+    const ac2 = new AbortController();
+    const res = await bulkGet(new URL(url), { headers: {}, signal: ac2.signal });
+    const fh = await open(join(dir, 'aborted'), 'w+');
+    const copying = res.body.copyTo(fh, new Digester(), () => undefined);
+    ac2.abort(new Error('fill timed out'));
+    await expect(copying).rejects.toThrow();
+    await fh.close();
+  });
+
+  it('refuses a chunked response with BulkUnsupported; the transport then asks again with node:http', async () => {
+    const { url, heads } = await serve((s) => s.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n'));
+    await expect(bulkGet(new URL(url), { headers: {}, signal: new AbortController().signal })).rejects.toBeInstanceOf(BulkUnsupported);
+    const transport = createTransport();
+    const res = await transport.send(new URL(url), { method: 'GET', headers: {}, signal: new AbortController().signal, bulk: true });
+    const chunks: Buffer[] = [];
+    for await (const c of res.body) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe('abc');
+    // One for the bare bulkGet above, then the transport's bulk try and its node:http retry.
+    expect(heads.length).toBe(3);
+    transport.close();
+  });
+
+  it('a malformed head or an oversized one is an upstream error, not a crash', async () => {
+    const bad = await serve((s) => s.end('HTTP/1.1 200 OK\r\n folded: x\r\n\r\n'));
+    await expect(bulkGet(new URL(bad.url), { headers: {}, signal: new AbortController().signal })).rejects.toThrow(/malformed HTTP header/);
+    const huge = await serve((s) => s.end(`HTTP/1.1 200 OK\r\nX: ${'a'.repeat(40_000)}`));
+    await expect(bulkGet(new URL(huge.url), { headers: {}, signal: new AbortController().signal })).rejects.toThrow(/head too large/);
+    const notHttp = await serve((s) => s.end('SSH-2.0-OpenSSH\r\n\r\n'));
+    await expect(bulkGet(new URL(notHttp.url), { headers: {}, signal: new AbortController().signal })).rejects.toThrow(/status line/);
+  });
+
+  it('runs many copies at once without one overwriting another (slabs are pooled)', async () => {
+    const bodies = Array.from({ length: 6 }, () => randomBytes(3 * 1024 * 1024 + 17));
+    const { url } = await serve(async (s, head) => {
+      const i = Number(/\/(\d+) HTTP/.exec(head)![1]);
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${bodies[i]!.length}\r\n\r\n`);
+      for (let o = 0; o < bodies[i]!.length; o += 100_000) {
+        if (!s.write(bodies[i]!.subarray(o, o + 100_000))) await new Promise((r) => s.once('drain', r));
+      }
+      s.end();
+    });
+    const results = await Promise.all(bodies.map((_, i) => copy(`${url}/${i}`)));
+    results.forEach((r, i) => expect(r.digest).toBe(sha(bodies[i]!)));
+  });
+});
+
+describe('parseHead', () => {
+  it('takes the status, lower-cases names, joins repeats and reads the framing', () => {
+    const h = parseHead('HTTP/1.1 307 Temporary Redirect\r\nLocation: https://cdn/x\r\nWWW-Authenticate: a\r\nWWW-Authenticate: b\r\nContent-Length: 0');
+    expect(h.status).toBe(307);
+    expect(h.headers.location).toBe('https://cdn/x');
+    expect(h.headersDistinct['www-authenticate']).toEqual(['a', 'b']);
+    expect(h.contentLength).toBe(0);
+    expect(h.chunked).toBe(false);
+    expect(parseHead('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked').chunked).toBe(true);
+    expect(parseHead('HTTP/1.0 200').status).toBe(200);
+  });
+
+  it('refuses conflicting or malformed Content-Length (request smuggling territory)', () => {
+    expect(() => parseHead('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6')).toThrow(/Content-Length/);
+    expect(() => parseHead('HTTP/1.1 200 OK\r\nContent-Length: -1')).toThrow(/Content-Length/);
+    expect(parseHead('HTTP/1.1 200 OK\r\nContent-Length: 5, 5').contentLength).toBe(5);
+  });
+});
