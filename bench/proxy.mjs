@@ -7,27 +7,35 @@
 //   2. 32 concurrent cold pulls of a fresh 1 GiB blob through customs
 //      (target < 1.3x the time of one cold pull), with the number of GETs the
 //      upstream saw for that blob (single-flight: 1).
-// Also a pull through a bare node:http relay (bench/lib/relay.mjs: no hashing,
-// no storage), the ceiling of any Node.js proxy on the machine at hand.
+// Also, measured in the same run:
+//   - a pull through a bare node:http relay (bench/lib/relay.mjs: no hashing, no
+//     storage), the ceiling of any Node.js proxy on the machine at hand;
+//   - the same cold pulls through docker-registry in proxy mode (distribution's
+//     pull-through cache, the peer), with its upstream GET count;
+//   - writing a new file of the blob's size (page cache, no fsync): what any
+//     proxy that keeps what it pulls pays at least. On a VM that returns freed
+//     memory to its host, fresh page-cache pages are slow to come by.
 // Run by hand: `node bench/proxy.mjs [--help]`. Never part of npm test.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchOptions } from './lib/cli.mjs';
 import { freePort, installCleanup, makeTempDir, run, setKeepTemp, spawnServer, waitFor, withCpu } from './lib/proc.mjs';
 import { ensureBuilt, startCustoms, startDistribution } from './lib/servers.mjs';
-import { GiB, checkManifest, makeBlobFile, pushBlobFile, pushManifestFor, setVariant, warmFile } from './lib/oci.mjs';
+import { GiB, checkManifest, diskWriteProbe, makeBlobFile, pushBlobFile, pushManifestFor, setVariant, warmFile } from './lib/oci.mjs';
 import { download, median } from './lib/measure.mjs';
 import { emitJson, fmt, machine, printTable, printTargets, target, waitIdle } from './lib/report.mjs';
 
 const HELP = `usage: node bench/proxy.mjs [options]
   --size GIB          blob size (default 1)
   --reps N            cold single pulls (each of a fresh blob) and direct pulls, median reported (default 3)
-  --clients N         concurrent cold pulls (default 32)`;
+  --clients N         concurrent cold pulls (default 32)
+  --no-peer           skip docker-registry's proxy mode (the peer)`;
 
 const opt = benchOptions({
   size: { type: 'string', default: '1' },
   reps: { type: 'string', default: '3' },
   clients: { type: 'string', default: '32' },
+  'no-peer': { type: 'boolean', default: false },
 }, HELP);
 const size = Math.round(Number(opt.size) * GiB);
 const reps = Number(opt.reps);
@@ -54,6 +62,9 @@ log(`upstream ${upstream.url}, customs ${customs.url} --upstream up=${upstream.u
 
 const upstreamUrl = (d) => `${upstream.url}/v2/${repo}/blobs/${d}`;
 const proxyUrl = (d) => `${customs.url}/v2/up/${repo}/blobs/${d}`;
+const peer = opt['no-peer'] ? undefined : await startDistribution({ quiet: true, proxyTo: upstream.url });
+if (peer) log(`peer: docker-registry ${peer.url} in proxy mode for ${upstream.url}`);
+const peerUrl = (d) => `${peer.url}/v2/${repo}/blobs/${d}`;
 const upstreamGets = (d) =>
   readFileSync(upstream.logFile, 'utf8')
     .split('\n')
@@ -121,6 +132,32 @@ for (let i = 0; i < reps; i++) {
   warmUpstreamGets.push(upstreamGets(d) - 1 - coldUpstreamGets.at(-1)); // should be 0: served from the local copy
 }
 
+// --- the peer: docker-registry's pull-through cache ----------------------------
+const peerCold = [];
+const peerCpu = [];
+const peerUpstreamGets = [];
+let peerConc;
+let peerConcUpstreamGets;
+if (peer) {
+  for (let i = 0; i < reps; i++) {
+    const d = await freshUpstreamBlob();
+    log(`GET cold through docker-registry in proxy mode (${i + 1}/${reps})`);
+    const [r, cpu] = await withCpu(peer.pid, () => download(peerUrl(d), { size }));
+    peerCold.push(r.secs);
+    peerCpu.push(cpu / (size / GiB));
+    peerUpstreamGets.push(upstreamGets(d) - 1);
+  }
+  const d = await freshUpstreamBlob();
+  log(`GET ${clients} concurrent cold pulls through docker-registry in proxy mode`);
+  peerConc = await download(peerUrl(d), { size, clients });
+  peerConcUpstreamGets = upstreamGets(d) - 1;
+}
+
+// --- the floor: new bytes into the page cache -------------------------------------
+log(`writing a new ${fmt(size / GiB)} GiB file (no fsync), ${reps} times`);
+const newFile = [];
+for (let i = 0; i < reps; i++) newFile.push(size / GiB / (await diskWriteProbe(files, size, { sync: false })));
+
 // --- N concurrent cold pulls of one fresh blob --------------------------------
 const dN = await freshUpstreamBlob();
 log(`GET ${clients} concurrent cold pulls through customs`);
@@ -133,7 +170,7 @@ const concWarmUpstreamGets = upstreamGets(dN) - concWarmBefore;
 log(`GET ${clients} concurrent pulls direct from upstream`);
 const concDirect = await download(upstreamUrl(dN), { size, clients });
 
-await Promise.all([upstream.stop(), customs.stop()]);
+await Promise.all([upstream.stop(), customs.stop(), peer?.stop()]);
 
 // --- report ---------------------------------------------------------------------
 const gibps = (s, n = 1) => (n * size) / GiB / s;
@@ -141,6 +178,8 @@ const tDirect = median(direct);
 const tCold = median(cold);
 const tWarm = median(warm);
 const tRelay = median(relayed);
+const tPeer = peer ? median(peerCold) : undefined;
+const tNewFile = median(newFile);
 const results = {
   direct: { secs: tDirect, gibps: gibps(tDirect), runs: direct, upstreamCpuSecsPerGiB: median(directCpu) },
   bareNodeRelay: { secs: tRelay, gibps: gibps(tRelay), runs: relayed, relayCpuSecsPerGiB: median(relayCpu) },
@@ -149,6 +188,11 @@ const results = {
   concurrentCold: { clients, secs: concCold.secs, aggregateGibps: concCold.gibps, slowestClientSecs: Math.max(...concCold.clientSecs), upstreamGets: concUpstreamGets },
   concurrentWarm: { clients, secs: concWarm.secs, aggregateGibps: concWarm.gibps, upstreamGets: concWarmUpstreamGets },
   concurrentDirect: { clients, secs: concDirect.secs, aggregateGibps: concDirect.gibps },
+  newFileWrite: { secs: tNewFile, runs: newFile },
+  ...(peer && {
+    coldThroughPeer: { secs: tPeer, gibps: gibps(tPeer), runs: peerCold, upstreamGets: peerUpstreamGets, peerCpuSecsPerGiB: median(peerCpu) },
+    concurrentColdThroughPeer: { clients, secs: peerConc.secs, aggregateGibps: peerConc.gibps, upstreamGets: peerConcUpstreamGets },
+  }),
 };
 const ratios = {
   cold_vs_direct_throughput: tDirect / tCold,
@@ -157,10 +201,15 @@ const ratios = {
   concurrent_cold_vs_one_cold_time: concCold.secs / tCold,
   concurrent_cold_vs_concurrent_warm_time: concCold.secs / concWarm.secs,
   concurrent_cold_vs_concurrent_direct_time: concCold.secs / concDirect.secs,
+  cold_vs_new_file_write_time: tCold / tNewFile,
+  ...(peer && {
+    cold_vs_peer_throughput: tPeer / tCold,
+    concurrent_cold_vs_peer_concurrent_cold_time: concCold.secs / peerConc.secs,
+  }),
 };
 printTable(
   `customs pull-through bench (${fmt(size / GiB)} GiB blobs, ${reps} reps, median; ${machineBefore.cpus} CPUs)`,
-  ['measure', 'seconds', 'GiB/s (aggregate)', 'upstream GETs', 'CPU s/GiB customs', 'CPU s/GiB upstream'],
+  ['measure', 'seconds', 'GiB/s (aggregate)', 'upstream GETs', 'CPU s/GiB proxy', 'CPU s/GiB upstream'],
   [
     ['1 pull direct from upstream', fmt(tDirect), fmt(gibps(tDirect)), '-', '-', fmt(median(directCpu))],
     ['1 pull through a bare node:http relay', fmt(tRelay), fmt(gibps(tRelay)), '-', fmt(median(relayCpu)), ''],
@@ -169,6 +218,13 @@ printTable(
     [`${clients} concurrent cold pulls through customs`, fmt(concCold.secs), fmt(concCold.gibps), String(concUpstreamGets), '', ''],
     [`${clients} concurrent warm pulls through customs`, fmt(concWarm.secs), fmt(concWarm.gibps), String(concWarmUpstreamGets), '', ''],
     [`${clients} concurrent pulls direct from upstream`, fmt(concDirect.secs), fmt(concDirect.gibps), '-', '', ''],
+    ...(peer
+      ? [
+          ['1 cold pull through docker-registry proxy', fmt(tPeer), fmt(gibps(tPeer)), peerUpstreamGets.join(','), fmt(median(peerCpu)), ''],
+          [`${clients} concurrent cold pulls through docker-registry proxy`, fmt(peerConc.secs), fmt(peerConc.gibps), String(peerConcUpstreamGets), '', ''],
+        ]
+      : []),
+    ['a new file of the blob size written (no fsync)', fmt(tNewFile), fmt(gibps(tNewFile)), '-', '', ''],
   ],
 );
 const targets = [
@@ -184,6 +240,11 @@ process.stdout.write(
 process.stdout.write(
   `\n(${clients} x ${fmt(size / GiB)} GiB = ${fmt((clients * size) / GiB, 0)} GiB reach the clients; on this machine that is bounded by loopback/client CPU,\n` +
     ` so also compare with ${clients} warm pulls: cold/warm time = ${fmt(ratios.concurrent_cold_vs_concurrent_warm_time)}x, cold/direct = ${fmt(ratios.concurrent_cold_vs_concurrent_direct_time)}x)\n`,
+);
+process.stdout.write(
+  `\n(keeping the blob costs at least a new ${fmt(size / GiB)} GiB file here: ${fmt(tNewFile)} s, against ${fmt(tDirect)} s for the whole direct pull;\n` +
+    ` a cold pull through customs takes ${fmt(ratios.cold_vs_new_file_write_time)}x that floor` +
+    (peer ? `; docker-registry's own pull-through cache reaches ${fmt(gibps(tPeer))} GiB/s, customs ${fmt(ratios.cold_vs_peer_throughput)}x that)\n` : ')\n'),
 );
 emitJson({ bench: 'pull-through', date: new Date().toISOString(), machine: machineBefore, cpuBusyBefore: busyBefore, loadavgAfter: machine().loadavg, params: { sizeGiB: size / GiB, reps, clients }, results, ratios, targets }, opt.json);
 process.exitCode = targets.some((t) => t.pass === false) ? 2 : 0;

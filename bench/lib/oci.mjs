@@ -62,16 +62,17 @@ export function sha256File(path) {
 
 /**
  * The disk's ceiling for a durable write: `size` bytes written then fdatasync'd
- * (what a registry that fsyncs before commit can at best reach). GiB/s.
+ * (what a registry that fsyncs before commit can at best reach). GiB/s. With
+ * `sync: false`, the cost of putting that many new bytes in the page cache only.
  */
-export async function diskWriteProbe(dir, size = GiB) {
+export async function diskWriteProbe(dir, size = GiB, { sync = true } = {}) {
   const path = `${dir}/disk-probe`;
   const buf = randomFillSync(Buffer.allocUnsafe(CHUNK));
   const t0 = performance.now();
   const fh = await open(path, 'w');
   try {
     for (let off = 0; off < size; off += CHUNK) await fh.write(buf, 0, Math.min(CHUNK, size - off), off);
-    await fh.datasync();
+    if (sync) await fh.datasync();
   } finally {
     await fh.close();
   }

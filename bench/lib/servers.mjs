@@ -63,11 +63,12 @@ http {
 }
 
 /** Debian's docker-registry with filesystem storage in a temp dir. */
-export async function startDistribution({ quiet = false } = {}) {
+export async function startDistribution({ quiet = false, proxyTo } = {}) {
   const dir = makeTempDir('distribution');
   const port = await freePort();
   const cfg = join(dir, 'config.yml');
-  // Same shape as Debian's /etc/docker/registry/config.yml, minus auth. By
+  // Same shape as Debian's /etc/docker/registry/config.yml, minus auth; with
+  // `proxyTo`, a pull-through cache of that registry (distribution's proxy mode). By
   // default it logs as shipped (info + access log, like customs's per-request
   // line); `quiet` turns request logging off (pair it with customs's quiet).
   writeFileSync(
@@ -86,7 +87,7 @@ storage:
     enabled: true
 http:
   addr: 127.0.0.1:${port}
-`,
+${proxyTo ? `proxy:\n  remoteurl: ${proxyTo}\n` : ''}`,
   );
   const logFile = join(dir, 'registry.log');
   const srv = spawnServer('/usr/bin/docker-registry', ['serve', cfg], { logFile });

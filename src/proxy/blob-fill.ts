@@ -3,7 +3,7 @@ import { mkdir, open, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Digester, err, isRegistryError, parseDigest, type Digest } from '../oci/index.js';
-import { hasRandomAccess, randomAccessStream, type BlobBody, type BlobInfo, type BlobLinks, type BlobStore, type ByteRange, type RandomAccessBlob } from '../storage/index.js';
+import { hasRandomAccess, randomAccessStream, writeAllCapped, type BlobBody, type BlobInfo, type BlobLinks, type BlobStore, type ByteRange, type RandomAccessBlob } from '../storage/index.js';
 import { leaseOrWait, type FillLease, type LeaseHandle } from '../storage/fill-lease.js';
 import { isBulkBody } from './bulk-get.js';
 import type { ProxyLogger } from './logger.js';
@@ -306,7 +306,7 @@ class Fill {
 }
 
 /**
- * Appends `body` to `fh`, writing whatever has arrived in one writev: per-chunk
+ * Appends `body` to `fh`, writing whatever has arrived at once (writev, 1 MiB at most per call): per-chunk
  * writes (64 KiB socket reads) cost a syscall and a wake-up of every reader each.
  * At most QUEUE_BYTES wait in memory; beyond that the socket is paused.
  */
@@ -341,7 +341,7 @@ async function copyToFile(body: Readable, fh: FileHandle, digester: Digester, on
       queue = [];
       queued = 0;
       if (body.isPaused()) body.resume();
-      await fh.writev(batch, position);
+      await writeAllCapped(fh, batch, position);
       position += n;
       onWritten(n);
       continue;

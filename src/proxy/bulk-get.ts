@@ -4,6 +4,7 @@ import { connect as netConnect, type OnReadOpts, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { err, type Digester } from '../oci/index.js';
+import { writeAllCapped } from '../storage/index.js';
 
 /**
  * A GET whose body is a blob bound for a file: HTTP/1.1 over a socket that reads
@@ -271,7 +272,7 @@ class Exchange {
         }
         // Retired slabs fully handed over leave the queue; the current one stays for its later bytes.
         this.queue = this.queue.filter((s) => !s.retired || s.written < s.filled);
-        if (n > 0) await sink.fh.writev(views, this.position);
+        if (n > 0) await writeAllCapped(sink.fh, views, this.position);
         for (const s of batch) {
           s.pending--;
           if (s.retired && s.pending === 0 && s.written === s.filled) giveSlab(s.buf);

@@ -1,11 +1,12 @@
 import type { FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { Digester, err } from '../oci/index.js';
+import { writeAllCapped } from './file-writes.js';
 
 /**
  * A Writable that appends to a file and hashes what was written. Chunks are
- * batched into one writev per flush (fewer syscalls than a write per 64 KiB
- * socket chunk); bytes are hashed only after they reached the file, so the
+ * batched into writev calls of up to 1 MiB (fewer syscalls than a write per 64 KiB
+ * socket chunk, and no larger: see file-writes.ts); bytes are hashed only after they reached the file, so the
  * digest always describes the file's content.
  */
 export class HashingFileWriter extends Writable {
@@ -36,28 +37,10 @@ export class HashingFileWriter extends Writable {
       cb(err('TOO_LARGE', `body exceeds the limit of ${this.maxSize} bytes`));
       return;
     }
-    writeAll(this.fh, buffers).then(() => {
+    writeAllCapped(this.fh, buffers).then(() => {
       for (const b of buffers) this.digester.update(b);
       this.written += total;
       cb();
     }, cb);
-  }
-}
-
-async function writeAll(fh: FileHandle, buffers: Buffer[]): Promise<void> {
-  let pending = buffers;
-  while (pending.length > 0) {
-    const { bytesWritten } = await fh.writev(pending);
-    let skip = bytesWritten;
-    const rest: Buffer[] = [];
-    for (const b of pending) {
-      if (skip >= b.byteLength) {
-        skip -= b.byteLength;
-        continue;
-      }
-      rest.push(skip > 0 ? b.subarray(skip) : b);
-      skip = 0;
-    }
-    pending = rest;
   }
 }

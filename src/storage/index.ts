@@ -5,3 +5,4 @@ export * from './ops-store.js';
 export * from './audit-chain.js';
 export * from './verdict-store.js';
 export * from './random-access-stream.js';
+export * from './file-writes.js';
