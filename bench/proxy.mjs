@@ -9,7 +9,8 @@
 //      upstream saw for that blob (single-flight: 1).
 // Also, measured in the same run:
 //   - a pull through a bare node:http relay (bench/lib/relay.mjs: no hashing, no
-//     storage), the ceiling of any Node.js proxy on the machine at hand;
+//     storage): what piping node:http streams alone reaches, the reason customs
+//     reads blob bodies with its own client (src/proxy/bulk-get.ts);
 //   - the same cold pulls through docker-registry in proxy mode (distribution's
 //     pull-through cache, the peer), with its upstream GET count;
 //   - writing a new file of the blob's size (page cache, no fsync): what any
@@ -234,7 +235,7 @@ const targets = [
 ];
 printTargets(targets);
 process.stdout.write(
-  `\n(a bare node:http relay, no hashing or storage, reaches ${fmt(ratios.bare_relay_vs_direct_throughput)}x direct here: the ceiling of any Node proxy on this machine;\n` +
+  `\n(a bare node:http relay, no hashing or storage, reaches ${fmt(ratios.bare_relay_vs_direct_throughput)}x direct here: node:http's own streams cost that much;\n` +
     ` a cold pull through customs reaches ${fmt(ratios.cold_vs_bare_relay_throughput)}x the relay)\n`,
 );
 process.stdout.write(
