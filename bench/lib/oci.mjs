@@ -10,12 +10,13 @@ export const GiB = 1024 ** 3;
 export const MiB = 1024 ** 2;
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
-const CHUNK = 16 * MiB;
+// 1 MiB writes: larger ones into a new file are slow on some VMs (see src/storage/file-writes.ts).
+const CHUNK = MiB;
 
 /**
  * Write `size` bytes of incompressible data to `path` and return its digest.
  * The file is real data (not sparse: reading holes is not what a registry
- * does), a 16 MiB random block repeated with each chunk's index stamped in.
+ * does), a 1 MiB random block repeated with each chunk's index stamped in.
  * `variant` is written into the first 8 bytes, so variants differ in digest.
  */
 export async function makeBlobFile(path, size, variant = 0) {

@@ -6,8 +6,9 @@ import { writeAllCapped } from './file-writes.js';
 /**
  * A Writable that appends to a file and hashes what was written. Chunks are
  * batched into writev calls of up to 1 MiB (fewer syscalls than a write per 64 KiB
- * socket chunk, and no larger: see file-writes.ts); bytes are hashed only after they reached the file, so the
- * digest always describes the file's content.
+ * socket chunk, and no larger: see file-writes.ts). A batch is hashed while it
+ * is being written; if the write fails the stream errors and its owner must
+ * discard the digester (the upload store re-hashes the file, a put throws).
  */
 export class HashingFileWriter extends Writable {
   readonly digester: Digester;
@@ -37,8 +38,10 @@ export class HashingFileWriter extends Writable {
       cb(err('TOO_LARGE', `body exceeds the limit of ${this.maxSize} bytes`));
       return;
     }
-    writeAllCapped(this.fh, buffers).then(() => {
-      for (const b of buffers) this.digester.update(b);
+    const writing = writeAllCapped(this.fh, buffers);
+    // Hashed while the write runs on libuv's pool: the two no longer take turns.
+    for (const b of buffers) this.digester.update(b);
+    writing.then(() => {
       this.written += total;
       cb();
     }, cb);
