@@ -1,11 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Digester, isRegistryError } from '../oci/index.js';
-import { BulkUnsupported, bulkGet, parseHead } from './bulk-get.js';
+import { BulkPool, BulkUnsupported, bulkGet, parseHead } from './bulk-get.js';
 import { createTransport } from './http-transport.js';
 
 /** A raw TCP server: each connection gets the request head, then `answer` writes whatever bytes it likes. */
@@ -183,6 +184,90 @@ describe('bulkGet', () => {
     });
     const results = await Promise.all(bodies.map((_, i) => copy(`${url}/${i}`)));
     results.forEach((r, i) => expect(r.digest).toBe(sha(bodies[i]!)));
+  });
+});
+
+describe('BulkPool: keep-alive', () => {
+  const body = randomBytes(2 * 1024 * 1024 + 9);
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bulk-pool-'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  /** node:http with keep-alive: /redirect answers 307 to /blob; ?close answers with Connection: close. */
+  async function keepAliveServer(keepAliveMs = 5000) {
+    let connections = 0;
+    const server = createHttpServer((req, res) => {
+      if (req.url === '/redirect') return res.writeHead(307, { location: '/blob', 'content-length': 2 }).end('no');
+      const headers: Record<string, string | number> = { 'content-length': body.length };
+      if (req.url?.includes('close')) headers.connection = 'close';
+      res.writeHead(200, headers).end(body);
+    });
+    server.keepAliveTimeout = keepAliveMs;
+    server.on('connection', () => connections++);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    return { url, server, connections: () => connections };
+  }
+
+  async function fetchInto(pool: BulkPool, url: string): Promise<string> {
+    const res = await bulkGet(new URL(url), { headers: {}, signal: new AbortController().signal }, pool);
+    if (res.status !== 200) {
+      res.body.resume();
+      await new Promise((r) => res.body.on('end', r));
+      return `status ${res.status}`;
+    }
+    const fh = await open(join(dir, randomBytes(6).toString('hex')), 'w+');
+    const digester = new Digester();
+    await res.body.copyTo(fh, digester, () => undefined);
+    await fh.close();
+    return digester.digest();
+  }
+
+  it('carries a redirect and the GETs after it on one connection', async () => {
+    const srv = await keepAliveServer();
+    const pool = new BulkPool();
+    expect(await fetchInto(pool, `${srv.url}/redirect`)).toBe('status 307');
+    expect(await fetchInto(pool, `${srv.url}/blob`)).toBe(sha(body));
+    expect(await fetchInto(pool, `${srv.url}/blob`)).toBe(sha(body));
+    expect(srv.connections()).toBe(1);
+    pool.close();
+    srv.server.close();
+  });
+
+  it('does not reuse a connection the server said it would close', async () => {
+    const srv = await keepAliveServer();
+    const pool = new BulkPool();
+    expect(await fetchInto(pool, `${srv.url}/blob?close`)).toBe(sha(body));
+    expect(await fetchInto(pool, `${srv.url}/blob`)).toBe(sha(body));
+    expect(srv.connections()).toBe(2);
+    pool.close();
+    srv.server.close();
+  });
+
+  it('asks again on a new connection when the server closes the pooled one as the request arrives', async () => {
+    // One response per connection, kept alive by its headers; a second request is met with a close, no answer
+    // (the race a keep-alive client always runs: the server's idle timeout fires as the request goes out).
+    let connections = 0;
+    const server = createServer((socket) => {
+      connections++;
+      let requests = 0;
+      socket.on('error', () => undefined);
+      socket.on('data', () => {
+        if (++requests > 1) return void socket.end();
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
+        socket.write(body);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/blob`;
+    const pool = new BulkPool();
+    for (let i = 0; i < 3; i++) expect(await fetchInto(pool, url)).toBe(sha(body));
+    // The 2nd and 3rd GETs each found the pooled connection closed on them, and made a new one.
+    expect(connections).toBe(3);
+    pool.close();
+    server.close();
   });
 });
 

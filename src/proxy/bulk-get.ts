@@ -14,10 +14,13 @@ import { writeAllCapped } from '../storage/index.js';
  * CPU-s/GiB with node:http against 1.5 here, hashing and writing included; see
  * bench/proxy.mjs).
  *
- * Deliberately small: one request per connection (no keep-alive), GET only, a
- * body framed by Content-Length or by the end of the connection. A chunked
- * response is refused with `BulkUnsupported` and the caller falls back to node:http.
- * Anything else (a redirect, a 401, an error page) is read as an ordinary stream.
+ * Deliberately small: GET only, a body framed by Content-Length or by the end of
+ * the connection. A chunked response is refused with `BulkUnsupported` and the
+ * caller falls back to node:http. Anything else (a redirect, a 401, an error page)
+ * is read as an ordinary stream. Connections are kept alive in a `BulkPool` (a
+ * registry's 307 and the CDN GET after it, the next layer) when the response
+ * allows it; a request that finds its reused connection closed by the server is
+ * sent once more on a new one.
  */
 export interface BulkResponse {
   readonly status: number;
@@ -53,11 +56,137 @@ const giveSlab = (b: Buffer): void => {
   if (slabs.length < 32) slabs.push(b);
 };
 
-export function bulkGet(url: URL, req: BulkRequest): Promise<BulkResponse> {
-  return new Promise<BulkResponse>((resolve, reject) => {
-    const exchange = new Exchange(url, req, resolve, reject);
-    exchange.start();
-  });
+export async function bulkGet(url: URL, req: BulkRequest, pool?: BulkPool): Promise<BulkResponse> {
+  const once = (reuse: boolean) =>
+    new Promise<BulkResponse>((resolve, reject) => {
+      const conn = (reuse ? pool?.take(url.origin) : undefined) ?? Conn.open(url, pool);
+      new Exchange(url, req, conn, resolve, reject).start();
+    });
+  try {
+    return await once(true);
+  } catch (e) {
+    // The server closed an idle connection as we reused it: nothing was sent back, so ask again on a new one.
+    if (e instanceof StaleConnection) return once(false);
+    throw e;
+  }
+}
+
+class StaleConnection extends Error {}
+
+const IDLE_MS = 4000;
+const MAX_IDLE_PER_ORIGIN = 8;
+
+/** Idle keep-alive connections by origin. */
+export class BulkPool {
+  private readonly idle = new Map<string, Conn[]>();
+
+  take(origin: string): Conn | undefined {
+    const list = this.idle.get(origin);
+    const conn = list?.pop();
+    if (list?.length === 0) this.idle.delete(origin);
+    conn?.leaveIdle();
+    return conn;
+  }
+
+  /** Keeps `conn` for the next request to its origin (or closes it when there are enough). */
+  park(conn: Conn): void {
+    const list = this.idle.get(conn.origin) ?? [];
+    if (list.length >= MAX_IDLE_PER_ORIGIN) return conn.destroy();
+    list.push(conn);
+    this.idle.set(conn.origin, list);
+    conn.enterIdle(IDLE_MS, () => this.forget(conn));
+  }
+
+  forget(conn: Conn): void {
+    const list = this.idle.get(conn.origin);
+    const i = list?.indexOf(conn) ?? -1;
+    if (i >= 0) list!.splice(i, 1);
+    if (list?.length === 0) this.idle.delete(conn.origin);
+  }
+
+  close(): void {
+    for (const list of this.idle.values()) for (const c of list) c.destroy();
+    this.idle.clear();
+  }
+}
+
+/**
+ * One connection, used by one exchange at a time. Its `onread` hooks are fixed
+ * when it opens, so they pass through to whichever exchange holds it.
+ */
+class Conn {
+  exchange: Exchange | undefined;
+  /** Requests sent on it before the current one. */
+  uses = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private onIdleEnd: (() => void) | undefined;
+
+  private constructor(
+    readonly socket: Socket,
+    readonly origin: string,
+    private readonly pool: BulkPool | undefined,
+  ) {}
+
+  static open(url: URL, pool: BulkPool | undefined): Conn {
+    const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    let conn: Conn | undefined;
+    // Where reads land while no exchange holds the connection (and before the first one does).
+    const idle = Buffer.allocUnsafe(1024);
+    const onread: OnReadOpts = {
+      buffer: () => conn?.exchange?.nextBuffer() ?? idle,
+      callback: (n: number, buf: Uint8Array) => {
+        if (!conn) return false;
+        if (conn.exchange) return conn.exchange.onRead(n, buf as Buffer) !== false;
+        // Bytes on an idle connection: not a response to anything we asked.
+        conn.destroy();
+        return false;
+      },
+    };
+    // tls.connect honours `onread` too (node 15.1+), though its typings do not say so.
+    const socket =
+      url.protocol === 'https:'
+        ? tlsConnect({ host, port, servername: isIp(host) ? undefined : host, ALPNProtocols: ['http/1.1'], onread } as ConnectionOptions)
+        : netConnect({ host, port, onread });
+    const c = new Conn(socket, url.origin, pool);
+    conn = c;
+    socket.setNoDelay(true);
+    socket.on('error', (e) => c.exchange?.fail(e));
+    socket.on('end', () => c.ended());
+    socket.on('close', () => c.ended());
+    return c;
+  }
+
+  private ended(): void {
+    if (this.exchange) this.exchange.onEnd();
+    else this.destroy();
+  }
+
+  /** The exchange is done with the connection, which may carry another request. */
+  release(): void {
+    this.exchange = undefined;
+    this.uses++;
+    this.socket.setTimeout(0);
+    if (this.pool && !this.socket.destroyed) this.pool.park(this);
+    else this.destroy();
+  }
+
+  enterIdle(ms: number, onEnd: () => void): void {
+    this.onIdleEnd = onEnd;
+    this.idleTimer = setTimeout(() => this.destroy(), ms).unref();
+  }
+
+  leaveIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.onIdleEnd = undefined;
+  }
+
+  destroy(): void {
+    clearTimeout(this.idleTimer);
+    this.onIdleEnd?.();
+    this.onIdleEnd = undefined;
+    this.socket.destroy();
+  }
 }
 
 /** Where the bytes of a slab stand: [0, written) handed to the file, [written, filled) not yet. */
@@ -74,7 +203,6 @@ interface SlabState {
 type Sink = { kind: 'none' } | { kind: 'stream' } | { kind: 'file'; fh: FileHandle; digester: Digester; onWritten: (n: number) => void; done: Deferred };
 
 class Exchange {
-  private socket!: Socket;
   private current: SlabState = { buf: takeSlab(), filled: 0, written: 0, retired: false, pending: 0 };
   /** Slabs holding body bytes not yet written or still being written, oldest first. */
   private queue: SlabState[] = [];
@@ -88,42 +216,50 @@ class Exchange {
   private position = 0;
   private writing = false;
   private paused = false;
+  /** The connection went back to its pool (or closed): no more socket calls from here. */
+  private released = false;
+  private bytesIn = 0;
+  private reusable = false;
 
   constructor(
     private readonly url: URL,
     private readonly req: BulkRequest,
+    private readonly conn: Conn,
     private readonly resolve: (r: BulkResponse) => void,
     private readonly reject: (e: unknown) => void,
   ) {}
 
+  private get socket(): Socket {
+    return this.conn.socket;
+  }
+
   start(): void {
-    const { url, req } = this;
-    if (req.signal.aborted) return this.reject(req.signal.reason);
-    const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
-    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-    const onread: OnReadOpts = { buffer: () => this.nextBuffer(), callback: (n: number) => this.onRead(n) !== false };
-    // tls.connect honours `onread` too (node 15.1+), though its typings do not say so.
-    this.socket =
-      url.protocol === 'https:'
-        ? tlsConnect({ host, port, servername: isIp(host) ? undefined : host, ALPNProtocols: ['http/1.1'], onread } as ConnectionOptions)
-        : netConnect({ host, port, onread });
+    const { url, req, conn } = this;
+    if (req.signal.aborted) {
+      if (conn.uses === 0) conn.destroy();
+      else conn.release();
+      return this.reject(req.signal.reason);
+    }
+    conn.exchange = this;
     const s = this.socket;
-    s.setNoDelay(true);
-    if (req.idleMs) s.setTimeout(req.idleMs, () => this.fail(err('UPSTREAM_UNAVAILABLE', `upstream silent for ${req.idleMs} ms`)));
-    s.on('error', (e) => this.fail(e));
-    s.on('end', () => this.onEnd());
-    s.on('close', () => this.onEnd());
+    if (req.idleMs) {
+      s.setTimeout(req.idleMs);
+      s.on('timeout', this.onSilence);
+    }
     req.signal.addEventListener('abort', this.onAbort, { once: true });
-    const target = `${url.pathname}${url.search}`;
-    const lines = [`GET ${target} HTTP/1.1`, `host: ${url.host}`, 'connection: close'];
+    const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `host: ${url.host}`];
     for (const [k, v] of Object.entries(req.headers)) lines.push(`${k}: ${v}`);
     s.write(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
+    // An idle connection was paused; a new one starts reading by itself.
+    s.resume();
   }
+
+  private readonly onSilence = (): void => this.fail(err('UPSTREAM_UNAVAILABLE', `upstream silent for ${this.req.idleMs} ms`));
 
   private readonly onAbort = (): void => this.fail(this.req.signal.reason instanceof Error ? this.req.signal.reason : err('UPSTREAM_UNAVAILABLE', 'upstream request aborted'));
 
   /** The memory the next socket read lands in: the rest of the current slab. */
-  private nextBuffer(): Buffer {
+  nextBuffer(): Buffer {
     if (SLAB - this.current.filled < MIN_READ) this.retireCurrent();
     return this.current.buf.subarray(this.current.filled);
   }
@@ -136,10 +272,13 @@ class Exchange {
     else if (!this.queue.includes(c)) this.queue.push(c);
   }
 
-  /** Returns false to pause the socket. */
-  private onRead(n: number): boolean | undefined {
+  /** `n` bytes landed in `buf`; returns false to pause the socket. */
+  onRead(n: number, buf: Buffer): boolean | undefined {
     if (this.failure || this.complete) return;
     const slab = this.current;
+    // A read set up before this exchange held the connection landed in its idle buffer: move the bytes over.
+    if (buf.buffer !== slab.buf.buffer || buf.byteOffset !== slab.buf.byteOffset + slab.filled) buf.copy(slab.buf, slab.filled, 0, n);
+    this.bytesIn += n;
     const start = slab.filled;
     slab.filled += n;
     if (!this.headParsed) return this.onHeadBytes();
@@ -176,6 +315,7 @@ class Exchange {
     slab.written = end + 4;
     const noBody = head.status === 204 || head.status === 304;
     this.remaining = noBody ? 0 : (head.contentLength ?? Infinity);
+    this.reusable = head.http11 && !/(^|,)\s*close\s*(,|$)/i.test(String(head.headers.connection ?? '')) && this.remaining !== Infinity;
     this.body = new BulkBody(this);
     this.resolve({ status: head.status, headers: head.headers, headersDistinct: head.headersDistinct, body: this.body });
     this.onBody(slab, end + 4);
@@ -188,9 +328,10 @@ class Exchange {
   private onBody(slab: SlabState, start: number): void {
     let n = slab.filled - start;
     if (n > this.remaining) {
-      // Bytes past the declared length: not ours (and with `connection: close`, not expected).
+      // Bytes past the declared length: not ours, and a connection that sends them is not used again.
       slab.filled = start + this.remaining;
       n = this.remaining;
+      this.reusable = false;
     }
     this.remaining -= n;
     if (this.remaining === 0) this.complete = true;
@@ -219,7 +360,7 @@ class Exchange {
   }
 
   resume(): void {
-    if (!this.paused || this.failure) return;
+    if (!this.paused || this.failure || this.released) return;
     this.paused = false;
     this.socket.resume();
   }
@@ -292,19 +433,24 @@ class Exchange {
     if (this.complete) sink.done.resolve();
   }
 
+  /** The whole body is in: the connection goes back to the pool when it may carry another request. */
   private finishSocket(): void {
     this.req.signal.removeEventListener('abort', this.onAbort);
-    this.socket.setTimeout(0);
-    this.socket.destroy();
+    this.socket.off('timeout', this.onSilence);
+    this.released = true;
+    if (this.reusable) this.conn.release();
+    else this.conn.destroy();
   }
 
-  private onEnd(): void {
+  onEnd(): void {
     if (this.complete || this.failure) return;
     if (this.headParsed && this.remaining === Infinity) {
       // A body framed by the end of the connection.
       this.remaining = 0;
       this.complete = true;
       this.req.signal.removeEventListener('abort', this.onAbort);
+      this.released = true;
+      this.conn.destroy();
       if (this.sink.kind === 'file') void this.drain();
       else if (this.sink.kind === 'stream') this.body.deliver(null);
       return;
@@ -316,8 +462,15 @@ class Exchange {
     if (this.failure || this.complete) return;
     this.failure = e instanceof Error ? e : new Error(String(e));
     this.req.signal.removeEventListener('abort', this.onAbort);
-    this.socket?.destroy();
-    if (!this.headParsed) return this.reject(this.failure);
+    if (!this.released) {
+      this.released = true;
+      this.conn.destroy();
+    }
+    if (!this.headParsed) {
+      // Nothing came back on a reused connection before it failed: the server had closed it while idle.
+      const stale = this.conn.uses > 0 && this.bytesIn === 0 && (e as NodeJS.ErrnoException).code !== undefined && e !== this.req.signal.reason;
+      return this.reject(stale ? new StaleConnection() : this.failure);
+    }
     const reason = this.failure.name === 'RegistryError' || this.failure.name === 'BulkUnsupported' ? this.failure : err('UPSTREAM_UNAVAILABLE', 'upstream closed the connection mid-blob');
     if (this.sink.kind === 'file') this.sink.done.reject(reason);
     else if (this.sink.kind === 'stream') this.body.destroy(reason);
@@ -368,6 +521,7 @@ export const isBulkBody = (b: unknown): b is BulkBody => b instanceof BulkBody;
 
 interface ParsedHead {
   status: number;
+  http11: boolean;
   headers: IncomingHttpHeaders;
   headersDistinct: NodeJS.Dict<string[]>;
   contentLength: number | undefined;
@@ -377,7 +531,7 @@ interface ParsedHead {
 /** Status line and header fields of an HTTP/1.1 response (RFC 9112 sections 4 and 5). */
 export function parseHead(text: string): ParsedHead {
   const lines = text.split('\r\n');
-  const status = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
+  const status = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
   if (!status) throw err('UPSTREAM_UNAVAILABLE', 'upstream sent a malformed HTTP status line');
   const headers: Record<string, string | string[]> = {};
   const headersDistinct: Record<string, string[]> = {};
@@ -401,7 +555,7 @@ export function parseHead(text: string): ParsedHead {
     if (values.size !== 1 || !/^\d{1,16}$/.test(only)) throw err('UPSTREAM_UNAVAILABLE', 'upstream sent an invalid Content-Length');
     contentLength = Number(only);
   }
-  return { status: Number(status[1]), headers: headers as IncomingHttpHeaders, headersDistinct, contentLength, chunked };
+  return { status: Number(status[2]), http11: status[1] === '1', headers: headers as IncomingHttpHeaders, headersDistinct, contentLength, chunked };
 }
 
 const isIp = (h: string): boolean => /^[\d.]+$/.test(h) || h.includes(':');

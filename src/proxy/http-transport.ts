@@ -2,7 +2,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } 
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { err } from '../oci/index.js';
-import { BulkUnsupported, bulkGet } from './bulk-get.js';
+import { BulkPool, BulkUnsupported, bulkGet } from './bulk-get.js';
 
 /**
  * The one place pull-through touches the network: a request with node:http(s),
@@ -40,6 +40,7 @@ export function createTransport(): Transport {
   // Keep-alive agents: token, HEAD and GET to one upstream reuse connections.
   const http = new HttpAgent({ keepAlive: true, maxSockets: 64 });
   const https = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
+  const bulkPool = new BulkPool();
   const viaNodeHttp = (url: URL, req: TransportRequest) =>
       new Promise<TransportResponse>((resolve, reject) => {
         if (req.signal.aborted) return reject(abortError(req.signal));
@@ -57,7 +58,7 @@ export function createTransport(): Transport {
       });
   const viaBulk = async (url: URL, req: TransportRequest): Promise<TransportResponse> => {
     try {
-      return { ...(await bulkGet(url, req)), url };
+      return { ...(await bulkGet(url, req, bulkPool)), url };
     } catch (e) {
       // A chunked blob body (rare: registries and CDNs send a length): node:http decodes it.
       if (e instanceof BulkUnsupported) return viaNodeHttp(url, req);
@@ -69,6 +70,7 @@ export function createTransport(): Transport {
     close() {
       http.destroy();
       https.destroy();
+      bulkPool.close();
     },
   };
 }
