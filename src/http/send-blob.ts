@@ -10,6 +10,9 @@ import type { RandomAccessBlob } from '../storage/index.js';
  * throughput of a stream that allocates a Buffer per chunk, with no GC churn.
  */
 const CHUNK = 1024 * 1024;
+/** How long an aborted response waits for its queued bytes to leave (a stuck client is not waited for). */
+const FLUSH_WAIT_MS = 1000;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 const pool: Buffer[] = [];
 const take = (): Buffer => pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
 const give = (b: Buffer): void => {
@@ -88,6 +91,10 @@ async function sendRandomAccess(res: ServerResponse, blob: RandomAccessBlob, sta
   } catch (e) {
     // Nothing sent yet: the connection stays, and the caller answers with the error.
     failed = headed;
+    // The status line and the chunks before the failure may still sit in the socket's buffer (node sends
+    // the first write on the next tick): let them out before the abort, or the client sees a connection
+    // closed without a word instead of a 200 whose body breaks off.
+    if (headed && !closed) await Promise.race([Promise.all(inFlight), closedP, sleep(FLUSH_WAIT_MS)]);
     throw e;
   } finally {
     res.off('close', onClose);
