@@ -468,7 +468,8 @@ class Exchange {
     }
     if (!this.headParsed) {
       // Nothing came back on a reused connection before it failed: the server had closed it while idle.
-      const stale = this.conn.uses > 0 && this.bytesIn === 0 && (e as NodeJS.ErrnoException).code !== undefined && e !== this.req.signal.reason;
+      const code = (e as NodeJS.ErrnoException).code;
+      const stale = this.conn.uses > 0 && this.bytesIn === 0 && (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED');
       return this.reject(stale ? new StaleConnection() : this.failure);
     }
     const reason = this.failure.name === 'RegistryError' || this.failure.name === 'BulkUnsupported' ? this.failure : err('UPSTREAM_UNAVAILABLE', 'upstream closed the connection mid-blob');
