@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { digestOf, isRegistryError, type Digest } from '../src/oci/index.js';
+import { digestOf, type Digest } from '../src/oci/index.js';
 import { join } from 'node:path';
 import { parseUpstreams } from '../src/proxy/config.js';
 import { PullThroughService } from '../src/proxy/pull-through-service.js';
 import { LocalFillLease } from '../src/storage/fill-lease.js';
-import { FaultUpstream, generatedBlob } from './helpers/fault-upstream.js';
-import { collect, drain, opened, startProxy, streamError, type ProxyHarness } from './proxy-harness.js';
+import { generatedBlob } from './helpers/fault-upstream.js';
+import { code, collect, digestRef, drain, faultProxy, opened, streamError, tagRef, type ProxyHarness } from './proxy-harness.js';
 
 /**
  * Pull-through against an upstream that misbehaves. Each test says what the client
@@ -17,20 +17,9 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-async function setup(opts: Parameters<typeof FaultUpstream.start>[0] = {}, upstream: Record<string, unknown> = {}, extra = {}) {
-  const up = await FaultUpstream.start(opts);
-  // Generous defaults (a loaded machine must not trip them); the timeout tests set their own.
-  const px = await startProxy([{ name: 'up', url: up.url, timeouts: { header: 10, idle: 30, overall: 120 }, ...upstream }], extra);
-  cleanups.push(async () => {
-    await px.close();
-    await up.stop().catch(() => undefined);
-  });
-  return { up, px };
-}
-
-const tag = (t: string) => ({ kind: 'tag' as const, tag: t });
-const dig = (d: Digest) => ({ kind: 'digest' as const, digest: d });
-const code = (e: unknown) => (isRegistryError(e) ? e.code : String(e));
+const setup = (opts: Parameters<typeof faultProxy>[1] = {}, upstream: Record<string, unknown> = {}, extra = {}) => faultProxy(cleanups, opts, upstream, extra);
+const tag = tagRef;
+const dig = digestRef;
 
 async function nothingStored(px: ProxyHarness, repo: string, digest: Digest): Promise<void> {
   expect(await px.blobs.stat(digest)).toBeUndefined();

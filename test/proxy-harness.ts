@@ -3,7 +3,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { Digest } from '../src/oci/index.js';
+import { isRegistryError, type Digest } from '../src/oci/index.js';
 import type { UpstreamBlob } from '../src/proxy/pull-through.js';
 import { bodyStream, type ByteRange } from '../src/storage/index.js';
 import { parseUpstreams, type UpstreamInput } from '../src/proxy/config.js';
@@ -11,6 +11,7 @@ import type { ProxyLogger } from '../src/proxy/logger.js';
 import { PullThroughService, type PullThroughOptions } from '../src/proxy/pull-through-service.js';
 import { FsBlobStore } from '../src/storage/fs-blob-store.js';
 import { SqliteMetadataStore } from '../src/storage/sqlite-metadata-store.js';
+import { FaultUpstream } from './helpers/fault-upstream.js';
 
 /**
  * The pull-through service over the real storage implementations (filesystem
@@ -189,3 +190,28 @@ export async function skopeo(args: string[]): Promise<string> {
     execFile('skopeo', args, { maxBuffer: 64 * 1024 * 1024 }, (e, stdout, stderr) => (e ? reject(new Error(`skopeo ${args.join(' ')}: ${stderr}`)) : resolve(stdout))),
   );
 }
+
+/**
+ * A fault-injecting upstream named `up` and a proxy in front of it, both closed by
+ * `cleanups` (run after each test). Timeouts are generous (a loaded machine must
+ * not trip them); tests that need their own pass them in `upstream`.
+ */
+export async function faultProxy(
+  cleanups: Array<() => Promise<void>>,
+  opts: Parameters<typeof FaultUpstream.start>[0] = {},
+  upstream: Record<string, unknown> = {},
+  extra: Partial<PullThroughOptions> = {},
+): Promise<{ up: FaultUpstream; px: ProxyHarness }> {
+  const up = await FaultUpstream.start(opts);
+  const px = await startProxy([{ name: 'up', url: up.url, timeouts: { header: 10, idle: 30, overall: 120 }, ...upstream } as UpstreamInput], extra);
+  cleanups.push(async () => {
+    await px.close();
+    await up.stop().catch(() => undefined);
+  });
+  return { up, px };
+}
+
+export const tagRef = (t: string) => ({ kind: 'tag' as const, tag: t });
+export const digestRef = (d: Digest) => ({ kind: 'digest' as const, digest: d });
+/** The registry error code of `e`, or its text. */
+export const code = (e: unknown): string => (isRegistryError(e) ? e.code : String(e));

@@ -1,9 +1,9 @@
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isRegistryError, type Digest } from '../src/oci/index.js';
+import type { Digest } from '../src/oci/index.js';
 import { FaultUpstream, generatedBlob } from './helpers/fault-upstream.js';
 import { startTestServer } from './helpers/server.js';
-import { collect, drain, opened, startProxy, streamError } from './proxy-harness.js';
+import { code, collect, digestRef, drain, faultProxy, opened, streamError, tagRef } from './proxy-harness.js';
 
 /**
  * Pull-through when the upstream misbehaves the way real registries do: brief
@@ -19,19 +19,9 @@ afterEach(async () => {
 
 const FAST = { attempts: 3, baseMs: 1 };
 
-async function setup(opts: Parameters<typeof FaultUpstream.start>[0] = {}, upstream: Record<string, unknown> = {}, extra = {}) {
-  const up = await FaultUpstream.start(opts);
-  const px = await startProxy([{ name: 'up', url: up.url, timeouts: { header: 10, idle: 30, overall: 120 }, retries: FAST, ...upstream }], extra);
-  cleanups.push(async () => {
-    await px.close();
-    await up.stop().catch(() => undefined);
-  });
-  return { up, px };
-}
-
-const tag = (t: string) => ({ kind: 'tag' as const, tag: t });
-const dig = (d: Digest) => ({ kind: 'digest' as const, digest: d });
-const code = (e: unknown) => (isRegistryError(e) ? e.code : String(e));
+const setup = (opts: Parameters<typeof faultProxy>[1] = {}, upstream: Record<string, unknown> = {}, extra = {}) => faultProxy(cleanups, opts, { retries: FAST, ...upstream }, extra);
+const tag = tagRef;
+const dig = digestRef;
 const MANIFESTS = /\/manifests\//;
 const BLOBS = /\/blobs\//;
 
