@@ -9,6 +9,7 @@ command -v podman >/dev/null || need+=(podman uidmap)
 command -v umoci >/dev/null || need+=(umoci)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v git >/dev/null || need+=(git)
+command -v openssl >/dev/null || need+=(openssl) # test/proxy-tls.test.ts makes its certificate
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql)
 [ -x /usr/bin/radosgw ] && [ -x /usr/bin/ceph-osd ] || need+=(radosgw ceph-mon ceph-osd ceph-common)
 /usr/bin/python3 -c 'import sklearn, joblib' 2>/dev/null || need+=(python3-sklearn python3-joblib)
