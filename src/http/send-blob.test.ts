@@ -1,6 +1,7 @@
 import { createServer, request, type Server } from 'node:http';
+import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { RandomAccessBlob } from '../storage/index.js';
+import type { BlobBody, RandomAccessBlob } from '../storage/index.js';
 import { sendBlobBody } from './send-blob.js';
 
 /**
@@ -41,9 +42,10 @@ describe('sendBlobBody', () => {
   let server: Server | undefined;
   afterEach(() => server?.close());
 
-  async function serve(blob: RandomAccessBlob, length: number): Promise<string> {
+  async function serve(blob: RandomAccessBlob | Readable, length: number): Promise<string> {
+    const body: BlobBody = blob instanceof Readable ? { kind: 'stream', stream: blob } : { kind: 'random-access', blob };
     server = createServer((_req, res) => {
-      sendBlobBody(res, { kind: 'random-access', blob }, 0, length, () => res.writeHead(200, { 'content-length': length })).catch(() => {
+      sendBlobBody(res, body, 0, length, () => res.writeHead(200, { 'content-length': length })).catch(() => {
         if (!res.headersSent) res.writeHead(400).end('refused');
       });
     });
@@ -65,5 +67,38 @@ describe('sendBlobBody', () => {
     const seen = await client(url);
     expect(seen.status).toBe(400);
     expect(seen.outcome).toBe('ended');
+  });
+
+  /** A store stream (S3's GetObject body) that yields `chunks` MiB, then ends or fails as soon as it is read again. */
+  function storeStream(chunks: number, then: 'end' | 'fail'): Readable {
+    let n = 0;
+    return new Readable({
+      read() {
+        if (n++ < chunks) this.push(Buffer.alloc(1024 * 1024, 7));
+        else if (then === 'end') this.push(null);
+        else this.destroy(new Error('the store reset the connection'));
+      },
+    });
+  }
+
+  it('a store stream that fails after its first chunk: status and bytes arrive, then the abort', async () => {
+    const url = await serve(storeStream(1, 'fail'), 3 * 1024 * 1024);
+    const seen = await client(url);
+    expect(seen.status).toBe(200);
+    expect(seen.outcome).toBe('aborted');
+    expect(seen.received).toBeGreaterThan(0);
+  });
+
+  it('a store stream that fails before any byte leaves the answer to the caller', async () => {
+    const url = await serve(storeStream(0, 'fail'), 1024);
+    const seen = await client(url);
+    expect(seen.status).toBe(400);
+    expect(seen.outcome).toBe('ended');
+  });
+
+  it('a store stream that ends is sent whole', async () => {
+    const url = await serve(storeStream(5, 'end'), 5 * 1024 * 1024);
+    const seen = await client(url);
+    expect(seen).toEqual({ status: 200, received: 5 * 1024 * 1024, outcome: 'ended' });
   });
 });

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import type { BlobBody } from '../registry/index.js';
 import type { RandomAccessBlob } from '../storage/index.js';
 
@@ -20,17 +20,62 @@ const give = (b: Buffer): void => {
 };
 
 export async function sendBlobBody(res: ServerResponse, body: BlobBody, start: number, length: number, head: () => void): Promise<number> {
-  if (body.kind === 'stream') {
-    head();
-    let sent = 0;
-    body.stream.on('data', (c: Buffer) => (sent += c.byteLength));
-    await pipeline(body.stream, res);
-    return sent;
-  }
+  if (body.kind === 'stream') return sendStream(res, body.stream, head);
   try {
     return await sendRandomAccess(res, body.blob, start, length, head);
   } finally {
     await body.blob.close();
+  }
+}
+
+/**
+ * A store's stream (S3) under the same rules as the file path below: headers with the
+ * first chunk, and a failure after them lets the queued bytes out before the caller
+ * aborts. `pipeline` would destroy the response at once, and a client could see a
+ * connection closed before its status line.
+ */
+async function sendStream(res: ServerResponse, stream: Readable, head: () => void): Promise<number> {
+  let headed = false;
+  let sent = 0;
+  let closed = false;
+  let lastWrite: Promise<void> = Promise.resolve();
+  let wake = (): void => undefined;
+  // A client that leaves also stops a stream still waiting on the store.
+  const onClose = (): void => {
+    closed = true;
+    stream.destroy();
+    wake();
+  };
+  const onDrain = (): void => wake();
+  res.on('close', onClose);
+  res.on('drain', onDrain);
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      if (closed) break;
+      if (!headed) head();
+      headed = true;
+      sent += chunk.byteLength;
+      lastWrite = new Promise<void>((resolve) => res.write(chunk, () => resolve()));
+      if (res.writableNeedDrain) await new Promise<void>((resolve) => (wake = resolve));
+      if (closed) break;
+    }
+    if (closed) return sent;
+    if (!headed) head();
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      res.end(resolve);
+    });
+    return sent;
+  } catch (e) {
+    if (closed) return sent;
+    if (headed) {
+      await Promise.race([lastWrite, sleep(FLUSH_WAIT_MS)]);
+      res.destroy();
+    }
+    throw e;
+  } finally {
+    res.off('close', onClose);
+    res.off('drain', onDrain);
   }
 }
 
