@@ -87,6 +87,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         tempDir: join(dataDir, 'proxy-fill'),
         fillLease: storage.fillLease,
         pins: { isPinned: (r, t) => ops!.pins.isPinned(r, t) },
+        ...(configDir ? { configDir } : {}),
       })
     : undefined;
   await pullThrough?.init();

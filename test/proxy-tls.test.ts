@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,8 +11,9 @@ const ACCEPT = 'application/vnd.oci.image.manifest.v1+json';
 
 /**
  * Real upstreams are HTTPS. customs as a process, its upstream served over TLS
- * with a certificate from a private CA that only NODE_EXTRA_CA_CERTS makes
- * trusted: manifests go through node:https, blobs through bulk-get's TLS socket.
+ * with a certificate from a private CA that only NODE_EXTRA_CA_CERTS (for the
+ * whole process) or the upstream's `tls.caFile` makes trusted: manifests go
+ * through node:https, blobs through bulk-get's TLS socket.
  */
 describe('pull-through from an HTTPS upstream', () => {
   let dir: string;
@@ -29,8 +30,8 @@ describe('pull-through from an HTTPS upstream', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function customs(name: string, env: NodeJS.ProcessEnv) {
-    const p = await spawnServer(['--data', join(dir, name), '--gate', 'off', '--upstream', `up=${up.url}`], env);
+  async function customs(name: string, env: NodeJS.ProcessEnv, args = ['--upstream', `up=${up.url}`]) {
+    const p = await spawnServer(['--data', join(dir, name), '--gate', 'off', ...args], env);
     procs.push(p);
     const token = (await readFile(join(dir, name, 'admin-token'), 'utf8')).trim();
     return { url: p.url, headers: { authorization: `Bearer ${token}` } };
@@ -59,5 +60,35 @@ describe('pull-through from an HTTPS upstream', () => {
     const error = ((await m.json()) as { errors: { code: string; message: string }[] }).errors[0]!;
     expect(error.code).toBe('UNKNOWN');
     expect(error.message).toMatch(/upstream connection failed: DEPTH_ZERO_SELF_SIGNED_CERT/);
+  });
+
+  /** A config file whose only upstream is `up`, trusting the CA in `caFile` (relative to the config file). */
+  async function configWithCa(name: string, caFile: string): Promise<string> {
+    const file = join(dir, `${name}.yaml`);
+    await writeFile(file, `upstreams:\n  - name: up\n    url: ${up.url}\n    tls: { caFile: ${caFile} }\n`);
+    return file;
+  }
+
+  it("trusts a private CA for one upstream through its tls.caFile, not through the process's CA store", async () => {
+    const img = up.addImage('tls/corp', ['v1'], [await generatedBlob(3 * 1024 * 1024 + 1, 'corp')]);
+    const c = await customs('own-ca', { NODE_EXTRA_CA_CERTS: '' }, ['--config', await configWithCa('own-ca', 'cert.pem')]);
+    const m = await fetch(`${c.url}/v2/up/tls/corp/manifests/v1`, { headers: { ...c.headers, accept: ACCEPT } });
+    expect(m.status).toBe(200);
+    expect(m.headers.get('docker-content-digest')).toBe(img.digest);
+    const layer = img.layers[0]!;
+    const b = await fetch(`${c.url}/v2/up/tls/corp/blobs/${layer.digest}`, { headers: c.headers });
+    expect(b.status).toBe(200);
+    expect(digestOf(Buffer.from(await b.arrayBuffer()))).toBe(layer.digest);
+  });
+
+  it('will not start with a tls.caFile that is missing or holds no certificate, and says which', async () => {
+    await writeFile(join(dir, 'not-a-cert.pem'), 'hello\n');
+    for (const [caFile, message] of [
+      ['missing.pem', /upstream up: cannot read tls\.caFile .*missing\.pem: ENOENT/],
+      ['not-a-cert.pem', /upstream up: tls\.caFile .*not-a-cert\.pem holds no PEM certificate/],
+    ] as const) {
+      const started = customs(`bad-${caFile}`, {}, ['--config', await configWithCa(`bad-${caFile}`, caFile)]);
+      await expect(started).rejects.toThrow(message);
+    }
   });
 });

@@ -2,7 +2,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import { connect as netConnect, type OnReadOpts, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions, type SecureContext } from 'node:tls';
 import { err, type Digester } from '../oci/index.js';
 import { writeAllCapped } from '../storage/index.js';
 
@@ -79,6 +79,8 @@ const MAX_IDLE_PER_ORIGIN = 8;
 /** Idle keep-alive connections by origin. */
 export class BulkPool {
   private readonly idle = new Map<string, Conn[]>();
+  /** TLS trust for this pool's connections (an upstream's own CAs); Node's default when absent. */
+  constructor(readonly secureContext?: SecureContext) {}
 
   take(origin: string): Conn | undefined {
     const list = this.idle.get(origin);
@@ -146,7 +148,7 @@ class Conn {
     // tls.connect honours `onread` too (node 15.1+), though its typings do not say so.
     const socket =
       url.protocol === 'https:'
-        ? tlsConnect({ host, port, servername: isIp(host) ? undefined : host, ALPNProtocols: ['http/1.1'], onread } as ConnectionOptions)
+        ? tlsConnect({ host, port, servername: isIp(host) ? undefined : host, ALPNProtocols: ['http/1.1'], onread, ...(pool?.secureContext ? { secureContext: pool.secureContext } : {}) } as ConnectionOptions)
         : netConnect({ host, port, onread });
     const c = new Conn(socket, url.origin, pool);
     conn = c;

@@ -14,6 +14,7 @@ import { err } from '../oci/index.js';
  *       timeouts: { header: 10, idle: 30, overall: 3600 }
  *       retries: { attempts: 3, baseMs: 100 } # tries per idempotent request on resets and 502/503/504
  *       notFoundTtl: 30                      # seconds an upstream 404 is remembered (0: never)
+ *       tls: { caFile: company-ca.pem }      # extra CAs for this upstream (PEM; relative to the config file)
  */
 
 /** Upstream names are path prefixes: repository-name components, so they may contain dots and slashes. */
@@ -59,6 +60,8 @@ export const upstreamConfigSchema = z
     retries: retriesSchema.default({ attempts: 3, baseMs: 100 }),
     /** Seconds an upstream "no such manifest/blob" is remembered for what is not local; 0 disables. */
     notFoundTtl: z.number().nonnegative().max(3600).default(30),
+    /** CAs trusted for this upstream in addition to Node's roots (PEM bundle); see upstream-tls.ts. */
+    tls: z.strictObject({ caFile: z.string().min(1) }).optional(),
     /** Docker Hub's implicit `library/` for single-component names; defaults to true for docker.io. */
     dockerHubLibrary: z.boolean().optional(),
   })

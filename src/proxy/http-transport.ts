@@ -1,6 +1,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
+import { createSecureContext, rootCertificates } from 'node:tls';
 import { err } from '../oci/index.js';
 import { BulkPool, BulkUnsupported, bulkGet } from './bulk-get.js';
 
@@ -36,11 +37,19 @@ export interface Transport {
   close(): void;
 }
 
-export function createTransport(): Transport {
+export interface TransportOptions {
+  /** PEM CAs trusted in addition to Node's roots (an upstream's `tls.caFile`). */
+  readonly ca?: string;
+}
+
+export function createTransport(opts: TransportOptions = {}): Transport {
+  // One context for every connection: building it from ~150 roots per handshake would cost milliseconds each.
+  // (`ca` replaces the default roots in Node, so they are passed along.)
+  const secureContext = opts.ca ? createSecureContext({ ca: [...rootCertificates, opts.ca] }) : undefined;
   // Keep-alive agents: token, HEAD and GET to one upstream reuse connections.
   const http = new HttpAgent({ keepAlive: true, maxSockets: 64 });
-  const https = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
-  const bulkPool = new BulkPool();
+  const https = new HttpsAgent({ keepAlive: true, maxSockets: 64, ...(secureContext ? { secureContext } : {}) });
+  const bulkPool = new BulkPool(secureContext);
   const viaNodeHttp = (url: URL, req: TransportRequest) =>
       new Promise<TransportResponse>((resolve, reject) => {
         if (req.signal.aborted) return reject(abortError(req.signal));

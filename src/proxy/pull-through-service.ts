@@ -5,6 +5,7 @@ import type { FillLease } from '../storage/fill-lease.js';
 import { BlobFiller, type FillSource } from './blob-fill.js';
 import type { UpstreamConfig } from './config.js';
 import { createTransport, type Transport } from './http-transport.js';
+import { readUpstreamCa } from './upstream-tls.js';
 import type { ProxyLogger } from './logger.js';
 import { NotFoundCache } from './not-found-cache.js';
 import type { ProxyRequestOptions, ProxyTarget, PullThrough, UpstreamBlob, UpstreamManifest, UpstreamReferrers } from './pull-through.js';
@@ -30,6 +31,8 @@ export interface PullThroughOptions {
   /** Cross-replica single flight of blob fills (storage's `fillLease`); omitted in one process. */
   readonly fillLease?: FillLease;
   readonly transport?: Transport;
+  /** Where relative paths in upstream settings (`tls.caFile`) are resolved: the config file's directory. */
+  readonly configDir?: string;
   /** Referrer blobs up to this size are fetched with their manifest (the gate reads them). Default 16 MiB. */
   readonly prefetchMaxBytes?: number;
 }
@@ -42,6 +45,7 @@ export class PullThroughService implements PullThrough {
   private readonly targets: UpstreamTargets;
   private readonly clients = new Map<string, UpstreamClient>();
   private readonly transport: Transport;
+  private readonly ownTransports: Transport[] = [];
   private readonly clock: () => number;
   /** When a tag (or a subject's referrers) was last confirmed with the upstream. Lost on restart: then revalidated once. */
   private readonly validatedAt = new LRUCache<string, number>({ max: 100_000 });
@@ -55,7 +59,15 @@ export class PullThroughService implements PullThrough {
     this.transport = opts.transport ?? createTransport();
     this.notFound = new NotFoundCache(this.clock);
     this.targets = new UpstreamTargets(opts.upstreams);
-    for (const u of opts.upstreams) this.clients.set(u.name, new UpstreamClient(u, this.transport, opts.logger, this.clock));
+    for (const u of opts.upstreams) {
+      // An upstream with its own CAs gets its own transport: its connections are never pooled with the others'.
+      let transport = this.transport;
+      if (u.tls && !opts.transport) {
+        transport = createTransport({ ca: readUpstreamCa(u.name, u.tls.caFile, opts.configDir) });
+        this.ownTransports.push(transport);
+      }
+      this.clients.set(u.name, new UpstreamClient(u, transport, opts.logger, this.clock));
+    }
     this.filler = new BlobFiller({ blobs: opts.blobs, links: opts.metadata, tempDir: opts.tempDir, logger: opts.logger, lease: opts.fillLease });
   }
 
@@ -65,6 +77,7 @@ export class PullThroughService implements PullThrough {
 
   close(): void {
     this.transport.close();
+    for (const t of this.ownTransports) t.close();
   }
 
   handles(repository: string, ns?: string): boolean {
