@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Registry core benchmark (issue 2): nginx (sendfile), Debian's docker-registry
-// (CNCF distribution 2.8) and customs on loopback, measured in one run:
+// (CNCF distribution 2.8) and customs on loopback, measured in one run, with a
+// bare node:http server (bench/lib/bare-node.mjs) as the platform's baseline for PUT and manifest GET:
 //   blob GET 1 and 4 clients, blob PUT (monolithic), manifest GET rps/p99 at
 //   32 connections (wrk), and customs's RSS while 4 clients download a 4 GiB blob.
 // Run by hand: `npm run bench` (or `node bench/run.mjs --help`). Never part of npm test.
@@ -8,7 +9,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchOptions } from './lib/cli.mjs';
 import { installCleanup, makeTempDir, rssDetail, run, setKeepTemp, withCpu } from './lib/proc.mjs';
-import { ensureBuilt, startCustoms, startDistribution, startNginx } from './lib/servers.mjs';
+import { ensureBuilt, startCustoms, startDistribution, startNginx, startBareNode } from './lib/servers.mjs';
 import { GiB, OCI_MANIFEST, checkManifest, diskWriteProbe, makeBlobFile, pushBlobFile, pushManifestFor, pushSmallImage, setVariant, warmFile } from './lib/oci.mjs';
 import { download, downloadMedian, median, sampleRss, wrk } from './lib/measure.mjs';
 import { emitJson, fmt, machine, printTable, printTargets, ratio, target, waitIdle } from './lib/report.mjs';
@@ -57,9 +58,10 @@ let digest = await makeBlobFile(blobPath, size);
 const nginx = await startNginx(www);
 const dist = await startDistribution({ quiet: opt.quiet });
 const customs = withCustoms ? await startCustoms({ gate: 'off', quiet: opt.quiet, extraArgs: opt['customs-arg'], nodeArgs: opt['customs-node-arg'] }) : null;
+const bare = await startBareNode();
 const registries = [dist, customs].filter(Boolean);
 const servers = [nginx, ...registries];
-log(`nginx ${nginx.url}, docker-registry ${dist.url}${customs ? `, customs ${customs.url} (pid ${customs.pid})` : ''}`);
+log(`nginx ${nginx.url}, docker-registry ${dist.url}${customs ? `, customs ${customs.url} (pid ${customs.pid})` : ''}, bare node:http ${bare.url}`);
 
 const results = { get: {}, put: {}, manifest: {}, rss: null, customsRssByPhase: {} };
 // customs's memory after each phase (VmHWM is the peak so far): where RSS grows.
@@ -83,13 +85,15 @@ const blobRepo = 'bench/blob';
 // --- PUT (also seeds the blob that GET reads) -----------------------------
 {
   const putReps = only.has('put') ? reps : 1;
-  const secs = Object.fromEntries(registries.map((r) => [r.name, []]));
-  const cpus = Object.fromEntries(registries.map((r) => [r.name, []]));
+  // The bare server only when PUT is measured: the other phases need the blob in the registries alone.
+  const putServers = only.has('put') ? [...registries, bare] : registries;
+  const secs = Object.fromEntries(putServers.map((r) => [r.name, []]));
+  const cpus = Object.fromEntries(putServers.map((r) => [r.name, []]));
   for (let i = 0; i < putReps; i++) {
     // A fresh digest per repetition, so no server can skip bytes it already has.
     if (i > 0) digest = await setVariant(blobPath, i);
     await warmFile(blobPath);
-    for (const r of registries) {
+    for (const r of putServers) {
       log(`PUT ${fmt(size / GiB)} GiB -> ${r.name} (${i + 1}/${putReps})`);
       await run('sync', []); // the previous server's dirty pages must not be written back during this PUT
       const [t, cpu] = await withCpu(r.pid, () => pushBlobFile(r, blobRepo, blobPath, digest, size));
@@ -103,7 +107,7 @@ const blobRepo = 'bench/blob';
     await run('sync', []);
     log('disk probe: 1 GiB write + fdatasync in the temp dir');
     results.put.diskFsyncGibps = await diskWriteProbe(files, Math.min(size, GiB));
-    for (const r of registries) {
+    for (const r of putServers) {
       const s = median(secs[r.name]);
       results.put[r.name] = { gibps: size / GiB / s, secs: s, runs: secs[r.name].map((x) => +x.toFixed(3)), cpuSecsPerGiB: median(cpus[r.name]) };
     }
@@ -143,13 +147,13 @@ await notePhase('afterGet');
 if (only.has('manifest')) {
   const repo = 'bench/manifest';
   let bytes;
-  for (const r of registries) {
+  for (const r of [...registries, bare]) {
     const m = await pushSmallImage(r, repo, 'v1');
     await checkManifest(r, repo, 'v1', m.digest);
     bytes = m.bytes;
   }
   writeFileSync(join(www, 'manifest.json'), bytes); // nginx reference: the same bytes as a static file
-  for (const s of servers) {
+  for (const s of [...servers, bare]) {
     const url = s === nginx ? `${nginx.url}/manifest.json` : `${s.url}/v2/${repo}/manifests/v1`;
     const headers = { ...s.headers, accept: OCI_MANIFEST };
     log(`wrk ${s.name} (2 s warm-up, ${wrkSeconds} s measured)`);
@@ -197,7 +201,7 @@ if (only.has('rss') && customs) {
   results.rssRestarted = { blobGiB: rssSize / GiB, clients: 4, beforeMB: rBefore / 1e6, maxMB: rs.maxBytes / 1e6, afterMB: rs.lastBytes / 1e6, samples: rs.samples, getGibps: rd.gibps };
 }
 
-await Promise.all(servers.map((s) => s.stop()));
+await Promise.all([...servers, bare].map((s) => s.stop()));
 if (customs) {
   printTable(
     'customs memory after each phase (MB; hwm = peak so far)',
@@ -216,12 +220,16 @@ const ratios = {
   get1_vs_nginx: ratio(g(C, 'c1'), g(nginx.name, 'c1')),
   get4_vs_nginx: ratio(g(C, 'c4'), g(nginx.name, 'c4')),
   put_vs_registry: ratio(results.put[C]?.gibps, results.put[dist.name]?.gibps),
+  put_vs_bare_node: ratio(results.put[C]?.gibps, results.put[bare.name]?.gibps),
+  put_bare_node_vs_registry: ratio(results.put[bare.name]?.gibps, results.put[dist.name]?.gibps),
   manifest_rps_vs_registry: ratio(mr(C), mr(dist.name)),
+  manifest_rps_vs_bare_node: ratio(mr(C), mr(bare.name)),
+  manifest_bare_node_vs_registry: ratio(mr(bare.name), mr(dist.name)),
   manifest_p99_vs_registry: ratio(results.manifest[C]?.p99ms, results.manifest[dist.name]?.p99ms),
 };
 const row = (label, get, digits = 2) => {
   const v = (n) => get(n);
-  return [label, fmt(v(nginx.name), digits), fmt(v(dist.name), digits), fmt(v(C), digits), fmt(ratio(v(C), v(dist.name))), fmt(ratio(v(C), v(nginx.name)))];
+  return [label, fmt(v(nginx.name), digits), fmt(v(dist.name), digits), fmt(v(C), digits), fmt(v(bare.name), digits), fmt(ratio(v(C), v(dist.name))), fmt(ratio(v(C), v(nginx.name))), fmt(ratio(v(C), v(bare.name)))];
 };
 const rows = [];
 if (only.has('get')) {
@@ -233,14 +241,19 @@ if (only.has('get')) {
 if (only.has('put')) {
   rows.push(row(`blob PUT ${fmt(size / GiB)} GiB (GiB/s)`, (n) => results.put[n]?.gibps));
   rows.push(row('  server CPU s per GiB received', (n) => results.put[n]?.cpuSecsPerGiB));
-  rows.push([`  disk ceiling: write + fdatasync (GiB/s)`, fmt(results.put.diskFsyncGibps), '', '', '', '']);
+  rows.push([`  disk ceiling: write + fdatasync (GiB/s)`, fmt(results.put.diskFsyncGibps), '', '', '', '', '', '']);
 }
 if (only.has('manifest')) {
   rows.push(row('manifest GET -c32 (req/s)', (n) => mr(n), 0));
   rows.push(row('manifest GET -c32 p99 (ms)', (n) => results.manifest[n]?.p99ms));
   rows.push(row('  server CPU us per request', (n) => results.manifest[n]?.cpuMicrosPerRequest, 1));
 }
-printTable(`customs bench (${reps} reps, median; ${machine().cpus} CPUs, Node ${process.version})`, ['measure', 'nginx', 'docker-registry', 'customs', 'customs/registry', 'customs/nginx'], rows);
+printTable(`customs bench (${reps} reps, median; ${machine().cpus} CPUs, Node ${process.version})`, ['measure', 'nginx', 'docker-registry', 'customs', 'bare node:http', 'customs/registry', 'customs/nginx', 'customs/bare'], rows);
+if (only.has('put') || only.has('manifest')) {
+  console.log('bare node:http: a node:http server doing only what no registry can skip (bench/lib/bare-node.mjs)');
+  if (only.has('put')) console.log(`  PUT: hash + new file + fdatasync from node:http's body stream: ${fmt(ratios.put_bare_node_vs_registry)}x docker-registry`);
+  if (only.has('manifest')) console.log(`  manifest GET: one fixed response per request, no auth, metrics or logging: ${fmt(ratios.manifest_bare_node_vs_registry)}x docker-registry`);
+}
 if (results.rss) {
   const r = results.rss;
   const rr = results.rssRestarted;

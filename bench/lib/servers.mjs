@@ -62,6 +62,24 @@ http {
   return { name: 'nginx', url, pid: srv.pid, stop: () => srv.stop() };
 }
 
+/**
+ * A bare node:http server doing only what no registry can skip (bench/lib/bare-node.mjs):
+ * the platform's baseline for customs's PUT and manifest GET, measured in the same run.
+ */
+export async function startBareNode() {
+  const dir = makeTempDir('bare-node');
+  const port = await freePort();
+  const logFile = join(dir, 'bare-node.log');
+  const srv = spawnServer(process.execPath, [join(repoRoot, 'bench', 'lib', 'bare-node.mjs'), String(port), dir], { logFile });
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitFor('bare node:http', () => httpOk(`${url}/v2/`), { exited: srv.exited });
+  } catch (e) {
+    throw new Error(`${e.message}\n${tail(logFile)}`);
+  }
+  return { name: 'bare node:http', url, pid: srv.pid, headers: {}, stop: () => srv.stop() };
+}
+
 /** Debian's docker-registry with filesystem storage in a temp dir. */
 export async function startDistribution({ quiet = false, proxyTo } = {}) {
   const dir = makeTempDir('distribution');
