@@ -81,6 +81,19 @@ describe('pull-through from an HTTPS upstream', () => {
     expect(digestOf(Buffer.from(await b.arrayBuffer()))).toBe(layer.digest);
   });
 
+  it("keeps NODE_EXTRA_CA_CERTS's CAs trusted for an upstream that also has a tls.caFile of its own", async () => {
+    // The upstream's own CA file names some other CA; the process-wide one is the upstream's.
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'other-key.pem'), '-out', join(dir, 'other.pem'), '-days', '1', '-subj', '/CN=other'], { stdio: 'ignore' });
+    const img = up.addImage('tls/both', ['v1'], [await generatedBlob(2 * 1024 * 1024 + 3, 'both')]);
+    const c = await customs('both', { NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem') }, ['--config', await configWithCa('both', 'other.pem')]);
+    const m = await fetch(`${c.url}/v2/up/tls/both/manifests/v1`, { headers: { ...c.headers, accept: ACCEPT } });
+    expect(m.status).toBe(200);
+    const layer = img.layers[0]!;
+    const b = await fetch(`${c.url}/v2/up/tls/both/blobs/${layer.digest}`, { headers: c.headers });
+    expect(b.status).toBe(200);
+    expect(digestOf(Buffer.from(await b.arrayBuffer()))).toBe(layer.digest);
+  });
+
   it('will not start with a tls.caFile that is missing or holds no certificate, and says which', async () => {
     await writeFile(join(dir, 'not-a-cert.pem'), 'hello\n');
     for (const [caFile, message] of [

@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { createSecureContext, rootCertificates } from 'node:tls';
 import { err } from '../oci/index.js';
 import { BulkPool, BulkUnsupported, bulkGet } from './bulk-get.js';
+import { processExtraCas } from './upstream-tls.js';
 
 /**
  * The one place pull-through touches the network: a request with node:http(s),
@@ -44,8 +45,8 @@ export interface TransportOptions {
 
 export function createTransport(opts: TransportOptions = {}): Transport {
   // One context for every connection: building it from ~150 roots per handshake would cost milliseconds each.
-  // (`ca` replaces the default roots in Node, so they are passed along.)
-  const secureContext = opts.ca ? createSecureContext({ ca: [...rootCertificates, opts.ca] }) : undefined;
+  // (`ca` replaces Node's default store, so its roots and NODE_EXTRA_CA_CERTS's are passed along.)
+  const secureContext = opts.ca ? createSecureContext({ ca: [...rootCertificates, ...processExtraCas(), opts.ca] }) : undefined;
   // Keep-alive agents: token, HEAD and GET to one upstream reuse connections.
   const http = new HttpAgent({ keepAlive: true, maxSockets: 64 });
   const https = new HttpsAgent({ keepAlive: true, maxSockets: 64, ...(secureContext ? { secureContext } : {}) });

@@ -31,3 +31,19 @@ export function readUpstreamCa(upstream: string, caFile: string, configDir?: str
   });
   return certs.join('\n');
 }
+
+/**
+ * The CAs of NODE_EXTRA_CA_CERTS. Node adds them to its default store only, and an
+ * upstream with its own `tls.caFile` gets a context of its own, so they are added
+ * there too: a CA trusted for the whole process stays trusted for every upstream.
+ * An unreadable file is left to Node, which warns about it at startup.
+ */
+export function processExtraCas(env: NodeJS.ProcessEnv = process.env): string[] {
+  const file = env.NODE_EXTRA_CA_CERTS;
+  if (!file) return [];
+  try {
+    return readFileSync(file, 'utf8').match(PEM_CERT) ?? [];
+  } catch {
+    return [];
+  }
+}
