@@ -5,6 +5,7 @@ import { hashSecret, newTokenSecret } from '../http/secrets.js';
 import { register as registerProducer } from './producer/index.js';
 import { register as registerOps } from './ops/index.js';
 import { registerVerify } from './verify.js';
+import { tuneHeapForServing } from './heap-tuning.js';
 
 /** `customs`: the server and the client commands. */
 export function buildProgram(): Command {
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
         if (i <= 0) throw new ConfigError(`--upstream ${u}: expected NAME=URL`);
         upstreams[u.slice(0, i)] = u.slice(i + 1);
       }
+      tuneHeapForServing();
       const server = await startServer({ listen: o.listen, dataDir: o.data, configFile: o.config, gate: o.gate, upstreams, logLevel: o.logLevel });
       let stopping = false;
       const stop = (signal: string) => {
