@@ -8,8 +8,9 @@ describe('tuneHeapForServing', () => {
     return { percent, set };
   };
 
-  it('sets the default growing factor when nothing is configured', () => {
-    expect(run({})).toEqual({ percent: DEFAULT_HEAP_GROWING_PERCENT, set: [`--heap-growing-percent=${DEFAULT_HEAP_GROWING_PERCENT}`] });
+  it("leaves V8's heuristics alone when nothing is configured", () => {
+    expect(DEFAULT_HEAP_GROWING_PERCENT).toBe(0);
+    expect(run({})).toEqual({ percent: 0, set: [] });
   });
 
   it('takes CUSTOMS_HEAP_GROWING_PERCENT, and 0 leaves V8 alone', () => {

@@ -2,24 +2,23 @@ import { setFlagsFromString } from 'node:v8';
 import { ConfigError } from '../config/load.js';
 
 /**
- * V8's old-generation growth for `customs serve`: the next full GC comes when the
- * heap reaches (1 + percent/100) times what the last one left live.
+ * V8's old-generation growth for `customs serve`, for operators who trade upload CPU
+ * for memory: the next full GC comes when the heap reaches (1 + percent/100) times
+ * what the last one left live. Off by default (V8's own heuristics).
  *
  * A registry's live heap is small (about 25 MB here) while its allocation rate is
- * high (a manifest GET allocates about 19 KB, and about 4 KB of it survives two
- * scavenges). V8's default factor, up to 4x on a server, let a 6 s burst of
- * manifest GETs leave about 80 MB of garbage in old space before one full GC, and
- * those pages count as RSS. Measured with wrk -c32 on the 2-core VM (RSS after the
- * burst, and user CPU of a 1 GiB PUT, whose body chunks push the heap too):
- *   V8's default  157-194 MB   1.1-1.8 s (2.7-3.1 s in a slow phase of the VM)
- *   2.0x (100)    153 MB       1.5-2.1 s
- *   1.3x (30)     141-147 MB   2.6-3.4 s
- * 2.0x takes most of the memory back for little of the PUT's CPU; manifest GET
- * requests/s did not move beyond the run-to-run noise at any setting.
- *
- * CUSTOMS_HEAP_GROWING_PERCENT overrides it; 0 keeps V8's own heuristics.
+ * high: a manifest GET allocates about 19 KB, and about 4 KB of it survives two
+ * scavenges; an upload's body chunks are promoted the same way, and their memory
+ * goes back only at a full GC. V8's default factor, up to 4x on a server, lets
+ * that garbage pile up as RSS. Measured on the 2-core VM (`bench/run.mjs`, whose
+ * RSS figure comes after PUT, GET and manifest phases; a 1 GiB PUT's user CPU):
+ *   V8's default  RSS after all phases 219-230 MB   PUT 1.1-1.8 s user
+ *   2.0x (100)    229.6 MB                         1.5-2.1 s
+ *   1.3x (30)     179.6 MB                         2.6-3.4 s
+ * 1.3x kept the process under 200 MB through every phase (one run), for about 30%
+ * more wall time per PUT; 2.0x bought nothing measurable. So it is a setting, not a default.
  */
-export const DEFAULT_HEAP_GROWING_PERCENT = 100;
+export const DEFAULT_HEAP_GROWING_PERCENT = 0;
 
 export function tuneHeapForServing(env: NodeJS.ProcessEnv = process.env, setFlags: (flags: string) => void = setFlagsFromString): number {
   const raw = env.CUSTOMS_HEAP_GROWING_PERCENT;
