@@ -10,13 +10,15 @@ import { ConfigError } from '../config/load.js';
  * high: a manifest GET allocates about 19 KB, and about 4 KB of it survives two
  * scavenges; an upload's body chunks are promoted the same way, and their memory
  * goes back only at a full GC. V8's default factor, up to 4x on a server, lets
- * that garbage pile up as RSS. Measured on the 2-core VM (`bench/run.mjs`, whose
- * RSS figure comes after PUT, GET and manifest phases; a 1 GiB PUT's user CPU):
- *   V8's default  RSS after all phases 219-230 MB   PUT 1.1-1.8 s user
- *   2.0x (100)    229.6 MB                         1.5-2.1 s
- *   1.3x (30)     179.6 MB                         2.6-3.4 s
- * 1.3x kept the process under 200 MB through every phase (one run), for about 30%
- * more wall time per PUT; 2.0x bought nothing measurable. So it is a setting, not a default.
+ * that garbage pile up as RSS. Measured on the 2-core VM: RSS after 6 s of manifest
+ * GETs at wrk -c32; RSS in `bench/run.mjs` during 4 downloads after its PUT, GET and
+ * manifest phases; user CPU of a 1 GiB PUT:
+ *   V8's default  157-194 MB   219-230 MB          1.1-1.8 s
+ *   2.0x (100)    153 MB       229.6 MB            1.5-2.1 s
+ *   1.3x (30)     141-147 MB   179.6 / 218.4 MB    2.6-3.4 s
+ * A lower factor caps the garbage of request bursts; the bench's figure also holds
+ * glibc's arena and V8's young generation, which it does not touch. It costs
+ * uploads about 30% more time, so it is a setting, not a default.
  */
 export const DEFAULT_HEAP_GROWING_PERCENT = 0;
 
