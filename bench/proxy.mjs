@@ -220,6 +220,7 @@ const budget = {
   upstreamSend: median(directCpu) * (size / GiB),
   clientReceive: median(clientCpu) * (size / GiB),
   sha256: hashCpu * (size / GiB),
+  // Wall time of writing the new file, nearly all of it kernel time (the copy into fresh page-cache pages).
   newFile: tNewFile,
 };
 budget.unavoidableCpuSecs = budget.upstreamSend + budget.clientReceive + budget.sha256 + budget.newFile;

@@ -37,17 +37,25 @@ describe('pull-through from an HTTPS upstream', () => {
     return { url: p.url, headers: { authorization: `Bearer ${token}` } };
   }
 
+  type Customs = Awaited<ReturnType<typeof customs>>;
+  type Image = ReturnType<FaultUpstream['addImage']>;
+
+  /** Pulls `repo:v1` and its one layer through customs: manifest digest and blob bytes as the upstream has them. */
+  async function expectPulled(c: Customs, repo: string, img: Image): Promise<void> {
+    const m = await fetch(`${c.url}/v2/up/${repo}/manifests/v1`, { headers: { ...c.headers, accept: ACCEPT } });
+    expect(m.status).toBe(200);
+    expect(m.headers.get('docker-content-digest')).toBe(img.digest);
+    const layer = img.layers[0]!;
+    const b = await fetch(`${c.url}/v2/up/${repo}/blobs/${layer.digest}`, { headers: c.headers });
+    expect(b.status).toBe(200);
+    expect(digestOf(Buffer.from(await b.arrayBuffer()))).toBe(layer.digest);
+  }
+
   it('pulls a manifest and a multi-MiB blob, byte-exact, when the upstream certificate is trusted', async () => {
     expect(up.url).toMatch(/^https:\/\/localhost:\d+$/);
     const img = up.addImage('tls/model', ['v1'], [await generatedBlob(9 * 1024 * 1024 + 5, 'tls')]);
     const c = await customs('trusted', { NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem') });
-    const m = await fetch(`${c.url}/v2/up/tls/model/manifests/v1`, { headers: { ...c.headers, accept: ACCEPT } });
-    expect(m.status).toBe(200);
-    expect(m.headers.get('docker-content-digest')).toBe(img.digest);
-    const layer = img.layers[0]!;
-    const b = await fetch(`${c.url}/v2/up/tls/model/blobs/${layer.digest}`, { headers: c.headers });
-    expect(b.status).toBe(200);
-    expect(digestOf(Buffer.from(await b.arrayBuffer()))).toBe(layer.digest);
+    await expectPulled(c, 'tls/model', img);
     expect(up.count('GET', /\/blobs\//)).toBe(1);
   });
 
@@ -72,13 +80,7 @@ describe('pull-through from an HTTPS upstream', () => {
   it("trusts a private CA for one upstream through its tls.caFile, not through the process's CA store", async () => {
     const img = up.addImage('tls/corp', ['v1'], [await generatedBlob(3 * 1024 * 1024 + 1, 'corp')]);
     const c = await customs('own-ca', { NODE_EXTRA_CA_CERTS: '' }, ['--config', await configWithCa('own-ca', 'cert.pem')]);
-    const m = await fetch(`${c.url}/v2/up/tls/corp/manifests/v1`, { headers: { ...c.headers, accept: ACCEPT } });
-    expect(m.status).toBe(200);
-    expect(m.headers.get('docker-content-digest')).toBe(img.digest);
-    const layer = img.layers[0]!;
-    const b = await fetch(`${c.url}/v2/up/tls/corp/blobs/${layer.digest}`, { headers: c.headers });
-    expect(b.status).toBe(200);
-    expect(digestOf(Buffer.from(await b.arrayBuffer()))).toBe(layer.digest);
+    await expectPulled(c, 'tls/corp', img);
   });
 
   it("keeps NODE_EXTRA_CA_CERTS's CAs trusted for an upstream that also has a tls.caFile of its own", async () => {
@@ -86,12 +88,7 @@ describe('pull-through from an HTTPS upstream', () => {
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'other-key.pem'), '-out', join(dir, 'other.pem'), '-days', '1', '-subj', '/CN=other'], { stdio: 'ignore' });
     const img = up.addImage('tls/both', ['v1'], [await generatedBlob(2 * 1024 * 1024 + 3, 'both')]);
     const c = await customs('both', { NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem') }, ['--config', await configWithCa('both', 'other.pem')]);
-    const m = await fetch(`${c.url}/v2/up/tls/both/manifests/v1`, { headers: { ...c.headers, accept: ACCEPT } });
-    expect(m.status).toBe(200);
-    const layer = img.layers[0]!;
-    const b = await fetch(`${c.url}/v2/up/tls/both/blobs/${layer.digest}`, { headers: c.headers });
-    expect(b.status).toBe(200);
-    expect(digestOf(Buffer.from(await b.arrayBuffer()))).toBe(layer.digest);
+    await expectPulled(c, 'tls/both', img);
   });
 
   it('will not start with a tls.caFile that is missing or holds no certificate, and says which', async () => {
