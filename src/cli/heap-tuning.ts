@@ -13,7 +13,7 @@ import { ConfigError } from '../config/load.js';
  * that garbage pile up as RSS. Measured on the 2-core VM: RSS after 6 s of manifest
  * GETs at wrk -c32; RSS in `bench/run.mjs` during 4 downloads after its PUT, GET and
  * manifest phases; user CPU of a 1 GiB PUT:
- *   V8's default  157-194 MB   219-230 MB          1.1-1.8 s
+ *   V8's default  157-194 MB   216-221 MB          1.1-1.8 s
  *   2.0x (100)    153 MB       229.6 MB            1.5-2.1 s
  *   1.3x (30)     141-147 MB   179.6 / 218.4 MB    2.6-3.4 s
  * A lower factor caps the garbage of request bursts; the bench's figure also holds
