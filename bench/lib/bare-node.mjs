@@ -4,7 +4,7 @@
 // beyond the digest. How far customs's own work is from node:http's.
 //   POST /v2/<repo>/blobs/uploads/            -> 202, Location
 //   PUT  <location>?digest=D  (whole body)    -> sha256 while writing a new file
-//                                                 (<= 1 MiB writes), fdatasync, rename: 201
+//                                                 (~1 MiB writes), fdatasync, rename: 201
 //   PUT  /v2/<repo>/manifests/<ref>           -> kept in memory: 201
 //   GET  /v2/<repo>/manifests/<ref>           -> the bytes with the registry's headers
 // Usage: node bench/lib/bare-node.mjs PORT DIR
@@ -24,8 +24,9 @@ async function receiveBlob(req, digest) {
   const fh = await open(tmp, 'w');
   const hash = createHash('sha256');
   try {
-    // Batches of node:http's chunks, hashed while their write runs on libuv's pool, in writes of at most
-    // 1 MiB (larger ones into a new file cost far more kernel time on this VM: see src/storage/file-writes.ts).
+    // Batches of node:http's chunks, hashed while their write runs on libuv's pool, in writes of about
+    // 1 MiB, a socket chunk more at most (larger ones into a new file cost far more kernel time on this VM:
+    // see src/storage/file-writes.ts, whose writeAllCapped cuts exactly; this server stays free of customs's code).
     const sink = new Writable({
       highWaterMark: 4 * CHUNK,
       writev(chunks, cb) {
