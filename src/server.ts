@@ -4,8 +4,10 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { loadConfig, parseSliceAt } from './config/load.js';
+import type { Config } from './config/schema.js';
 import { createApp, requestListener } from './http/app.js';
 import { adminApp } from './http/admin.js';
+import { adminGcApp } from './http/admin-gc.js';
 import { adminVerifyApp } from './http/admin-verify.js';
 import { loadAdminToken, loadSessionKey } from './http/admin-token.js';
 import { TokenAccess } from './http/auth.js';
@@ -133,6 +135,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     return judged.check(repository, found.record.digest);
   };
   const unsubscribe = applyCacheEvents(notifier, { gate: verdicts, manifests: v2.manifests });
+  const gcAbort = new AbortController();
   const metrics = new HttpMetrics();
   const onDenied = (actor: string, target: string, reason: string) => recordRefusal?.({ actor, action: 'deny', target, reason });
   const app = createApp({
@@ -143,6 +146,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       ['/auth', tokenApp(access)],
       ['/admin', adminApp(ops, access)],
       ['/admin', adminVerifyApp(verifyRef, access)],
+      ['/admin', adminGcApp((o, by) => blobService.collectGarbage({ ...o, signal: gcAbort.signal }, by), access)],
     ],
     ready: async () => {
       await blobs.ready();
@@ -155,6 +159,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   if (expired > 0) log.info({ expired }, 'removed abandoned upload sessions');
   const expiry = setInterval(() => void uploads.expire(expireMs).catch((e: Error) => log.warn({ err: e.message }, 'upload expiry failed')), Math.min(expireMs, 3600_000));
   expiry.unref();
+  const gc = scheduleGc(blobService, config.gc, gcAbort.signal, log);
 
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, requestListener(app, { log, metrics, v2, onDenied }));
   const [host, port] = splitListen(opts.listen ?? config.listen);
@@ -181,6 +186,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     close: () =>
       (closing ??= (async () => {
         clearInterval(expiry);
+        gcAbort.abort(); // a run in progress (scheduled or an operator's) stops between two blobs
+        await gc.stop();
         // Stop accepting; in-flight requests finish; idle keep-alive sockets close now.
         const done = new Promise<void>((res) => server.close(() => res()));
         server.closeIdleConnections();
@@ -193,6 +200,31 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         log.info('stopped');
         log.flush();
       })()),
+  };
+}
+
+/** Scheduled garbage collection (`gc.intervalSeconds`, 0 = off): one run at a time; `stop` waits for a run in progress. */
+function scheduleGc(blobService: BlobService, settings: Config['gc'], signal: AbortSignal, log: Logger): { stop(): Promise<void> } {
+  let running: Promise<void> | undefined;
+  const run = (): void => {
+    if (running) return;
+    running = blobService
+      .collectGarbage({ graceSeconds: settings.graceSeconds, dryRun: false, signal }, { actor: 'system:gc', reason: 'scheduled (gc.intervalSeconds)' })
+      .then(
+        (r) => log.info({ links: r.links, blobs: r.blobs, bytes: r.bytes }, 'garbage collection'),
+        (e: Error) => log.warn({ err: e.message }, 'garbage collection failed'),
+      )
+      .finally(() => {
+        running = undefined;
+      });
+  };
+  const timer = settings.intervalSeconds > 0 ? setInterval(run, settings.intervalSeconds * 1000) : undefined;
+  timer?.unref();
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await running;
+    },
   };
 }
 

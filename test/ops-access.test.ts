@@ -49,6 +49,7 @@ describe('/admin/ access', () => {
     ['GET', '/admin/audit'],
     ['GET', '/admin/audit/export'],
     ['GET', '/admin/audit/verify'],
+    ['POST', '/admin/gc', { dryRun: true }],
     ['POST', '/admin/pin', { nonsense: true }], // bad input: still 401/403 first for those without admin
   ];
   const call = (method: string, path: string, body: unknown, headers: Record<string, string>) =>
@@ -71,6 +72,7 @@ describe('/admin/ access', () => {
     await expect(cli.pin(team, capture().io, 'other/model:prod', undefined, { reason: 'x' })).rejects.toMatchObject({ code: 'DENIED' });
     await expect(cli.quarantine(team, capture().io, m.digest, { reason: 'x' })).rejects.toMatchObject({ code: 'DENIED' });
     await expect(cli.auditVerify(team, capture().io, {})).rejects.toMatchObject({ code: 'DENIED' });
+    await expect(cli.gc(team, capture().io, { dryRun: true })).rejects.toMatchObject({ code: 'DENIED' });
     const ops = { url: srv.url, token: token('ops') };
     await cli.quarantine(ops, capture().io, m.digest, { reason: 'global admin may' });
     const { entries } = await cli.auditList(ops, capture().io, {});

@@ -5,6 +5,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/oci/index.js';
 import { FaultUpstream, generatedBlob } from './helpers/fault-upstream.js';
@@ -257,5 +258,39 @@ describe('three replicas on one S3 bucket and one PostgreSQL database', () => {
     expect(rest.status).toBe(206);
     received.push(Buffer.from(await rest.arrayBuffer()));
     expect(digestOf(Buffer.concat(received))).toBe(digest);
+  });
+
+  it('collects on C what a manifest deleted on A left behind: the link goes from PostgreSQL, the bytes from S3', async () => {
+    const gcRepo = 'models/retired';
+    const weights = randomBytes(6 * MiB + 17); // a multipart object (5 MiB parts)
+    const configDigest = await pushBlob(a, gcRepo, cfg);
+    const layerDigest = await pushBlob(a, gcRepo, weights);
+    const m = await pushManifest(a, gcRepo, 'v1', [{ digest: layerDigest, size: weights.length }], configDigest, cfg.length);
+    const s3 = new S3Client({ endpoint: env.s3.endpoint, region: env.s3.region, forcePathStyle: true, credentials: { accessKeyId: env.s3.accessKeyId, secretAccessKey: env.s3.secretAccessKey } });
+    const stored = async () => {
+      const keys: string[] = [];
+      for (let token: string | undefined, more = true; more; ) {
+        const page = await s3.send(new ListObjectsV2Command({ Bucket: env.bucket, Prefix: 'customs/', ContinuationToken: token }));
+        keys.push(...(page.Contents ?? []).map((o) => o.Key!));
+        [token, more] = [page.NextContinuationToken, page.IsTruncated === true];
+      }
+      return keys.some((k) => k.includes(layerDigest.slice(7)));
+    };
+    try {
+      expect(await stored()).toBe(true);
+      expect((await fetch(`${a.url}/v2/${gcRepo}/manifests/${m}`, { method: 'DELETE', headers: a.auth() })).status).toBe(202);
+      const gc = async (body: unknown) => (await fetch(`${c.url}/admin/gc`, { method: 'POST', headers: { ...c.auth(), 'content-type': 'application/json' }, body: JSON.stringify(body) })).json() as Promise<{ links: number; bytes: number; sample: { repository: string; digest: string }[] }>;
+      const report = await gc({ graceSeconds: 0 });
+      expect(report.sample).toContainEqual(expect.objectContaining({ repository: gcRepo, digest: layerDigest }));
+      expect(report.bytes).toBeGreaterThanOrEqual(weights.length);
+      expect((await fetch(`${a.url}/v2/${gcRepo}/blobs/${layerDigest}`, { method: 'HEAD', headers: a.auth() })).status).toBe(404);
+      expect(await stored()).toBe(false);
+      // The `{}` config is linked in other repositories too: its bytes stay and are served there.
+      const shared = await fetch(`${a.url}/v2/${repo}/blobs/${configDigest}`, { headers: a.auth() });
+      expect(shared.status).toBe(200);
+      expect(await shared.text()).toBe('{}');
+    } finally {
+      s3.destroy();
+    }
   });
 });

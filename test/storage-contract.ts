@@ -139,6 +139,42 @@ export function runStorageContract(name: string, factory: () => Promise<StorageU
         expect(await s.metadata.blobLinkCount(d)).toBe(1);
       });
 
+      it('lists and removes blob links no manifest of their repository references (garbage collection)', async () => {
+        const [kept, loose, young, shared] = ['gc kept', 'gc loose', 'gc young', 'gc shared'].map((t) => digestOf(t));
+        for (const d of [kept, loose, shared]) await s.metadata.linkBlob('gc/a', { digest: d!, size: 7 });
+        await s.metadata.linkBlob('gc/b', { digest: shared!, size: 7 });
+        await s.metadata.putManifest(manifest('gc/a', '{"gc":"a"}', { references: [kept!] }), 'v1', actor);
+        await s.metadata.putManifest(manifest('gc/b', '{"gc":"b"}', { references: [shared!] }), 'v1', actor);
+        const cutoff = Date.now() + 1;
+        await new Promise((r) => setTimeout(r, 5));
+        await s.metadata.linkBlob('gc/a', { digest: young!, size: 7 });
+        const mine = async (after?: { repository: string; digest: Digest }, limit = 1000) =>
+          (await s.metadata.unreferencedBlobLinks(cutoff, limit, after)).filter((l) => l.repository.startsWith('gc/'));
+        // `shared` is referenced in gc/b only: its gc/a link is garbage, its gc/b link is not; `young` is too new.
+        expect(await mine()).toEqual([loose, shared].sort().map((d) => ({ repository: 'gc/a', digest: d, size: 7 })));
+        const first = (await s.metadata.unreferencedBlobLinks(cutoff, 1, { repository: 'gc/', digest: '' as Digest }))[0]!;
+        expect(await mine(first, 1)).toEqual([{ repository: 'gc/a', digest: [loose, shared].sort()[1], size: 7 }]);
+        expect(await s.metadata.unlinkUnreferenced('gc/a', kept!, cutoff)).toBe(false); // referenced
+        expect(await s.metadata.unlinkUnreferenced('gc/a', young!, cutoff)).toBe(false); // too young
+        expect(await s.metadata.unlinkUnreferenced('gc/a', loose!, cutoff)).toBe(true);
+        expect(await s.metadata.unlinkUnreferenced('gc/a', shared!, cutoff)).toBe(true);
+        expect(await s.metadata.linkedBlob('gc/b', shared!)).toEqual({ digest: shared, size: 7 });
+        expect(await s.metadata.blobLinkCount(loose!)).toBe(0);
+        // Deleting the manifest makes its blobs garbage.
+        await s.metadata.deleteManifest('gc/a', digestOf('{"gc":"a"}'), actor);
+        expect((await mine()).map((l) => l.digest)).toEqual([kept]);
+      });
+
+      it('refuses, inside the transaction, a manifest whose required blobs are no longer linked', async () => {
+        const blob = digestOf('gc required');
+        const m = { ...manifest('gc/req', '{"req":1}', { references: [blob] }), requireLinked: [blob] };
+        await expect(s.metadata.putManifest(m, 'v1', actor)).rejects.toMatchObject({ code: 'MANIFEST_BLOB_UNKNOWN' });
+        expect(await s.metadata.getManifest('gc/req', m.digest)).toBeUndefined();
+        expect(await s.metadata.resolveTag('gc/req', 'v1')).toBeUndefined();
+        await s.metadata.linkBlob('gc/req', { digest: blob, size: 11 });
+        expect(await s.metadata.putManifest(m, 'v1', actor)).toMatchObject({ to: m.digest });
+      });
+
       it('stores manifests byte-exact and moves tags with history', async () => {
         const m1 = manifest('m/tags', '{"v":1}', { references: [digestOf('layer')] });
         const m2 = manifest('m/tags', '{"v":2}');

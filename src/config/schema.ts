@@ -38,6 +38,15 @@ export const configSchema = z
       })
       .strict()
       .default({ expireAfterSeconds: 24 * 3600 }),
+    gc: z
+      .object({
+        /** Run garbage collection this often; 0 = only when an operator runs `customs gc`. At most 24 days (a timer's limit). */
+        intervalSeconds: z.number().int().min(0).max(2_147_483).default(0),
+        /** Blob links younger than this are kept: a large model's layers may wait hours for their manifest. */
+        graceSeconds: z.number().int().min(0).default(24 * 3600),
+      })
+      .strict()
+      .default({ intervalSeconds: 0, graceSeconds: 24 * 3600 }),
     storage: storageSchema.default({ driver: 'filesystem' }),
     metadata: metadataSchema.default({ driver: 'sqlite' }),
     upstreams: z.array(z.unknown()).default([]),

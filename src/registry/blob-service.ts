@@ -1,5 +1,5 @@
 import { err, type Digest } from '../oci/index.js';
-import { hasRandomAccess, type BlobBody, type BlobInfo, type BlobStore, type ByteRange, type MetadataStore } from '../storage/index.js';
+import { hasRandomAccess, type Actor, type BlobBody, type BlobInfo, type BlobLink, type BlobStore, type ByteRange, type MetadataStore } from '../storage/index.js';
 import type { PullThrough } from '../proxy/pull-through.js';
 import type { ReadDecision, ReadGate } from './read-gate.js';
 import { KeyedMutex } from '../storage/keyed-mutex.js';
@@ -27,6 +27,32 @@ export interface BlobRedirectSettings {
   /** Smaller blobs are streamed. */
   readonly minBytes: number;
 }
+
+export interface GcOptions {
+  /** Links younger than this are kept: their manifest may still be on its way (a push of a large model takes hours). */
+  readonly graceSeconds: number;
+  /** Report what would go; change nothing. */
+  readonly dryRun: boolean;
+  /** Stops the run between two links (server shutdown); what was removed stays removed and is reported. */
+  readonly signal?: AbortSignal;
+}
+
+export interface GcReport {
+  readonly dryRun: boolean;
+  readonly graceSeconds: number;
+  /** Links made before this (ISO 8601) were considered. */
+  readonly before: string;
+  /** Repository links removed (or, dry, that would be). */
+  readonly links: number;
+  /** Blobs whose bytes were deleted because no repository links them any more. */
+  readonly blobs: number;
+  readonly bytes: number;
+  /** The first links removed, for the operator's eye; `links` counts them all. */
+  readonly sample: readonly BlobLink[];
+}
+
+const GC_PAGE = 500;
+const GC_SAMPLE = 100;
 
 export interface BlobServiceOptions {
   readonly redirect?: BlobRedirectSettings | undefined;
@@ -116,6 +142,62 @@ export class BlobService {
     if (!info) return undefined;
     await this.link(repository, info);
     return info;
+  }
+
+  /**
+   * Garbage collection, online: removes every repository link that no manifest of that repository
+   * references (a deleted model's layers, an upload no manifest ever named) once it is older than the
+   * grace period, then the bytes of blobs no repository links any more. Each removal re-checks, in one
+   * statement serialised with manifest commits, that the link is still unreferenced; a push that
+   * names a collected blob gets MANIFEST_BLOB_UNKNOWN and uploads it again, never a dangling manifest.
+   * Untagged manifests are kept: tag history and rollback point at them. Recorded in the audit log.
+   */
+  async collectGarbage(o: GcOptions, by: Actor, now = Date.now()): Promise<GcReport> {
+    const before = now - o.graceSeconds * 1000;
+    const sample: BlobLink[] = [];
+    let links = 0;
+    let blobs = 0;
+    let bytes = 0;
+    // Dry: how many of each digest's links would go, to tell which blobs would lose their last one.
+    const dryCounts = new Map<Digest, { n: number; size: number }>();
+    for (let after: BlobLink | undefined, page: BlobLink[]; !o.signal?.aborted && (page = await this.metadata.unreferencedBlobLinks(before, GC_PAGE, after)).length > 0; after = page.at(-1)) {
+      for (const link of page) {
+        if (o.signal?.aborted) break;
+        if (o.dryRun) {
+          const c = dryCounts.get(link.digest) ?? { n: 0, size: link.size };
+          c.n++;
+          dryCounts.set(link.digest, c);
+        } else {
+          const removed = await this.gcLocks.run(link.digest, async () => {
+            if (!(await this.metadata.unlinkUnreferenced(link.repository, link.digest, before))) return false;
+            if ((await this.metadata.blobLinkCount(link.digest)) === 0 && (await this.blobs.delete(link.digest))) {
+              blobs++;
+              bytes += link.size;
+            }
+            return true;
+          });
+          if (!removed) continue;
+        }
+        links++;
+        if (sample.length < GC_SAMPLE) sample.push(link);
+      }
+    }
+    for (const [digest, c] of dryCounts) {
+      if ((await this.metadata.blobLinkCount(digest)) === c.n) {
+        blobs++;
+        bytes += c.size;
+      }
+    }
+    const report: GcReport = { dryRun: o.dryRun, graceSeconds: o.graceSeconds, before: new Date(before).toISOString(), links, blobs, bytes, sample };
+    if (!o.dryRun) {
+      await this.metadata.appendAudit({
+        actor: by.actor,
+        action: 'gc',
+        reason: by.reason,
+        detail: { graceSeconds: o.graceSeconds, links, blobs, bytes, sample: sample.map((l) => `${l.repository}@${l.digest}`) },
+      });
+    }
+    return report;
   }
 
   /** Removes the repository's link; the bytes go when no repository links them any more. */

@@ -134,6 +134,8 @@ export class ManifestService {
         annotations: parsed.annotations,
         bytes,
         references: [...parsed.blobs.map((d) => d.digest), ...parsed.manifests.map((d) => d.digest)],
+        // Checked again in the commit's transaction: garbage collection may unlink a blob after the loop above.
+        requireLinked: parsed.blobs.map((d) => d.digest),
       },
       tag,
       by,

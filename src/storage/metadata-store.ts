@@ -35,7 +35,14 @@ export interface ManifestRecord {
   readonly references: readonly Digest[];
 }
 
-export type NewManifest = Omit<ManifestRecord, 'createdAt'>;
+export type NewManifest = Omit<ManifestRecord, 'createdAt'> & {
+  /**
+   * Blobs that must still be linked in the repository when the manifest commits, checked in
+   * its transaction: a push, whose blobs garbage collection could otherwise unlink between the
+   * service's check and the commit. A pull-through copy leaves it out (its blobs come later).
+   */
+  readonly requireLinked?: readonly Digest[];
+};
 
 export interface TagMove {
   readonly repository: string;
@@ -61,6 +68,25 @@ export interface BlobLinks {
   unlinkBlob(repository: string, digest: Digest): Promise<boolean>;
   /** How many repositories link this blob (0 = garbage). */
   blobLinkCount(digest: Digest): Promise<number>;
+  /**
+   * Links made before `before` (epoch ms) that no manifest of their repository references:
+   * what garbage collection may remove. In (repository, digest) order, `limit` after `after`.
+   */
+  unreferencedBlobLinks(before: number, limit: number, after?: BlobLinkKey): Promise<BlobLink[]>;
+  /**
+   * Removes the link if it is still unreferenced and made before `before`, serialised with
+   * manifest commits (see `NewManifest.requireLinked`). True when it was removed.
+   */
+  unlinkUnreferenced(repository: string, digest: Digest, before: number): Promise<boolean>;
+}
+
+export interface BlobLinkKey {
+  readonly repository: string;
+  readonly digest: Digest;
+}
+
+export interface BlobLink extends BlobLinkKey {
+  readonly size: number;
 }
 
 export interface ManifestIndex {

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { err, type Descriptor, type Digest } from '../oci/index.js';
 import { pushAuditEntry, toRecord, type ManifestRow } from './rows.js';
 import type { BlobInfo } from './blob-store.js';
-import type { Actor, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
+import type { Actor, BlobLink, BlobLinkKey, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
 import type { AuditEntry, AuditInput, AuditQuery, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from './ops-store.js';
 import * as ops from './postgres-ops.js';
 import { withTransaction, type Queryable } from './pg-pool.js';
@@ -57,11 +57,40 @@ export class PostgresMetadataStore implements MetadataStore {
   async blobLinkCount(digest: Digest): Promise<number> {
     return (await this.pool.query<{ n: number }>('SELECT COUNT(*)::bigint AS n FROM blob_links WHERE digest = $1', [digest])).rows[0]!.n;
   }
+  async unreferencedBlobLinks(before: number, limit: number, after?: BlobLinkKey): Promise<BlobLink[]> {
+    const res = await this.pool.query<BlobLink>(
+      `SELECT repository, digest, size FROM blob_links l
+       WHERE created_at < $1 AND (repository, digest) > ($2, $3)
+         AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.repository = l.repository AND r.ref = l.digest)
+       ORDER BY repository, digest LIMIT $4`,
+      [before, after?.repository ?? '', after?.digest ?? '', limit],
+    );
+    return res.rows.map((r) => ({ repository: r.repository, digest: r.digest, size: Number(r.size) }));
+  }
+  async unlinkUnreferenced(repository: string, digest: Digest, before: number): Promise<boolean> {
+    // Under the audit lock, which putManifest also takes before re-checking its links: the two
+    // serialise cluster-wide, and this statement's snapshot (taken after the lock) sees every
+    // manifest committed before it.
+    return this.auditedTx(async (q) => {
+      const res = await q.query(
+        `DELETE FROM blob_links b WHERE repository = $1 AND digest = $2 AND created_at < $3
+           AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.repository = b.repository AND r.ref = b.digest)`,
+        [repository, digest, before],
+      );
+      return (res.rowCount ?? 0) > 0;
+    });
+  }
 
   // --- manifests ---
   async putManifest(m: NewManifest, tag: string | undefined, by: Actor): Promise<TagMove | undefined> {
     const now = Date.now();
     return this.auditedTx(async (q) => {
+      const required = [...new Set(m.requireLinked ?? [])];
+      if (required.length > 0) {
+        const linked = new Set((await q.query<{ digest: string }>('SELECT digest FROM blob_links WHERE repository = $1 AND digest = ANY($2::text[])', [m.repository, required])).rows.map((r) => r.digest));
+        const missing = required.find((d) => !linked.has(d));
+        if (missing) throw err('MANIFEST_BLOB_UNKNOWN', `blob unknown to registry: ${missing}`, { digest: missing });
+      }
       await q.query('INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING', [m.repository, now]);
       const inserted =
         (

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { err, type Descriptor, type Digest } from '../oci/index.js';
 import { pushAuditEntry, toMove, toRecord, type HistoryRow, type ManifestRow } from './rows.js';
 import type { BlobInfo } from './blob-store.js';
-import type { Actor, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
+import type { Actor, BlobLink, BlobLinkKey, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
 import type { AuditEntry, AuditInput, AuditQuery, BlobQuarantineCheck, BlobQuarantineState, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from './ops-store.js';
 import { SqliteOpsTables } from './sqlite-ops.js';
 import type { VerdictStore } from './verdict-store.js';
@@ -33,6 +33,12 @@ export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck, 
       linked: p('SELECT size FROM blob_links WHERE repository = ? AND digest = ?'),
       unlink: p('DELETE FROM blob_links WHERE repository = ? AND digest = ?'),
       linkCount: p('SELECT COUNT(*) AS n FROM blob_links WHERE digest = ?'),
+      unreferenced: p(`SELECT repository, digest, size FROM blob_links l
+                       WHERE created_at < ? AND (repository > ? OR (repository = ? AND digest > ?))
+                         AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.repository = l.repository AND r.ref = l.digest)
+                       ORDER BY repository, digest LIMIT ?`),
+      unlinkUnreferenced: p(`DELETE FROM blob_links WHERE repository = ? AND digest = ? AND created_at < ?
+                               AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.repository = blob_links.repository AND r.ref = blob_links.digest)`),
       putManifest: p(`INSERT OR IGNORE INTO manifests (repository, digest, media_type, artifact_type, size, subject, annotations, bytes, created_at)
                       VALUES (@repository, @digest, @media_type, @artifact_type, @size, @subject, @annotations, @bytes, @created_at)`),
       putRef: p('INSERT OR IGNORE INTO manifest_refs (repository, manifest, ref) VALUES (?, ?, ?)'),
@@ -86,11 +92,22 @@ export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck, 
   async blobLinkCount(digest: Digest): Promise<number> {
     return (this.stmt.linkCount.get(digest) as { n: number }).n;
   }
+  async unreferencedBlobLinks(before: number, limit: number, after?: BlobLinkKey): Promise<BlobLink[]> {
+    const [repo, digest] = after ? [after.repository, after.digest] : ['', ''];
+    return this.stmt.unreferenced.all(before, repo, repo, digest, limit) as BlobLink[];
+  }
+  async unlinkUnreferenced(repository: string, digest: Digest, before: number): Promise<boolean> {
+    // One statement: SQLite serialises it with putManifest's transaction, which re-checks its links.
+    return this.stmt.unlinkUnreferenced.run(repository, digest, before).changes > 0;
+  }
 
   // --- manifests ---
   async putManifest(m: NewManifest, tag: string | undefined, by: Actor): Promise<TagMove | undefined> {
     const now = Date.now();
     return this.transaction(() => {
+      for (const d of m.requireLinked ?? []) {
+        if (!this.stmt.linked.get(m.repository, d)) throw err('MANIFEST_BLOB_UNKNOWN', `blob unknown to registry: ${d}`, { digest: d });
+      }
       this.stmt.addRepo.run(m.repository, now);
       const inserted = this.stmt.putManifest.run({
         repository: m.repository,

@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline';
 import { err, parseDigest, parseRepoReference, referenceString } from '../../oci/index.js';
 import { verifyAuditChain, type AuditEntry, type ChainProblem, type ChainReport, type PinRecord, type QuarantineRecord, type TagMove } from '../../storage/index.js';
 import type { ConsumerView, DeepReport, Lineage, MaterialQuarantineResult, RollbackResult } from '../../ops/index.js';
+import type { GcReport } from '../../registry/index.js';
 import { adminGet, adminLines, adminPost, short, table, when, type AdminTarget, type Io } from './client.js';
 
 /**
@@ -93,6 +94,16 @@ export async function release(t: AdminTarget, io: Io, digest: string, o: Common 
   parseDigest(digest);
   const r = await adminPost<{ released: boolean }>(t, '/release', { digest, reason: needReason(o.reason) });
   emit(io, o, r, () => [`released ${digest}`]);
+  return r;
+}
+
+export async function gc(t: AdminTarget, io: Io, o: Common & { dryRun?: boolean; grace?: number; reason?: string }) {
+  const r = await adminPost<GcReport>(t, '/gc', { dryRun: o.dryRun ?? false, ...(o.grace !== undefined ? { graceSeconds: o.grace } : {}), ...(o.reason ? { reason: o.reason } : {}) });
+  emit(io, o, r, () => [
+    `${r.dryRun ? 'would remove' : 'removed'} ${r.links} unreferenced blob link(s) made before ${r.before}; ${r.blobs} blob(s) no repository links, ${r.bytes} bytes, ${r.dryRun ? 'would be' : 'were'} deleted`,
+    ...r.sample.map((l) => `  ${l.repository}@${l.digest} (${l.size} bytes)`),
+    ...(r.links > r.sample.length ? [`  ... and ${r.links - r.sample.length} more`] : []),
+  ]);
   return r;
 }
 

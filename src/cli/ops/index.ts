@@ -17,8 +17,15 @@ const int = (v: string): number => {
   return n;
 };
 
+/** Seconds, or 30m / 24h / 7d. */
+const duration = (v: string): number => {
+  const m = /^(\d+)([smhd]?)$/.exec(v);
+  if (!m) throw new InvalidArgumentError('expected seconds, or 30m, 24h, 7d');
+  return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
+};
+
 /**
- * The operator commands: pin, unpin, pins, history, rollback, quarantine, release,
+ * The operator commands: pin, unpin, pins, history, rollback, quarantine, release, gc,
  * lineage, audit. They talk to a running server's /admin/ API at `--url`
  * (default $CUSTOMS_URL, else http://127.0.0.1:5000) with the token in $CUSTOMS_TOKEN.
  */
@@ -59,6 +66,11 @@ export function register(program: Command, io: Io = stdio, env: NodeJS.ProcessEn
   client(program.command('release <digest>').description('lift the quarantine of <digest>'))
     .requiredOption('--reason <text>', 'why')
     .action(async (digest: string, o: Conn & { reason: string }) => void (await cmd.release(t(o), io, digest, o)));
+  client(program.command('gc').description('delete blobs no manifest references (deleted models, abandoned pushes) once older than --grace; untagged manifests stay'))
+    .option('--dry-run', 'report what would be removed; change nothing')
+    .option('--grace <duration>', 'keep links younger than this: seconds, or 30m, 24h, 7d (default 24h)', duration)
+    .option('--reason <text>', 'recorded in the audit log')
+    .action(async (o: Conn & { dryRun?: boolean; grace?: number; reason?: string }) => void (await cmd.gc(t(o), io, o)));
   client(program.command('lineage [ref]').description('digest, tags, signers, code commit, datasets, base models, SBOM, referrers and verdict of <repo>:<tag>|<repo>@<digest>'))
     .option('--consumers <digest>', 'every artifact whose provenance names <digest>, transitively')
     .action(async (ref: string | undefined, o: Conn & { consumers?: string }) => {

@@ -1,0 +1,128 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { opsCommands as cli } from '../src/cli/ops/index.js';
+import { digestOf, type Digest } from '../src/oci/index.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+import { capture, probe, Pusher, type Pushed } from './ops-fixtures.js';
+
+/**
+ * Garbage collection over the real HTTP API and the filesystem store: what a deleted model leaves
+ * behind goes, what any manifest still references stays, and a push racing it is refused cleanly.
+ */
+const MODEL = 'application/vnd.cncf.model.manifest.v1+json';
+
+describe('garbage collection (customs gc)', () => {
+  let srv: TestServer;
+  let p: Pusher;
+  let a: Pushed;
+  let loose: { digest: Digest; size: number };
+  const admin = () => ({ url: srv.url, token: srv.token! });
+  const blobFile = (d: Digest) => join(srv.dataDir, 'blobs', 'sha256', d.slice(7, 9), d.slice(7));
+  const configSize = () => JSON.parse(a.bytes.toString()).config.size as number;
+
+  beforeAll(async () => {
+    srv = await startTestServer();
+    p = new Pusher(srv.url, srv.auth());
+    a = await p.artifact('gc/a', MODEL, 'a', 'v1');
+    // gc/b shares a's layer (a cross-repository mount) under a manifest of its own.
+    const mount = await fetch(`${srv.url}/v2/gc/b/blobs/uploads/?mount=${a.layer}&from=gc/a`, { method: 'POST', headers: srv.auth() });
+    expect(mount.status).toBe(201);
+    const bConfig = Buffer.from('{"b":1}');
+    await p.blob('gc/b', bConfig);
+    const layerSize = JSON.parse(a.bytes.toString()).layers[0].size as number;
+    const b = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        artifactType: MODEL,
+        config: { mediaType: 'application/vnd.cncf.model.config.v1+json', digest: digestOf(bConfig), size: bConfig.length },
+        layers: [{ mediaType: 'application/vnd.cncf.model.weight.v1.raw', digest: a.layer, size: layerSize }],
+      }),
+    );
+    expect((await p.putManifest('gc/b', 'v1', b)).status).toBe(201);
+    // An upload no manifest ever named (an abandoned push).
+    const bytes = randomBytes(3000);
+    loose = { digest: await p.blob('gc/a', bytes), size: bytes.length };
+    const del = await fetch(`${srv.url}/v2/gc/a/manifests/${a.digest}`, { method: 'DELETE', headers: srv.auth() });
+    expect(del.status).toBe(202);
+  });
+  afterAll(async () => {
+    await srv?.close();
+  });
+
+  it('reports in a dry run what would go, and keeps everything', async () => {
+    const out = capture();
+    const r = await cli.gc(admin(), out.io, { dryRun: true, grace: 0 });
+    expect(r).toMatchObject({ dryRun: true, links: 3, blobs: 2, bytes: configSize() + loose.size });
+    expect(r.sample.map((l) => `${l.repository}@${l.digest}`).sort()).toEqual([a.config, a.layer, loose.digest].map((d) => `gc/a@${d}`).sort());
+    expect(out.out[0]).toMatch(/^would remove 3 unreferenced blob link\(s\) .*; 2 blob\(s\).* would be deleted/);
+    for (const d of [a.config, a.layer, loose.digest]) {
+      expect(existsSync(blobFile(d))).toBe(true);
+      expect((await probe(`${srv.url}/v2/gc/a/blobs/${d}`, srv.auth())).status).toBe(200);
+    }
+  });
+
+  it('keeps links younger than the grace period (a day by default)', async () => {
+    const r = await cli.gc(admin(), capture().io, {});
+    expect(r).toMatchObject({ dryRun: false, graceSeconds: 86_400, links: 0, blobs: 0, bytes: 0 });
+    expect(existsSync(blobFile(loose.digest))).toBe(true);
+  });
+
+  it('removes unreferenced links, deletes the bytes no repository links, keeps shared and referenced blobs, and audits the run', async () => {
+    const r = await cli.gc(admin(), capture().io, { grace: 0, reason: 'disk space after deleting model a' });
+    expect(r).toMatchObject({ dryRun: false, links: 3, blobs: 2, bytes: configSize() + loose.size });
+    for (const d of [a.config, a.layer, loose.digest]) expect(await probe(`${srv.url}/v2/gc/a/blobs/${d}`, srv.auth())).toMatchObject({ status: 404, code: 'BLOB_UNKNOWN' });
+    expect(existsSync(blobFile(a.config))).toBe(false);
+    expect(existsSync(blobFile(loose.digest))).toBe(false);
+    // The layer is gc/b's too: still there, still served whole.
+    expect(existsSync(blobFile(a.layer))).toBe(true);
+    const layer = await fetch(`${srv.url}/v2/gc/b/blobs/${a.layer}`, { headers: srv.auth() });
+    expect(layer.status).toBe(200);
+    expect(digestOf(Buffer.from(await layer.arrayBuffer()))).toBe(a.layer);
+    expect((await probe(`${srv.url}/v2/gc/b/manifests/v1`, srv.auth())).status).toBe(200);
+    // A second run finds nothing.
+    expect(await cli.gc(admin(), capture().io, { grace: 0 })).toMatchObject({ links: 0, blobs: 0 });
+    const { entries } = await cli.auditList(admin(), capture().io, {});
+    const runs = entries.filter((e) => e.action === 'gc');
+    expect(runs).toHaveLength(3); // the dry run is not recorded
+    expect(runs[1]).toMatchObject({ actor: 'admin', reason: 'disk space after deleting model a', detail: { links: 3, blobs: 2, graceSeconds: 0 } });
+  });
+
+  it('refuses a manifest that names a collected blob (MANIFEST_BLOB_UNKNOWN) until the blob is pushed again', async () => {
+    const res = await p.putManifest('gc/a', 'v1', a.bytes);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('MANIFEST_BLOB_UNKNOWN');
+    expect((await probe(`${srv.url}/v2/gc/a/manifests/v1`, srv.auth())).status).toBe(404);
+  });
+
+  it('refuses bad input with the spec error body', async () => {
+    const res = await fetch(`${srv.url}/admin/gc`, { method: 'POST', headers: { ...srv.auth(), 'content-type': 'application/json' }, body: JSON.stringify({ graceSeconds: -1 }) });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { errors: { code: string; message: string }[] }).errors[0]).toMatchObject({ code: 'NAME_INVALID', message: expect.stringMatching(/graceSeconds/) });
+  });
+});
+
+describe('scheduled garbage collection (gc.intervalSeconds)', () => {
+  let srv: TestServer;
+  afterAll(async () => {
+    await srv?.close();
+  });
+
+  it('runs on its own as system:gc and removes an abandoned upload', async () => {
+    // A grace of a few seconds: the artifact below must get its manifest before a run sees its blobs.
+    srv = await startTestServer({ config: { gc: { intervalSeconds: 1, graceSeconds: 4 } } });
+    const p = new Pusher(srv.url, srv.auth());
+    const kept = await p.artifact('gc/s', MODEL, 'kept', 'v1');
+    const loose = await p.blob('gc/s', randomBytes(1000));
+    const deadline = Date.now() + 20_000;
+    while ((await probe(`${srv.url}/v2/gc/s/blobs/${loose}`, srv.auth())).status !== 404) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    for (const d of [kept.config, kept.layer]) expect((await probe(`${srv.url}/v2/gc/s/blobs/${d}`, srv.auth())).status).toBe(200);
+    const { entries } = await cli.auditList({ url: srv.url, token: srv.token! }, capture().io, {});
+    expect(entries.find((e) => e.action === 'gc' && (e.detail as { links?: number }).links === 1)).toMatchObject({ actor: 'system:gc' });
+  });
+});
