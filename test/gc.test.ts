@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdir, utimes, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { opsCommands as cli } from '../src/cli/ops/index.js';
 import { digestOf, type Digest } from '../src/oci/index.js';
@@ -55,7 +56,7 @@ describe('garbage collection (customs gc)', () => {
   it('reports in a dry run what would go, and keeps everything', async () => {
     const out = capture();
     const r = await cli.gc(admin(), out.io, { dryRun: true, grace: 0 });
-    expect(r).toMatchObject({ dryRun: true, links: 3, blobs: 2, bytes: configSize() + loose.size });
+    expect(r).toMatchObject({ dryRun: true, links: 3, blobs: 2, orphans: 0, bytes: configSize() + loose.size });
     expect(r.sample.map((l) => `${l.repository}@${l.digest}`).sort()).toEqual([a.config, a.layer, loose.digest].map((d) => `gc/a@${d}`).sort());
     expect(out.out[0]).toMatch(/^would remove 3 unreferenced blob link\(s\) .*; 2 blob\(s\).* would be deleted/);
     for (const d of [a.config, a.layer, loose.digest]) {
@@ -95,6 +96,26 @@ describe('garbage collection (customs gc)', () => {
     expect(res.status).toBe(400);
     expect(((await res.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('MANIFEST_BLOB_UNKNOWN');
     expect((await probe(`${srv.url}/v2/gc/a/manifests/v1`, srv.auth())).status).toBe(404);
+  });
+
+  it('deletes bytes that no repository ever linked (a crash between commit and link), and nothing else in blobs/', async () => {
+    const bytes = randomBytes(2048);
+    const orphan = digestOf(bytes);
+    const junk = join(srv.dataDir, 'blobs', 'sha256', 'ab', 'not-a-digest');
+    await mkdir(dirname(blobFile(orphan)), { recursive: true });
+    await mkdir(dirname(junk), { recursive: true });
+    await writeFile(blobFile(orphan), bytes);
+    await writeFile(junk, 'x');
+    const young = await cli.gc(admin(), capture().io, { dryRun: true, grace: 60 });
+    expect(young).toMatchObject({ orphans: 0 }); // just written: within the grace period
+    const hourAgo = new Date(Date.now() - 3600_000);
+    await utimes(blobFile(orphan), hourAgo, hourAgo);
+    expect(await cli.gc(admin(), capture().io, { dryRun: true, grace: 60 })).toMatchObject({ links: 0, blobs: 1, orphans: 1, bytes: 2048 });
+    expect(existsSync(blobFile(orphan))).toBe(true);
+    expect(await cli.gc(admin(), capture().io, { grace: 60 })).toMatchObject({ links: 0, blobs: 1, orphans: 1, bytes: 2048 });
+    expect(existsSync(blobFile(orphan))).toBe(false);
+    expect(existsSync(junk)).toBe(true);
+    expect(existsSync(blobFile(a.layer))).toBe(true);
   });
 
   it('refuses bad input with the spec error body', async () => {

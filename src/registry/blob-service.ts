@@ -1,5 +1,5 @@
 import { err, type Digest } from '../oci/index.js';
-import { hasRandomAccess, type Actor, type BlobBody, type BlobInfo, type BlobLink, type BlobStore, type ByteRange, type MetadataStore } from '../storage/index.js';
+import { hasBlobList, hasRandomAccess, type Actor, type BlobBody, type BlobInfo, type BlobLink, type BlobStore, type ByteRange, type MetadataStore } from '../storage/index.js';
 import type { PullThrough } from '../proxy/pull-through.js';
 import type { ReadDecision, ReadGate } from './read-gate.js';
 import { KeyedMutex } from '../storage/keyed-mutex.js';
@@ -44,9 +44,11 @@ export interface GcReport {
   readonly before: string;
   /** Repository links removed (or, dry, that would be). */
   readonly links: number;
-  /** Blobs whose bytes were deleted because no repository links them any more. */
+  /** Blobs whose bytes were deleted because no repository links them any more (orphans included). */
   readonly blobs: number;
   readonly bytes: number;
+  /** Of those, blobs that no repository linked before the run (a crash between commit and link). */
+  readonly orphans: number;
   /** The first links removed, for the operator's eye; `links` counts them all. */
   readonly sample: readonly BlobLink[];
 }
@@ -150,7 +152,9 @@ export class BlobService {
    * grace period, then the bytes of blobs no repository links any more. Each removal re-checks, in one
    * statement serialised with manifest commits, that the link is still unreferenced; a push that
    * names a collected blob gets MANIFEST_BLOB_UNKNOWN and uploads it again, never a dangling manifest.
-   * Untagged manifests are kept: tag history and rollback point at them. Recorded in the audit log.
+   * Untagged manifests are kept: tag history and rollback point at them. Then, when the store can list
+   * its blobs, the bytes of blobs no repository links at all, older than the grace period. Recorded in
+   * the audit log.
    */
   async collectGarbage(o: GcOptions, by: Actor, now = Date.now()): Promise<GcReport> {
     const before = now - o.graceSeconds * 1000;
@@ -188,13 +192,29 @@ export class BlobService {
         bytes += c.size;
       }
     }
-    const report: GcReport = { dryRun: o.dryRun, graceSeconds: o.graceSeconds, before: new Date(before).toISOString(), links, blobs, bytes, sample };
+    // Then bytes no repository links at all. Their age is the file's (or object's): every push writes the
+    // bytes anew and links them a moment later, so the grace period covers that window too.
+    let orphans = 0;
+    if (hasBlobList(this.blobs)) {
+      for await (const b of this.blobs.list()) {
+        if (o.signal?.aborted) break;
+        if (b.modifiedAt >= before || dryCounts.has(b.digest)) continue;
+        const gone = o.dryRun
+          ? (await this.metadata.blobLinkCount(b.digest)) === 0
+          : await this.gcLocks.run(b.digest, async () => (await this.metadata.blobLinkCount(b.digest)) === 0 && this.blobs.delete(b.digest));
+        if (!gone) continue;
+        orphans++;
+        blobs++;
+        bytes += b.size;
+      }
+    }
+    const report: GcReport = { dryRun: o.dryRun, graceSeconds: o.graceSeconds, before: new Date(before).toISOString(), links, blobs, bytes, orphans, sample };
     if (!o.dryRun) {
       await this.metadata.appendAudit({
         actor: by.actor,
         action: 'gc',
         reason: by.reason,
-        detail: { graceSeconds: o.graceSeconds, links, blobs, bytes, sample: sample.map((l) => `${l.repository}@${l.digest}`) },
+        detail: { graceSeconds: o.graceSeconds, links, blobs, bytes, orphans, sample: sample.map((l) => `${l.repository}@${l.digest}`) },
       });
     }
     return report;

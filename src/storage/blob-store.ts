@@ -74,5 +74,20 @@ export interface BlobRandomAccess {
   openRandomAccess(digest: Digest): Promise<RandomAccessBlob | undefined>;
 }
 
+/** A blob as a listing of the store sees it; `modifiedAt` (epoch ms) tells garbage collection how new the bytes are. */
+export interface StoredBlob extends BlobInfo {
+  readonly modifiedAt: number;
+}
+
+/**
+ * Optional capability: every blob in the store. Garbage collection uses it to delete bytes no repository
+ * links (a crash between commit and link, a pull-through fill nobody linked); both stores have it.
+ */
+export interface BlobLister {
+  list(): AsyncIterable<StoredBlob>;
+}
+
+export const hasBlobList = (s: object): s is BlobLister => typeof (s as Partial<BlobLister>).list === 'function';
+
 export const hasRandomAccess = (s: object): s is BlobRandomAccess =>
   typeof (s as Partial<BlobRandomAccess>).openRandomAccess === 'function';

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir, open, opendir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Digester, err, parseDigest, type Digest } from '../oci/index.js';
-import type { BlobInfo, BlobPutOptions, BlobRandomAccess, BlobStore, ByteRange, RandomAccessBlob } from './blob-store.js';
+import { Digester, err, isDigest, parseDigest, type Digest } from '../oci/index.js';
+import type { BlobInfo, BlobLister, BlobPutOptions, BlobRandomAccess, BlobStore, ByteRange, RandomAccessBlob, StoredBlob } from './blob-store.js';
 import { FsLayout } from './fs-layout.js';
 import { HashingFileWriter } from './hashing-writer.js';
 
@@ -14,7 +14,7 @@ import { HashingFileWriter } from './hashing-writer.js';
  * hashing, are fsynced, and are renamed into place only when the digest matches:
  * a partial blob is never visible under its digest.
  */
-export class FsBlobStore implements BlobStore, BlobRandomAccess {
+export class FsBlobStore implements BlobStore, BlobRandomAccess, BlobLister {
   readonly layout: FsLayout;
   constructor(root: string) {
     this.layout = new FsLayout(root);
@@ -109,6 +109,20 @@ export class FsBlobStore implements BlobStore, BlobRandomAccess {
     await syncDir(dirname(target));
   }
 
+  /** blobs/<algorithm>/<2 hex>/<hex>, a directory at a time; anything else there is not a blob and is skipped. */
+  async *list(): AsyncIterable<StoredBlob> {
+    for (const algorithm of await entries(this.layout.blobsDir())) {
+      for (const shard of await entries(join(this.layout.blobsDir(), algorithm))) {
+        for (const hex of await entries(join(this.layout.blobsDir(), algorithm, shard))) {
+          const digest = `${algorithm}:${hex}`;
+          if (!isDigest(digest) || !hex.startsWith(shard)) continue;
+          const s = await stat(this.path(digest as Digest)).catch((e: unknown) => (isNotFound(e) ? undefined : Promise.reject(e)));
+          if (s?.isFile()) yield { digest: digest as Digest, size: s.size, modifiedAt: s.mtimeMs };
+        }
+      }
+    }
+  }
+
   async delete(digest: Digest): Promise<boolean> {
     try {
       await unlink(this.path(digest));
@@ -118,6 +132,17 @@ export class FsBlobStore implements BlobStore, BlobRandomAccess {
       throw e;
     }
   }
+}
+
+/** Names in a directory (sorted), or none when it is gone. */
+async function entries(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const e of await opendir(dir)) names.push(e.name);
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+  }
+  return names.sort();
 }
 
 /** fsync the directory so the rename itself survives a power loss. */

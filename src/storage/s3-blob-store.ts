@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { Digester, err, parseDigest, type Digest } from '../oci/index.js';
-import type { BlobInfo, BlobPutOptions, BlobStore, ByteRange } from './blob-store.js';
+import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Digester, err, isDigest, parseDigest, type Digest } from '../oci/index.js';
+import type { BlobInfo, BlobLister, BlobPutOptions, BlobStore, ByteRange, StoredBlob } from './blob-store.js';
 import type { BlobRedirect } from './blob-redirect.js';
 import { createS3Client, describeS3Error, isS3NotFound, S3Layout, type S3Options } from './s3-client.js';
 import { abortMultipart, BufferPool, completeMultipart, copyObject, createMultipart, DEFAULT_PART, MIN_PART, PartFiller, PartUploader, partSizeFor } from './s3-multipart.js';
@@ -20,7 +20,7 @@ import { abortMultipart, BufferPool, completeMultipart, copyObject, createMultip
  *   verified (an incomplete multipart upload is invisible), else aborted;
  * - otherwise it goes to a private `ingest/` key and is copied into place server-side.
  */
-export class S3BlobStore implements BlobStore, BlobRedirect {
+export class S3BlobStore implements BlobStore, BlobRedirect, BlobLister {
   readonly s3: S3Client;
   readonly layout: S3Layout;
   readonly bucket: string;
@@ -183,6 +183,22 @@ export class S3BlobStore implements BlobStore, BlobRedirect {
 
   async deleteKey(key: string): Promise<void> {
     await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+  }
+
+  /** Every object under blobs/, a page (1,000 keys) at a time; keys that are not `<algorithm>/<2 hex>/<hex>` are skipped. */
+  async *list(): AsyncIterable<StoredBlob> {
+    const prefix = this.layout.blobsPrefix();
+    let token: string | undefined;
+    do {
+      const page = await this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
+      for (const o of page.Contents ?? []) {
+        const [algorithm, shard, hex, ...rest] = (o.Key ?? '').slice(prefix.length).split('/');
+        const digest = `${algorithm}:${hex}`;
+        if (rest.length > 0 || !shard || !hex?.startsWith(shard) || !isDigest(digest)) continue;
+        yield { digest: digest as Digest, size: o.Size ?? 0, modifiedAt: o.LastModified?.getTime() ?? 0 };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
   }
 
   async delete(digest: Digest): Promise<boolean> {

@@ -100,7 +100,7 @@ export async function release(t: AdminTarget, io: Io, digest: string, o: Common 
 export async function gc(t: AdminTarget, io: Io, o: Common & { dryRun?: boolean; grace?: number; reason?: string }) {
   const r = await adminPost<GcReport>(t, '/gc', { dryRun: o.dryRun ?? false, ...(o.grace !== undefined ? { graceSeconds: o.grace } : {}), ...(o.reason ? { reason: o.reason } : {}) });
   emit(io, o, r, () => [
-    `${r.dryRun ? 'would remove' : 'removed'} ${r.links} unreferenced blob link(s) made before ${r.before}; ${r.blobs} blob(s) no repository links, ${r.bytes} bytes, ${r.dryRun ? 'would be' : 'were'} deleted`,
+    `${r.dryRun ? 'would remove' : 'removed'} ${r.links} unreferenced blob link(s) made before ${r.before}; ${r.blobs} blob(s) no repository links (${r.orphans} never linked), ${r.bytes} bytes, ${r.dryRun ? 'would be' : 'were'} deleted`,
     ...r.sample.map((l) => `  ${l.repository}@${l.digest} (${l.size} bytes)`),
     ...(r.links > r.sample.length ? [`  ... and ${r.links - r.sample.length} more`] : []),
   ]);
