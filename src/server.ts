@@ -146,7 +146,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       ['/auth', tokenApp(access)],
       ['/admin', adminApp(ops, access)],
       ['/admin', adminVerifyApp(verifyRef, access)],
-      ['/admin', adminGcApp((o, by) => blobService.collectGarbage({ ...o, signal: gcAbort.signal }, by), access)],
+      ['/admin', adminGcApp((o, by) => blobService.collectGarbage({ dryRun: o.dryRun, graceSeconds: o.graceSeconds ?? config.gc.graceSeconds, signal: gcAbort.signal }, by), access)],
     ],
     ready: async () => {
       await blobs.ready();

@@ -145,5 +145,7 @@ describe('scheduled garbage collection (gc.intervalSeconds)', () => {
     for (const d of [kept.config, kept.layer]) expect((await probe(`${srv.url}/v2/gc/s/blobs/${d}`, srv.auth())).status).toBe(200);
     const { entries } = await cli.auditList({ url: srv.url, token: srv.token! }, capture().io, {});
     expect(entries.find((e) => e.action === 'gc' && (e.detail as { links?: number }).links === 1)).toMatchObject({ actor: 'system:gc' });
+    // An operator's run without --grace takes the configured grace period too.
+    expect(await cli.gc({ url: srv.url, token: srv.token! }, capture().io, { dryRun: true })).toMatchObject({ graceSeconds: 4 });
   });
 });

@@ -8,14 +8,12 @@ import type { Access } from './access.js';
 import { contextOf } from './request-context.js';
 import { accessRequest } from './v2.js';
 
-export type GcFn = (o: GcOptions, by: Actor) => Promise<GcReport>;
-
-/** A day: a model's layers may be uploaded hours before the manifest that names them. */
-export const DEFAULT_GC_GRACE_SECONDS = 86_400;
+/** Runs garbage collection; without `graceSeconds`, the server's configured one (`gc.graceSeconds`). */
+export type GcFn = (o: Omit<GcOptions, 'graceSeconds' | 'signal'> & { graceSeconds?: number | undefined }, by: Actor) => Promise<GcReport>;
 
 const body = z.object({
   dryRun: z.boolean().default(false),
-  graceSeconds: z.number().int().min(0).max(10 * 365 * 86_400).default(DEFAULT_GC_GRACE_SECONDS),
+  graceSeconds: z.number().int().min(0).max(10 * 365 * 86_400).optional(),
   reason: z.string().trim().min(1).max(2000).optional(),
 });
 

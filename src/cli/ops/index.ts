@@ -68,7 +68,7 @@ export function register(program: Command, io: Io = stdio, env: NodeJS.ProcessEn
     .action(async (digest: string, o: Conn & { reason: string }) => void (await cmd.release(t(o), io, digest, o)));
   client(program.command('gc').description('delete blobs no manifest references (deleted models, abandoned pushes) once older than --grace; untagged manifests stay'))
     .option('--dry-run', 'report what would be removed; change nothing')
-    .option('--grace <duration>', 'keep links younger than this: seconds, or 30m, 24h, 7d (default 24h)', duration)
+    .option('--grace <duration>', 'keep links younger than this: seconds, or 30m, 24h, 7d (default: the server\'s gc.graceSeconds, 24h unless configured)', duration)
     .option('--reason <text>', 'recorded in the audit log')
     .action(async (o: Conn & { dryRun?: boolean; grace?: number; reason?: string }) => void (await cmd.gc(t(o), io, o)));
   client(program.command('lineage [ref]').description('digest, tags, signers, code commit, datasets, base models, SBOM, referrers and verdict of <repo>:<tag>|<repo>@<digest>'))
