@@ -17,7 +17,7 @@ import { err, referenceString, type Reference } from './oci/index.js';
 import { createOps, type Ops } from './ops/index.js';
 import { parseUpstreamFlag, upstreamsConfigSchema, type UpstreamConfig } from './proxy/config.js';
 import { PullThroughService } from './proxy/pull-through-service.js';
-import { BlobService, ListingService, ManifestService, PolicyReadGate, RegistryContentSource, UpstreamFreshVerdicts, UploadService } from './registry/index.js';
+import { BlobService, GarbageCollector, ListingService, ManifestService, PolicyReadGate, RegistryContentSource, UpstreamFreshVerdicts, UploadService, type GcOptions } from './registry/index.js';
 import { openStorage } from './storage/open.js';
 import { hasVerdictStore } from './storage/verdict-store.js';
 import { buildGate, describeFailures, policySchema, warmUpSbomValidators, type Gate } from './verify/index.js';
@@ -135,6 +135,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     return judged.check(repository, found.record.digest);
   };
   const unsubscribe = applyCacheEvents(notifier, { gate: verdicts, manifests: v2.manifests });
+  const collector = new GarbageCollector(v2.manifests, blobService, metadata, v2.isProxied);
   const gcAbort = new AbortController();
   const metrics = new HttpMetrics();
   const onDenied = (actor: string, target: string, reason: string) => recordRefusal?.({ actor, action: 'deny', target, reason });
@@ -146,7 +147,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       ['/auth', tokenApp(access)],
       ['/admin', adminApp(ops, access)],
       ['/admin', adminVerifyApp(verifyRef, access)],
-      ['/admin', adminGcApp((o, by) => blobService.collectGarbage({ dryRun: o.dryRun, graceSeconds: o.graceSeconds ?? config.gc.graceSeconds, signal: gcAbort.signal }, by), access)],
+      ['/admin', adminGcApp((o, by) => collector.run({ ...gcDefaults(config.gc), ...defined(o), signal: gcAbort.signal }, by), access)],
     ],
     ready: async () => {
       await blobs.ready();
@@ -159,7 +160,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   if (expired > 0) log.info({ expired }, 'removed abandoned upload sessions');
   const expiry = setInterval(() => void uploads.expire(expireMs).catch((e: Error) => log.warn({ err: e.message }, 'upload expiry failed')), Math.min(expireMs, 3600_000));
   expiry.unref();
-  const gc = scheduleGc(blobService, config.gc, gcAbort.signal, log);
+  const gc = scheduleGc(collector, config.gc, gcAbort.signal, log);
 
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, requestListener(app, { log, metrics, v2, onDenied }));
   const [host, port] = splitListen(opts.listen ?? config.listen);
@@ -203,15 +204,21 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   };
 }
 
+/** The configured policy of every run, scheduled or an operator's (who may override each part). */
+const gcDefaults = (settings: Config['gc']): GcOptions => ({ dryRun: false, graceSeconds: settings.graceSeconds, untaggedAfterSeconds: settings.untaggedAfterSeconds });
+
+/** `o` without its undefined properties (so they do not override defaults when spread). */
+const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+
 /** Scheduled garbage collection (`gc.intervalSeconds`, 0 = off): one run at a time; `stop` waits for a run in progress. */
-function scheduleGc(blobService: BlobService, settings: Config['gc'], signal: AbortSignal, log: Logger): { stop(): Promise<void> } {
+function scheduleGc(collector: GarbageCollector, settings: Config['gc'], signal: AbortSignal, log: Logger): { stop(): Promise<void> } {
   let running: Promise<void> | undefined;
   const run = (): void => {
     if (running) return;
-    running = blobService
-      .collectGarbage({ graceSeconds: settings.graceSeconds, dryRun: false, signal }, { actor: 'system:gc', reason: 'scheduled (gc.intervalSeconds)' })
+    running = collector
+      .run({ ...gcDefaults(settings), signal }, { actor: 'system:gc', reason: 'scheduled (gc.intervalSeconds)' })
       .then(
-        (r) => log.info({ links: r.links, blobs: r.blobs, bytes: r.bytes }, 'garbage collection'),
+        (r) => log.info({ manifests: r.manifests, links: r.links, blobs: r.blobs, bytes: r.bytes }, 'garbage collection'),
         (e: Error) => log.warn({ err: e.message }, 'garbage collection failed'),
       )
       .finally(() => {

@@ -4,7 +4,8 @@ import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { opsCommands as cli } from '../src/cli/ops/index.js';
-import { digestOf, type Digest } from '../src/oci/index.js';
+import { digestOf, EMPTY_JSON_DIGEST, type Digest } from '../src/oci/index.js';
+import { FaultUpstream } from './helpers/fault-upstream.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { capture, probe, Pusher, type Pushed } from './ops-fixtures.js';
 
@@ -147,5 +148,63 @@ describe('scheduled garbage collection (gc.intervalSeconds)', () => {
     expect(entries.find((e) => e.action === 'gc' && (e.detail as { links?: number }).links === 1)).toMatchObject({ actor: 'system:gc' });
     // An operator's run without --grace takes the configured grace period too.
     expect(await cli.gc({ url: srv.url, token: srv.token! }, capture().io, { dryRun: true })).toMatchObject({ graceSeconds: 4 });
+  });
+});
+
+describe('retention of untagged manifests (customs gc --untagged)', () => {
+  let srv: TestServer;
+  let up: FaultUpstream;
+  let p: Pusher;
+  let v1: Pushed;
+  let v2: Pushed;
+  let sig: Digest;
+  let proxied: Digest;
+  const admin = () => ({ url: srv.url, token: srv.token! });
+
+  beforeAll(async () => {
+    up = await FaultUpstream.start();
+    srv = await startTestServer({ config: { upstreams: [{ name: 'up', url: up.url }] } });
+    p = new Pusher(srv.url, srv.auth());
+    v1 = await p.artifact('ret/model', MODEL, 'v1', 'prod');
+    v2 = await p.artifact('ret/model', MODEL, 'v2', 'prod'); // prod leaves v1
+    sig = await p.referrer('ret/model', v1, 'application/vnd.example.signature', { signed: v1.digest });
+    // A pull-through repository's manifest pulled by digest is untagged here; its tags are the upstream's.
+    proxied = up.addImage('library/base', [], [randomBytes(500)]).digest;
+    expect((await probe(`${srv.url}/v2/up/library/base/manifests/${proxied}`, srv.auth())).status).toBe(200);
+  });
+  afterAll(async () => {
+    await srv?.close();
+    await up?.stop();
+  });
+
+  it('keeps untagged manifests unless asked, and those untagged more recently than asked', async () => {
+    expect(await cli.gc(admin(), capture().io, { dryRun: true, grace: 0 })).toMatchObject({ untaggedAfterSeconds: null, manifests: 0, links: 0 });
+    expect(await cli.gc(admin(), capture().io, { grace: 0, untagged: 3600 })).toMatchObject({ manifests: 0, links: 0 });
+    expect((await probe(`${srv.url}/v2/ret/model/manifests/${v1.digest}`, srv.auth())).status).toBe(200);
+  });
+
+  it('deletes an old version and then its referrers, and their blobs; the tagged version, the proxied copy and the history stay', async () => {
+    const dry = capture();
+    expect(await cli.gc(admin(), dry.io, { dryRun: true, grace: 0, untagged: 0 })).toMatchObject({ manifests: 1, manifestSample: [{ repository: 'ret/model', digest: v1.digest }] });
+    expect(dry.out[0]).toMatch(/^would delete 1 untagged manifest/);
+    const r = await cli.gc(admin(), capture().io, { grace: 0, untagged: 0, reason: 'retention' });
+    // v1 in the first pass, its signature (whose subject is then gone) in the second; then v1's config and
+    // layer, and the signature's layer and empty config `{}` (which v2 does not use).
+    expect(r.manifestSample.map((m) => m.digest).sort()).toEqual([v1.digest, sig].sort());
+    expect(r).toMatchObject({ manifests: 2, links: 4, blobs: 4 });
+    expect(r.sample.map((l) => l.digest)).toEqual(expect.arrayContaining([v1.config, v1.layer, EMPTY_JSON_DIGEST]));
+    expect(await probe(`${srv.url}/v2/ret/model/manifests/${v1.digest}`, srv.auth())).toMatchObject({ status: 404, code: 'MANIFEST_UNKNOWN' });
+    expect(await probe(`${srv.url}/v2/ret/model/blobs/${v1.layer}`, srv.auth())).toMatchObject({ status: 404, code: 'BLOB_UNKNOWN' });
+    expect(await probe(`${srv.url}/v2/ret/model/manifests/prod`, srv.auth())).toMatchObject({ status: 200, digest: v2.digest });
+    expect((await probe(`${srv.url}/v2/ret/model/blobs/${v2.layer}`, srv.auth())).status).toBe(200);
+    const referrers = (await (await fetch(`${srv.url}/v2/ret/model/referrers/${v1.digest}`, { headers: srv.auth() })).json()) as { manifests: unknown[] };
+    expect(referrers.manifests).toEqual([]);
+    expect(up.count('GET', /manifests/)).toBe(1);
+    expect((await probe(`${srv.url}/v2/up/library/base/manifests/${proxied}`, srv.auth())).status).toBe(200);
+    expect(up.count('GET', /manifests/)).toBe(1); // served from the copy retention kept
+    const history = await cli.history(admin(), capture().io, 'ret/model:prod', {});
+    expect(history.history.map((h) => h.from)).toContain(v1.digest);
+    const { entries } = await cli.auditList(admin(), capture().io, {});
+    expect(entries.filter((e) => e.action === 'delete').map((e) => e.target).sort()).toEqual([`ret/model@${v1.digest}`, `ret/model@${sig}`].sort());
   });
 });

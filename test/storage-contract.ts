@@ -193,6 +193,48 @@ export function runStorageContract(name: string, factory: () => Promise<StorageU
         expect(await s.metadata.putManifest(m, 'v1', actor)).toMatchObject({ to: m.digest });
       });
 
+      it('finds and deletes untagged manifests past retention, re-checking in the deleting transaction', async () => {
+        const repo = 'ret/a';
+        const operator = { actor: 'operator', reason: 'retention contract' };
+        const mine = async (before: number) => (await s.metadata.expiredUntaggedManifests(before, 1000)).filter((m) => m.repository.startsWith('ret/')).map((m) => m.digest);
+        const tagged = manifest(repo, '{"ret":"tagged"}');
+        const old = manifest(repo, '{"ret":"old"}');
+        const child = manifest(repo, '{"ret":"child"}');
+        const index = manifest(repo, '{"ret":"index"}', { references: [child.digest] });
+        const signature = manifest(repo, '{"ret":"sig"}', { subject: tagged.digest });
+        const orphanReferrer = manifest(repo, '{"ret":"orphan sig"}', { subject: digestOf('never pushed') });
+        const quarantined = manifest(repo, '{"ret":"quarantined"}');
+        const pinned = manifest(repo, '{"ret":"pinned"}');
+        await s.metadata.putManifest(old, 'v1', actor);
+        await s.metadata.putManifest(tagged, 'v1', actor); // v1 leaves `old`
+        await s.metadata.putManifest(child, undefined, actor);
+        await s.metadata.putManifest(index, 'multi', actor);
+        for (const m of [signature, orphanReferrer, quarantined]) await s.metadata.putManifest(m, undefined, actor);
+        await s.metadata.quarantine(quarantined.digest, operator);
+        await s.metadata.putManifest(pinned, 'keep', actor);
+        await s.metadata.pinTag(repo, 'keep', undefined, operator);
+        expect(await mine(Date.now() - 60_000)).toEqual([]); // all too recent
+        const now = Date.now() + 1;
+        expect(await mine(now)).toEqual([old.digest, orphanReferrer.digest].sort());
+        expect(await s.metadata.deleteExpiredUntagged(repo, tagged.digest, now, operator)).toBe(false);
+        expect(await s.metadata.deleteExpiredUntagged(repo, child.digest, now, operator)).toBe(false);
+        // Tagged again between the listing and the delete: the transaction's check keeps it.
+        await s.metadata.moveTag(repo, 'again', orphanReferrer.digest, actor);
+        expect(await s.metadata.deleteExpiredUntagged(repo, orphanReferrer.digest, Date.now() + 1, operator)).toBe(false);
+        expect(await s.metadata.getManifest(repo, orphanReferrer.digest)).toBeDefined();
+        const before = (await s.metadata.listAudit()).at(-1)!.seq;
+        expect(await s.metadata.deleteExpiredUntagged(repo, old.digest, now, { actor: 'system:gc', reason: 'retention' })).toBe(true);
+        expect(await s.metadata.getManifest(repo, old.digest)).toBeUndefined();
+        expect(await s.metadata.listAudit({ afterSeq: before })).toEqual([expect.objectContaining({ actor: 'system:gc', action: 'delete', target: `${repo}@${old.digest}` })]);
+        // Deleting the index makes its child eligible; a push naming the deleted child is refused in its transaction.
+        await s.metadata.deleteManifest(repo, index.digest, actor);
+        expect(await mine(Date.now() + 1)).toEqual([child.digest]);
+        expect(await s.metadata.deleteExpiredUntagged(repo, child.digest, Date.now() + 1, operator)).toBe(true);
+        const again = { ...index, requireManifests: [child.digest] };
+        await expect(s.metadata.putManifest(again, 'multi', actor)).rejects.toMatchObject({ code: 'MANIFEST_BLOB_UNKNOWN' });
+        expect(await s.metadata.getManifest(repo, index.digest)).toBeUndefined();
+      });
+
       it('stores manifests byte-exact and moves tags with history', async () => {
         const m1 = manifest('m/tags', '{"v":1}', { references: [digestOf('layer')] });
         const m2 = manifest('m/tags', '{"v":2}');

@@ -44,6 +44,11 @@ export const configSchema = z
         intervalSeconds: z.number().int().min(0).max(2_147_483).default(0),
         /** Blob links younger than this are kept: a large model's layers may wait hours for their manifest. */
         graceSeconds: z.number().int().min(0).default(24 * 3600),
+        /**
+         * Retention: also delete untagged manifests whose last tag left them this long ago (not referenced
+         * by an index, not a referrer of a stored manifest, not quarantined). Absent: they are kept.
+         */
+        untaggedAfterSeconds: z.number().int().min(0).optional(),
       })
       .strict()
       .default({ intervalSeconds: 0, graceSeconds: 24 * 3600 }),

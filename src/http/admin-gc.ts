@@ -2,18 +2,19 @@ import { Hono } from 'hono';
 import type { HttpBindings } from '@hono/node-server';
 import { z } from 'zod';
 import { err } from '../oci/index.js';
-import type { GcOptions, GcReport } from '../registry/index.js';
+import type { GcReport } from '../registry/index.js';
 import type { Actor } from '../storage/index.js';
 import type { Access } from './access.js';
 import { contextOf } from './request-context.js';
 import { accessRequest } from './v2.js';
 
-/** Runs garbage collection; without `graceSeconds`, the server's configured one (`gc.graceSeconds`). */
-export type GcFn = (o: Omit<GcOptions, 'graceSeconds' | 'signal'> & { graceSeconds?: number | undefined }, by: Actor) => Promise<GcReport>;
+/** Runs garbage collection; what the request leaves out comes from the server's `gc:` settings. */
+export type GcFn = (o: { dryRun: boolean; graceSeconds?: number | undefined; untaggedAfterSeconds?: number | undefined }, by: Actor) => Promise<GcReport>;
 
 const body = z.object({
   dryRun: z.boolean().default(false),
   graceSeconds: z.number().int().min(0).max(10 * 365 * 86_400).optional(),
+  untaggedAfterSeconds: z.number().int().min(0).max(100 * 365 * 86_400).optional(),
   reason: z.string().trim().min(1).max(2000).optional(),
 });
 

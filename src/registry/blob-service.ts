@@ -1,5 +1,5 @@
 import { err, type Digest } from '../oci/index.js';
-import { hasBlobList, hasRandomAccess, type Actor, type BlobBody, type BlobInfo, type BlobLink, type BlobStore, type ByteRange, type MetadataStore } from '../storage/index.js';
+import { hasBlobList, hasRandomAccess, type BlobBody, type BlobInfo, type BlobLink, type BlobStore, type ByteRange, type MetadataStore } from '../storage/index.js';
 import type { PullThrough } from '../proxy/pull-through.js';
 import type { ReadDecision, ReadGate } from './read-gate.js';
 import { KeyedMutex } from '../storage/keyed-mutex.js';
@@ -28,18 +28,16 @@ export interface BlobRedirectSettings {
   readonly minBytes: number;
 }
 
-export interface GcOptions {
-  /** Links younger than this are kept: their manifest may still be on its way (a push of a large model takes hours). */
+export interface BlobGcOptions {
+  /** Links (and never-linked bytes) younger than this are kept: their manifest may still be on its way. */
   readonly graceSeconds: number;
   /** Report what would go; change nothing. */
   readonly dryRun: boolean;
-  /** Stops the run between two links (server shutdown); what was removed stays removed and is reported. */
-  readonly signal?: AbortSignal;
+  /** Stops the run between two blobs (server shutdown); what was removed stays removed and is reported. */
+  readonly signal?: AbortSignal | undefined;
 }
 
-export interface GcReport {
-  readonly dryRun: boolean;
-  readonly graceSeconds: number;
+export interface BlobCollection {
   /** Links made before this (ISO 8601) were considered. */
   readonly before: string;
   /** Repository links removed (or, dry, that would be). */
@@ -152,11 +150,10 @@ export class BlobService {
    * grace period, then the bytes of blobs no repository links any more. Each removal re-checks, in one
    * statement serialised with manifest commits, that the link is still unreferenced; a push that
    * names a collected blob gets MANIFEST_BLOB_UNKNOWN and uploads it again, never a dangling manifest.
-   * Untagged manifests are kept: tag history and rollback point at them. Then, when the store can list
-   * its blobs, the bytes of blobs no repository links at all, older than the grace period. Recorded in
-   * the audit log.
+   * Then, when the store can list its blobs, the bytes of blobs no repository links at all, older than
+   * the grace period. Manifests are the GarbageCollector's (retention of untagged ones).
    */
-  async collectGarbage(o: GcOptions, by: Actor, now = Date.now()): Promise<GcReport> {
+  async collectGarbage(o: BlobGcOptions, now = Date.now()): Promise<BlobCollection> {
     const before = now - o.graceSeconds * 1000;
     const sample: BlobLink[] = [];
     let links = 0;
@@ -208,16 +205,7 @@ export class BlobService {
         bytes += b.size;
       }
     }
-    const report: GcReport = { dryRun: o.dryRun, graceSeconds: o.graceSeconds, before: new Date(before).toISOString(), links, blobs, bytes, orphans, sample };
-    if (!o.dryRun) {
-      await this.metadata.appendAudit({
-        actor: by.actor,
-        action: 'gc',
-        reason: by.reason,
-        detail: { graceSeconds: o.graceSeconds, links, blobs, bytes, orphans, sample: sample.map((l) => `${l.repository}@${l.digest}`) },
-      });
-    }
-    return report;
+    return { before: new Date(before).toISOString(), links, blobs, bytes, orphans, sample };
   }
 
   /** Removes the repository's link; the bytes go when no repository links them any more. */

@@ -5,3 +5,4 @@ export * from './manifest-service.js';
 export * from './listing-service.js';
 export * from './policy-read-gate.js';
 export * from './content-source.js';
+export * from './garbage-collector.js';

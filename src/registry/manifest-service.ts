@@ -134,8 +134,10 @@ export class ManifestService {
         annotations: parsed.annotations,
         bytes,
         references: [...parsed.blobs.map((d) => d.digest), ...parsed.manifests.map((d) => d.digest)],
-        // Checked again in the commit's transaction: garbage collection may unlink a blob after the loop above.
+        // Checked again in the commit's transaction: garbage collection may unlink a blob, or retention
+        // delete a child manifest, after the loops above.
         requireLinked: parsed.blobs.map((d) => d.digest),
+        requireManifests: parsed.manifests.map((d) => d.digest),
       },
       tag,
       by,
@@ -165,9 +167,24 @@ export class ManifestService {
     this.records.delete(`${repository}@${reference.digest}`);
     for (const m of untagged) this.tags.delete(`${repository}:${m.tag}`);
     if (!deleted) throw err('MANIFEST_UNKNOWN', 'manifest unknown to registry', { digest: reference.digest });
-    if (record?.subject) this.gate.invalidate(record.subject);
+    await this.deleted(record, untagged, by);
+  }
+
+  /** Retention: deletes an untagged manifest if it still qualifies when deleted (see MetadataStore.expiredUntaggedManifests). */
+  async deleteExpiredUntagged(repository: string, digest: Digest, before: number, by: Actor): Promise<boolean> {
+    const record = await this.metadata.getManifest(repository, digest);
+    const deleted = await this.metadata.deleteExpiredUntagged(repository, digest, before, by);
+    this.records.delete(`${repository}@${digest}`);
+    if (deleted && record) await this.deleted(record, [], by);
+    return deleted;
+  }
+
+  /** What every delete owes the gate's cached verdicts and the hooks (lineage, other replicas). */
+  private async deleted(record: ManifestRecord | undefined, untagged: readonly TagMove[], by: Actor): Promise<void> {
+    if (!record) return;
+    if (record.subject) this.gate.invalidate(record.subject);
     this.invalidateLegacy(untagged);
-    await this.hooks.afterDelete?.(repository, reference.digest, untagged, by);
+    await this.hooks.afterDelete?.(record.repository, record.digest, untagged, by);
   }
 
   private invalidateLegacy(moves: readonly TagMove[]): void {

@@ -42,6 +42,8 @@ export type NewManifest = Omit<ManifestRecord, 'createdAt'> & {
    * service's check and the commit. A pull-through copy leaves it out (its blobs come later).
    */
   readonly requireLinked?: readonly Digest[];
+  /** Child manifests (an index's) that must still be stored in the repository, checked the same way (retention may delete them). */
+  readonly requireManifests?: readonly Digest[];
 };
 
 export interface TagMove {
@@ -101,6 +103,20 @@ export interface ManifestIndex {
   deleteManifest(repository: string, digest: Digest, by: Actor): Promise<{ deleted: boolean; untagged: TagMove[] }>;
   /** Manifests in `repository` that reference `digest` (as blob or child manifest). */
   manifestsReferencing(repository: string, digest: Digest): Promise<Digest[]>;
+  /**
+   * Manifests a retention run may delete: no tag points at them and none has since `before` (epoch ms;
+   * their last tag move in the history, else their push); no manifest of the repository references them
+   * (an index's child); no stored manifest is their subject (a referrer of something still there); not
+   * quarantined (evidence) and not pinned. In (repository, digest) order, `limit` after `after`.
+   */
+  expiredUntaggedManifests(before: number, limit: number, after?: ManifestKey): Promise<ManifestKey[]>;
+  /** Deletes the manifest if it still qualifies (checked in the deleting transaction); audited like a delete. */
+  deleteExpiredUntagged(repository: string, digest: Digest, before: number, by: Actor): Promise<boolean>;
+}
+
+export interface ManifestKey {
+  readonly repository: string;
+  readonly digest: Digest;
 }
 
 export interface MoveTagOptions {

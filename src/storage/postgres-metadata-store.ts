@@ -2,10 +2,19 @@ import type pg from 'pg';
 import { err, type Descriptor, type Digest } from '../oci/index.js';
 import { pushAuditEntry, toRecord, type ManifestRow } from './rows.js';
 import type { BlobInfo } from './blob-store.js';
-import type { Actor, BlobLink, BlobLinkKey, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
+import type { Actor, BlobLink, BlobLinkKey, ManifestKey, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
 import type { AuditEntry, AuditInput, AuditQuery, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from './ops-store.js';
 import * as ops from './postgres-ops.js';
 import { withTransaction, type Queryable } from './pg-pool.js';
+
+/** Which manifests (`m`) retention may delete: see `ManifestIndex.expiredUntaggedManifests`. Parameter $1: before. */
+const EXPIRED_UNTAGGED = `
+  NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository = m.repository AND t.digest = m.digest)
+  AND GREATEST(m.created_at, (SELECT max(h.at) FROM tag_history h WHERE h.repository = m.repository AND h.from_digest = m.digest)) < $1
+  AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.repository = m.repository AND r.ref = m.digest)
+  AND (m.subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository = m.repository AND s.digest = m.subject))
+  AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.digest = m.digest)
+  AND NOT EXISTS (SELECT 1 FROM pins p WHERE p.repository = m.repository AND p.digest = m.digest)`;
 
 /**
  * The scale-out metadata store: the same contract as the SQLite store, on a
@@ -91,6 +100,12 @@ export class PostgresMetadataStore implements MetadataStore {
         const missing = required.find((d) => !linked.has(d));
         if (missing) throw err('MANIFEST_BLOB_UNKNOWN', `blob unknown to registry: ${missing}`, { digest: missing });
       }
+      const children = [...new Set(m.requireManifests ?? [])];
+      if (children.length > 0) {
+        const stored = new Set((await q.query<{ digest: string }>('SELECT digest FROM manifests WHERE repository = $1 AND digest = ANY($2::text[])', [m.repository, children])).rows.map((r) => r.digest));
+        const missing = children.find((d) => !stored.has(d));
+        if (missing) throw err('MANIFEST_BLOB_UNKNOWN', `manifest unknown to registry: ${missing}`, { digest: missing });
+      }
       await q.query('INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING', [m.repository, now]);
       const inserted =
         (
@@ -175,16 +190,38 @@ export class PostgresMetadataStore implements MetadataStore {
         await this.historyTx(q, repository, tag, digest, undefined, by, now);
         untagged.push({ repository, tag, from: digest, to: undefined, actor: by.actor, reason: by.reason, at: now });
       }
-      const deleted = ((await q.query('DELETE FROM manifests WHERE repository = $1 AND digest = $2', [repository, digest])).rowCount ?? 0) > 0;
-      await q.query('DELETE FROM manifest_refs WHERE repository = $1 AND manifest = $2', [repository, digest]);
-      await ops.forgetProvenanceTx(q, repository, digest);
-      await ops.appendAuditTx(
-        q,
-        { actor: by.actor, action: 'delete', repository, target: `${repository}@${digest}`, reason: by.reason, detail: { digest, untagged: untagged.map((u) => u.tag) } },
-        now,
-      );
-      return { deleted, untagged };
+      return { deleted: await this.deleteManifestTx(q, repository, digest, untagged, by, now), untagged };
     });
+  }
+
+  async expiredUntaggedManifests(before: number, limit: number, after?: ManifestKey): Promise<ManifestKey[]> {
+    const { rows } = await this.pool.query<ManifestKey>(
+      `SELECT repository, digest FROM manifests m WHERE (repository, digest) > ($2, $3) AND ${EXPIRED_UNTAGGED} ORDER BY repository, digest LIMIT $4`,
+      [before, after?.repository ?? '', after?.digest ?? '', limit],
+    );
+    return rows.map((r) => ({ repository: r.repository, digest: r.digest }));
+  }
+
+  async deleteExpiredUntagged(repository: string, digest: Digest, before: number, by: Actor): Promise<boolean> {
+    const now = Date.now();
+    // Under the audit lock, which every tag move, pin and quarantine also takes: the check below sees them all.
+    return this.auditedTx(async (q) => {
+      const still = (await q.query(`SELECT 1 FROM manifests m WHERE repository = $2 AND digest = $3 AND ${EXPIRED_UNTAGGED}`, [before, repository, digest])).rowCount ?? 0;
+      return still > 0 && this.deleteManifestTx(q, repository, digest, [], by, now);
+    });
+  }
+
+  /** The manifest's row, its references and provenance, and the audit entry; tags are the caller's. */
+  private async deleteManifestTx(q: pg.PoolClient, repository: string, digest: Digest, untagged: readonly TagMove[], by: Actor, now: number): Promise<boolean> {
+    const deleted = ((await q.query('DELETE FROM manifests WHERE repository = $1 AND digest = $2', [repository, digest])).rowCount ?? 0) > 0;
+    await q.query('DELETE FROM manifest_refs WHERE repository = $1 AND manifest = $2', [repository, digest]);
+    await ops.forgetProvenanceTx(q, repository, digest);
+    await ops.appendAuditTx(
+      q,
+      { actor: by.actor, action: 'delete', repository, target: `${repository}@${digest}`, reason: by.reason, detail: { digest, untagged: untagged.map((u) => u.tag) } },
+      now,
+    );
+    return deleted;
   }
 
   async manifestsReferencing(repository: string, digest: Digest): Promise<Digest[]> {

@@ -72,4 +72,7 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE TABLE fill_leases (
     key TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
   `,
+  /* 4: retention of untagged manifests looks up when a tag last left a digest */ `
+  CREATE INDEX tag_history_from ON tag_history (repository, from_digest);
+  `,
 ];

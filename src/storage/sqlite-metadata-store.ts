@@ -2,11 +2,20 @@ import Database from 'better-sqlite3';
 import { err, type Descriptor, type Digest } from '../oci/index.js';
 import { pushAuditEntry, toMove, toRecord, type HistoryRow, type ManifestRow } from './rows.js';
 import type { BlobInfo } from './blob-store.js';
-import type { Actor, BlobLink, BlobLinkKey, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
+import type { Actor, BlobLink, BlobLinkKey, ManifestKey, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
 import type { AuditEntry, AuditInput, AuditQuery, BlobQuarantineCheck, BlobQuarantineState, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from './ops-store.js';
 import { SqliteOpsTables } from './sqlite-ops.js';
 import type { VerdictStore } from './verdict-store.js';
 import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
+
+/** Which manifests (`m`) retention may delete: see `ManifestIndex.expiredUntaggedManifests`. Named parameter: @before. */
+const EXPIRED_UNTAGGED = `
+  NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository = m.repository AND t.digest = m.digest)
+  AND max(m.created_at, coalesce((SELECT max(h.at) FROM tag_history h WHERE h.repository = m.repository AND h.from_digest = m.digest), 0)) < @before
+  AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.repository = m.repository AND r.ref = m.digest)
+  AND (m.subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository = m.repository AND s.digest = m.subject))
+  AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.digest = m.digest)
+  AND NOT EXISTS (SELECT 1 FROM pins p WHERE p.repository = m.repository AND p.digest = m.digest)`;
 
 /**
  * The embedded metadata store: one SQLite file in WAL mode. better-sqlite3 is
@@ -47,6 +56,10 @@ export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck, 
       delManifest: p('DELETE FROM manifests WHERE repository = ? AND digest = ?'),
       delRefs: p('DELETE FROM manifest_refs WHERE repository = ? AND manifest = ?'),
       referencing: p('SELECT manifest FROM manifest_refs WHERE repository = ? AND ref = ? ORDER BY manifest'),
+      expiredUntagged: p(`SELECT repository, digest FROM manifests m
+                          WHERE (repository > @repo OR (repository = @repo AND digest > @digest)) AND ${EXPIRED_UNTAGGED}
+                          ORDER BY repository, digest LIMIT @limit`),
+      isExpiredUntagged: p(`SELECT 1 FROM manifests m WHERE repository = @repo AND digest = @digest AND ${EXPIRED_UNTAGGED}`),
       resolveTag: p('SELECT digest FROM tags WHERE repository = ? AND tag = ?'),
       setTag: p(`INSERT INTO tags (repository, tag, digest, updated_at) VALUES (?, ?, ?, ?)
                  ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`),
@@ -108,6 +121,9 @@ export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck, 
       for (const d of m.requireLinked ?? []) {
         if (!this.stmt.linked.get(m.repository, d)) throw err('MANIFEST_BLOB_UNKNOWN', `blob unknown to registry: ${d}`, { digest: d });
       }
+      for (const d of m.requireManifests ?? []) {
+        if (!this.stmt.getManifest.get(m.repository, d)) throw err('MANIFEST_BLOB_UNKNOWN', `manifest unknown to registry: ${d}`, { digest: d });
+      }
       this.stmt.addRepo.run(m.repository, now);
       const inserted = this.stmt.putManifest.run({
         repository: m.repository,
@@ -165,15 +181,29 @@ export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck, 
         this.stmt.history.run(repository, tag, digest, null, by.actor, by.reason ?? null, now);
         untagged.push({ repository, tag, from: digest, to: undefined, actor: by.actor, reason: by.reason, at: now });
       }
-      const deleted = this.stmt.delManifest.run(repository, digest).changes > 0;
-      this.stmt.delRefs.run(repository, digest);
-      this.ops.forgetProvenanceTx(repository, digest);
-      this.ops.appendAuditTx(
-        { actor: by.actor, action: 'delete', repository, target: `${repository}@${digest}`, reason: by.reason, detail: { digest, untagged: untagged.map((u) => u.tag) } },
-        now,
-      );
-      return { deleted, untagged };
+      return { deleted: this.deleteManifestTx(repository, digest, untagged, by, now), untagged };
     });
+  }
+
+  async expiredUntaggedManifests(before: number, limit: number, after?: ManifestKey): Promise<ManifestKey[]> {
+    return this.stmt.expiredUntagged.all({ before, limit, repo: after?.repository ?? '', digest: after?.digest ?? '' }) as ManifestKey[];
+  }
+
+  async deleteExpiredUntagged(repository: string, digest: Digest, before: number, by: Actor): Promise<boolean> {
+    const now = Date.now();
+    return this.transaction(() => !!this.stmt.isExpiredUntagged.get({ before, repo: repository, digest }) && this.deleteManifestTx(repository, digest, [], by, now));
+  }
+
+  /** The manifest's row, its references and provenance, and the audit entry; tags are the caller's. */
+  private deleteManifestTx(repository: string, digest: Digest, untagged: readonly TagMove[], by: Actor, now: number): boolean {
+    const deleted = this.stmt.delManifest.run(repository, digest).changes > 0;
+    this.stmt.delRefs.run(repository, digest);
+    this.ops.forgetProvenanceTx(repository, digest);
+    this.ops.appendAuditTx(
+      { actor: by.actor, action: 'delete', repository, target: `${repository}@${digest}`, reason: by.reason, detail: { digest, untagged: untagged.map((u) => u.tag) } },
+      now,
+    );
+    return deleted;
   }
 
   async manifestsReferencing(repository: string, digest: Digest): Promise<Digest[]> {

@@ -55,4 +55,7 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE TABLE verdicts (key TEXT PRIMARY KEY, digest TEXT NOT NULL, json TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID;
   CREATE INDEX verdicts_digest ON verdicts (digest);
   `,
+  /* 4: retention of untagged manifests looks up when a tag last left a digest */ `
+  CREATE INDEX tag_history_from ON tag_history (repository, from_digest);
+  `,
 ];

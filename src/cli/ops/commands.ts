@@ -97,9 +97,12 @@ export async function release(t: AdminTarget, io: Io, digest: string, o: Common 
   return r;
 }
 
-export async function gc(t: AdminTarget, io: Io, o: Common & { dryRun?: boolean; grace?: number; reason?: string }) {
-  const r = await adminPost<GcReport>(t, '/gc', { dryRun: o.dryRun ?? false, ...(o.grace !== undefined ? { graceSeconds: o.grace } : {}), ...(o.reason ? { reason: o.reason } : {}) });
+export async function gc(t: AdminTarget, io: Io, o: Common & { dryRun?: boolean; grace?: number; untagged?: number; reason?: string }) {
+  const r = await adminPost<GcReport>(t, '/gc', { dryRun: o.dryRun ?? false, graceSeconds: o.grace, untaggedAfterSeconds: o.untagged, reason: o.reason || undefined });
   emit(io, o, r, () => [
+    ...(r.untaggedAfterSeconds === null ? [] : [`${r.dryRun ? 'would delete' : 'deleted'} ${r.manifests} untagged manifest(s) untagged for over ${r.untaggedAfterSeconds} s${r.dryRun ? ' (their blobs are counted by a run that deletes them)' : ''}`]),
+    ...r.manifestSample.map((m) => `  ${m.repository}@${m.digest}`),
+    ...(r.manifests > r.manifestSample.length ? [`  ... and ${r.manifests - r.manifestSample.length} more`] : []),
     `${r.dryRun ? 'would remove' : 'removed'} ${r.links} unreferenced blob link(s) made before ${r.before}; ${r.blobs} blob(s) no repository links (${r.orphans} never linked), ${r.bytes} bytes, ${r.dryRun ? 'would be' : 'were'} deleted`,
     ...r.sample.map((l) => `  ${l.repository}@${l.digest} (${l.size} bytes)`),
     ...(r.links > r.sample.length ? [`  ... and ${r.links - r.sample.length} more`] : []),

@@ -66,11 +66,12 @@ export function register(program: Command, io: Io = stdio, env: NodeJS.ProcessEn
   client(program.command('release <digest>').description('lift the quarantine of <digest>'))
     .requiredOption('--reason <text>', 'why')
     .action(async (digest: string, o: Conn & { reason: string }) => void (await cmd.release(t(o), io, digest, o)));
-  client(program.command('gc').description('delete blobs no manifest references (deleted models, abandoned pushes) once older than --grace; untagged manifests stay'))
+  client(program.command('gc').description('delete blobs no manifest references (deleted models, abandoned pushes) once older than --grace; with --untagged, old untagged manifests first'))
     .option('--dry-run', 'report what would be removed; change nothing')
     .option('--grace <duration>', 'keep links younger than this: seconds, or 30m, 24h, 7d (default: the server\'s gc.graceSeconds, 24h unless configured)', duration)
+    .option('--untagged <duration>', 'also delete untagged manifests whose last tag left them longer ago than this; rollback cannot go back further (default: the server\'s gc.untaggedAfterSeconds, else kept)', duration)
     .option('--reason <text>', 'recorded in the audit log')
-    .action(async (o: Conn & { dryRun?: boolean; grace?: number; reason?: string }) => void (await cmd.gc(t(o), io, o)));
+    .action(async (o: Conn & { dryRun?: boolean; grace?: number; untagged?: number; reason?: string }) => void (await cmd.gc(t(o), io, o)));
   client(program.command('lineage [ref]').description('digest, tags, signers, code commit, datasets, base models, SBOM, referrers and verdict of <repo>:<tag>|<repo>@<digest>'))
     .option('--consumers <digest>', 'every artifact whose provenance names <digest>, transitively')
     .action(async (ref: string | undefined, o: Conn & { consumers?: string }) => {
