@@ -34,14 +34,14 @@ const MAX_PASSES = 10;
 /**
  * One garbage collection run: retention of untagged manifests (when asked), then blob links no manifest
  * references and the bytes no repository links (BlobService). Online: each deletion re-checks its
- * conditions in the transaction that deletes, serialised with pushes and tag moves. Pull-through
- * repositories keep their manifests (their tags are the upstream's). One audit entry per run.
+ * conditions in the transaction that deletes, serialised with pushes and tag moves. In pull-through
+ * repositories only manifests a tag once named are retention's. One audit entry per run.
  */
 export class GarbageCollector {
   constructor(
     private readonly manifests: ManifestService,
     private readonly blobs: BlobService,
-    private readonly metadata: Pick<MetadataStore, 'expiredUntaggedManifests' | 'appendAudit'>,
+    private readonly metadata: Pick<MetadataStore, 'expiredUntaggedManifests' | 'tagMovesOf' | 'appendAudit'>,
     private readonly isProxied: (repository: string) => boolean,
   ) {}
 
@@ -55,7 +55,10 @@ export class GarbageCollector {
         for (let after: ManifestKey | undefined, page: ManifestKey[]; !o.signal?.aborted && (page = await this.metadata.expiredUntaggedManifests(before, PAGE, after)).length > 0; after = page.at(-1)) {
           for (const m of page) {
             if (o.signal?.aborted) break;
-            if (this.isProxied(m.repository)) continue;
+            // A pull-through repository's tags follow the upstream's: a manifest a refresh left behind is
+            // retention's; one pulled only by digest (a deployment pinned to it) stays, as the upstream may
+            // no longer have it.
+            if (this.isProxied(m.repository) && (await this.metadata.tagMovesOf(m.repository, m.digest)).length === 0) continue;
             if (!o.dryRun && !(await this.manifests.deleteExpiredUntagged(m.repository, m.digest, before, by))) continue;
             deleted++;
             if (manifestSample.length < SAMPLE) manifestSample.push(m);
