@@ -17,7 +17,7 @@ import { err, referenceString, type Reference } from './oci/index.js';
 import { createOps, type Ops } from './ops/index.js';
 import { parseUpstreamFlag, upstreamsConfigSchema, type UpstreamConfig } from './proxy/config.js';
 import { PullThroughService } from './proxy/pull-through-service.js';
-import { BlobService, GarbageCollector, ListingService, ManifestService, PolicyReadGate, RegistryContentSource, UpstreamFreshVerdicts, UploadService, type GcOptions } from './registry/index.js';
+import { BlobService, GarbageCollector, ListingService, ManifestService, PolicyReadGate, PullRecorder, RegistryContentSource, UpstreamFreshVerdicts, UploadService, type GcOptions } from './registry/index.js';
 import { openStorage } from './storage/open.js';
 import { hasVerdictStore } from './storage/verdict-store.js';
 import { buildGate, describeFailures, policySchema, warmUpSbomValidators, type Gate } from './verify/index.js';
@@ -118,11 +118,16 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   recordRefusal = refusalRecorder(ops.audit, log);
 
   // storage.redirect (S3 only): big blob GETs answer 307 to a presigned URL once access and the gate allowed them.
+  // When cached manifests were last pulled (eviction, `evictAfterSeconds`): batched off the hot path.
+  const pullRecorder = new PullRecorder(metadata);
+  const flushPulls = () => pullRecorder.flush().catch((e: Error) => log.warn({ err: e.message }, 'could not record pulls'));
+  const pullFlusher = setInterval(() => void flushPulls(), 10_000);
+  pullFlusher.unref();
   const blobService = new BlobService(blobs, metadata, gate, pullThrough, { redirect: storage.redirect });
   const v2 = {
     blobs: blobService,
     uploads: new UploadService(blobs, uploads, blobService, { maxBlobBytes: config.limits.maxBlobBytes }),
-    manifests: new ManifestService(metadata, gate, pullThrough, publishingHooks(ops.hooks, notifier, log)),
+    manifests: new ManifestService(metadata, gate, pullThrough, publishingHooks(ops.hooks, notifier, log), pullRecorder),
     listing: new ListingService(metadata, pullThrough),
     access,
     isProxied: (repository: string) => pullThrough?.handles(repository) ?? false,
@@ -135,7 +140,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     return judged.check(repository, found.record.digest);
   };
   const unsubscribe = applyCacheEvents(notifier, { gate: verdicts, manifests: v2.manifests });
-  const collector = new GarbageCollector(v2.manifests, blobService, metadata, v2.isProxied);
+  const collector = new GarbageCollector(v2.manifests, blobService, metadata, v2.isProxied, pullRecorder);
   const gcAbort = new AbortController();
   const metrics = new HttpMetrics();
   const onDenied = (actor: string, target: string, reason: string) => recordRefusal?.({ actor, action: 'deny', target, reason });
@@ -147,7 +152,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       ['/auth', tokenApp(access)],
       ['/admin', adminApp(ops, access)],
       ['/admin', adminVerifyApp(verifyRef, access)],
-      ['/admin', adminGcApp((o, by) => collector.run({ ...gcDefaults(config.gc), ...defined(o), signal: gcAbort.signal }, by), access)],
+      ['/admin', adminGcApp((o, by) => collector.run({ ...gcDefaults(config.gc, upstreams), ...defined(o), signal: gcAbort.signal }, by), access)],
     ],
     ready: async () => {
       await blobs.ready();
@@ -160,7 +165,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   if (expired > 0) log.info({ expired }, 'removed abandoned upload sessions');
   const expiry = setInterval(() => void uploads.expire(expireMs).catch((e: Error) => log.warn({ err: e.message }, 'upload expiry failed')), Math.min(expireMs, 3600_000));
   expiry.unref();
-  const gc = scheduleGc(collector, config.gc, gcAbort.signal, log);
+  const gc = scheduleGc(collector, gcDefaults(config.gc, upstreams), config.gc.intervalSeconds, gcAbort.signal, log);
 
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, requestListener(app, { log, metrics, v2, onDenied }));
   const [host, port] = splitListen(opts.listen ?? config.listen);
@@ -189,6 +194,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         clearInterval(expiry);
         gcAbort.abort(); // a run in progress (scheduled or an operator's) stops between two blobs
         await gc.stop();
+        clearInterval(pullFlusher);
         // Stop accepting; in-flight requests finish; idle keep-alive sockets close now.
         const done = new Promise<void>((res) => server.close(() => res()));
         server.closeIdleConnections();
@@ -197,6 +203,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         clearTimeout(force);
         unsubscribe();
         pullThrough?.close();
+        await flushPulls();
         await storage.close();
         log.info('stopped');
         log.flush();
@@ -205,27 +212,32 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
 }
 
 /** The configured policy of every run, scheduled or an operator's (who may override each part). */
-const gcDefaults = (settings: Config['gc']): GcOptions => ({ dryRun: false, graceSeconds: settings.graceSeconds, untaggedAfterSeconds: settings.untaggedAfterSeconds });
+const gcDefaults = (settings: Config['gc'], upstreams: readonly UpstreamConfig[]): GcOptions => ({
+  dryRun: false,
+  graceSeconds: settings.graceSeconds,
+  untaggedAfterSeconds: settings.untaggedAfterSeconds,
+  evict: upstreams.flatMap((u) => (u.evictAfterSeconds ? [{ prefix: `${u.name}/`, afterSeconds: u.evictAfterSeconds }] : [])),
+});
 
 /** `o` without its undefined properties (so they do not override defaults when spread). */
 const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
 /** Scheduled garbage collection (`gc.intervalSeconds`, 0 = off): one run at a time; `stop` waits for a run in progress. */
-function scheduleGc(collector: GarbageCollector, settings: Config['gc'], signal: AbortSignal, log: Logger): { stop(): Promise<void> } {
+function scheduleGc(collector: GarbageCollector, options: GcOptions, intervalSeconds: number, signal: AbortSignal, log: Logger): { stop(): Promise<void> } {
   let running: Promise<void> | undefined;
   const run = (): void => {
     if (running) return;
     running = collector
-      .run({ ...gcDefaults(settings), signal }, { actor: 'system:gc', reason: 'scheduled (gc.intervalSeconds)' })
+      .run({ ...options, signal }, { actor: 'system:gc', reason: 'scheduled (gc.intervalSeconds)' })
       .then(
-        (r) => log.info({ manifests: r.manifests, links: r.links, blobs: r.blobs, bytes: r.bytes }, 'garbage collection'),
+        (r) => log.info({ manifests: r.manifests, evicted: r.evicted, links: r.links, blobs: r.blobs, bytes: r.bytes }, 'garbage collection'),
         (e: Error) => log.warn({ err: e.message }, 'garbage collection failed'),
       )
       .finally(() => {
         running = undefined;
       });
   };
-  const timer = settings.intervalSeconds > 0 ? setInterval(run, settings.intervalSeconds * 1000) : undefined;
+  const timer = intervalSeconds > 0 ? setInterval(run, intervalSeconds * 1000) : undefined;
   timer?.unref();
   return {
     stop: async () => {

@@ -222,3 +222,37 @@ describe('retention of untagged manifests (customs gc --untagged)', () => {
     expect(entries.filter((e) => e.action === 'delete').map((e) => e.target).sort()).toEqual([...first, `ret/model@${sig}`].sort());
   });
 });
+
+describe('eviction of cached manifests nobody pulls (upstreams[].evictAfterSeconds)', () => {
+  let srv: TestServer;
+  let up: FaultUpstream;
+  afterAll(async () => {
+    await srv?.close();
+    await up?.stop();
+  });
+
+  it('deletes with its tag what nobody pulled within the window, keeps what was pulled, and the next pull fetches it again', async () => {
+    up = await FaultUpstream.start();
+    const a = up.addImage('library/a', ['1'], [randomBytes(700)]);
+    const b = up.addImage('library/b', ['1'], [randomBytes(700)]);
+    srv = await startTestServer({ config: { upstreams: [{ name: 'up', url: up.url, tagFreshness: 3600, evictAfterSeconds: 1 }] } });
+    const pull = async (repo: string, layer: string) => {
+      expect((await probe(`${srv.url}/v2/up/${repo}/manifests/1`, srv.auth())).status).toBe(200);
+      expect((await probe(`${srv.url}/v2/up/${repo}/blobs/${layer}`, srv.auth())).status).toBe(200);
+    };
+    await pull('library/a', a.layers[0]!.digest);
+    await pull('library/b', b.layers[0]!.digest);
+    await new Promise((r) => setTimeout(r, 1500));
+    await pull('library/a', a.layers[0]!.digest); // recorded in memory; the run flushes it first
+    const r = await cli.gc({ url: srv.url, token: srv.token! }, capture().io, { grace: 0 });
+    expect(r).toMatchObject({ evicted: 1, manifestSample: [{ repository: 'up/library/b', digest: b.digest }], links: 1, blobs: 1 });
+    const manifestGets = () => up.count('GET', /library\/b\/manifests/);
+    const before = manifestGets();
+    expect(await probe(`${srv.url}/v2/up/library/a/manifests/1`, srv.auth())).toMatchObject({ status: 200, digest: a.digest });
+    const again = await probe(`${srv.url}/v2/up/library/b/manifests/1`, srv.auth());
+    expect(again).toMatchObject({ status: 200, digest: b.digest });
+    expect(manifestGets()).toBe(before + 1); // fetched again from the upstream
+    const history = await cli.history({ url: srv.url, token: srv.token! }, capture().io, 'up/library/b:1', {});
+    expect(history.history.map((h) => [h.from, h.to, h.actor])).toContainEqual([b.digest, undefined, 'admin']);
+  });
+});

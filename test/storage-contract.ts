@@ -235,6 +235,37 @@ export function runStorageContract(name: string, factory: () => Promise<StorageU
         expect(await s.metadata.getManifest(repo, index.digest)).toBeUndefined();
       });
 
+      it('records pulls and finds, then deletes with their tags, cached manifests nobody pulled (eviction)', async () => {
+        const repo = 'px/app';
+        const operator = { actor: 'operator', reason: 'eviction contract' };
+        const [pulled, old, sig, quarantined, pinned, child] = ['pulled', 'old', 'sig', 'quarantined', 'pinned', 'child'].map((n) => manifest(repo, `{"px":"${n}"}`));
+        const signature = { ...sig!, subject: old!.digest };
+        const index = manifest(repo, '{"px":"index"}', { references: [child!.digest] });
+        const outside = manifest('pxz/b', '{"px":"outside"}');
+        for (const [m, tag] of [[pulled, 'latest'], [old, 'old'], [signature, undefined], [quarantined, undefined], [pinned, 'keep'], [child, undefined], [index, 'multi'], [outside, 'v1']] as const) {
+          await s.metadata.putManifest(m!, tag, actor);
+        }
+        await s.metadata.quarantine(quarantined!.digest, operator);
+        await s.metadata.pinTag(repo, 'keep', undefined, operator);
+        const now = Date.now() + 1;
+        await s.metadata.recordPulls([{ repository: repo, digest: pulled!.digest, at: now + 60_000 }]);
+        await s.metadata.recordPulls([{ repository: repo, digest: pulled!.digest, at: now - 60_000 }]); // an older time does not win
+        const list = async (before: number) => (await s.metadata.unpulledManifests('px/', before, 1000)).map((m) => m.digest);
+        expect(await list(Date.now() - 60_000)).toEqual([]);
+        expect(await list(now)).toEqual([old!.digest, index.digest].sort());
+        const first = (await s.metadata.unpulledManifests('px/', now, 1))[0]!;
+        expect(await s.metadata.unpulledManifests('px/', now, 10, first)).toEqual([{ repository: repo, digest: [old!.digest, index.digest].sort()[1] }]);
+        expect(await s.metadata.deleteUnpulled(repo, pulled!.digest, now, operator)).toEqual({ deleted: false, untagged: [] });
+        const gone = await s.metadata.deleteUnpulled(repo, old!.digest, now, { actor: 'system:gc', reason: 'eviction' });
+        expect(gone).toMatchObject({ deleted: true, untagged: [{ tag: 'old', from: old!.digest, to: undefined, actor: 'system:gc' }] });
+        expect(await s.metadata.resolveTag(repo, 'old')).toBeUndefined();
+        expect(await s.metadata.getManifest(repo, old!.digest)).toBeUndefined();
+        expect((await s.metadata.tagHistory(repo, 'old'))[0]).toMatchObject({ from: old!.digest, to: undefined, actor: 'system:gc' });
+        // The index goes; then its child is no longer referenced.
+        expect((await s.metadata.deleteUnpulled(repo, index.digest, now, operator)).deleted).toBe(true);
+        expect(await list(Date.now() + 1)).toEqual([child!.digest]);
+      });
+
       it('stores manifests byte-exact and moves tags with history', async () => {
         const m1 = manifest('m/tags', '{"v":1}', { references: [digestOf('layer')] });
         const m2 = manifest('m/tags', '{"v":2}');

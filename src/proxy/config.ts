@@ -15,6 +15,7 @@ import { err } from '../oci/index.js';
  *       retries: { attempts: 3, baseMs: 100 } # tries per idempotent request on resets and 502/503/504
  *       notFoundTtl: 30                      # seconds an upstream 404 is remembered (0: never)
  *       tls: { caFile: company-ca.pem }      # extra CAs for this upstream (PEM; relative to the config file)
+ *       evictAfterSeconds: 2592000           # gc deletes cached manifests nobody pulled for 30 days
  */
 
 /** Upstream names are path prefixes: repository-name components, so they may contain dots and slashes. */
@@ -62,6 +63,12 @@ export const upstreamConfigSchema = z
     notFoundTtl: z.number().nonnegative().max(3600).default(30),
     /** CAs trusted for this upstream in addition to Node's roots (PEM bundle); see upstream-tls.ts. */
     tls: z.strictObject({ caFile: z.string().min(1) }).optional(),
+    /**
+     * Cache eviction: a manifest of this upstream nobody pulled for this many seconds is deleted, with its
+     * local tags, by the next garbage collection run (its blobs follow); the next pull fetches it again.
+     * Absent: cached content stays. Pinned, quarantined and referenced manifests and referrers always stay.
+     */
+    evictAfterSeconds: z.number().int().positive().optional(),
     /** Docker Hub's implicit `library/` for single-component names; defaults to true for docker.io. */
     dockerHubLibrary: z.boolean().optional(),
   })

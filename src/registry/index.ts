@@ -6,3 +6,4 @@ export * from './listing-service.js';
 export * from './policy-read-gate.js';
 export * from './content-source.js';
 export * from './garbage-collector.js';
+export * from './pull-recorder.js';

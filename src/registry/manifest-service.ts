@@ -44,6 +44,8 @@ export class ManifestService {
     private readonly gate: ReadGate,
     private readonly pullThrough: PullThrough | undefined,
     private readonly hooks: ManifestWriteHooks = {},
+    /** Told of every served manifest of a pull-through repository (cache eviction by last pull). */
+    private readonly pulls?: { touch(repository: string, digest: Digest): void },
   ) {}
 
   /** Resolves without gating (used by HEAD-free internal callers and operators). */
@@ -79,6 +81,7 @@ export class ManifestService {
     const found = await this.resolve(repository, reference);
     if (!found) throw err('MANIFEST_UNKNOWN', 'manifest unknown to registry', { reference: reference.kind === 'tag' ? reference.tag : reference.digest });
     const decision = await this.gate.manifest(repository, found.record.digest);
+    if (this.pulls && this.pullThrough?.handles(repository)) this.pulls.touch(repository, found.record.digest);
     return { record: found.record, decision, stale: found.stale };
   }
 
@@ -176,6 +179,16 @@ export class ManifestService {
     const deleted = await this.metadata.deleteExpiredUntagged(repository, digest, before, by);
     this.records.delete(`${repository}@${digest}`);
     if (deleted && record) await this.deleted(record, [], by);
+    return deleted;
+  }
+
+  /** Eviction: deletes a cached manifest and its tags if nobody pulled it since `before` (see MetadataStore.unpulledManifests). */
+  async deleteUnpulled(repository: string, digest: Digest, before: number, by: Actor): Promise<boolean> {
+    const record = await this.metadata.getManifest(repository, digest);
+    const { deleted, untagged } = await this.metadata.deleteUnpulled(repository, digest, before, by);
+    this.records.delete(`${repository}@${digest}`);
+    for (const m of untagged) this.tags.delete(`${repository}:${m.tag}`);
+    if (deleted && record) await this.deleted(record, untagged, by);
     return deleted;
   }
 

@@ -119,6 +119,24 @@ export interface ManifestKey {
   readonly digest: Digest;
 }
 
+export interface ManifestPull extends ManifestKey {
+  readonly at: number;
+}
+
+/** When cached manifests were last pulled, for evicting what nobody pulls any more (pull-through caches). */
+export interface PullLog {
+  /** Records pulls (batched by the caller); a manifest keeps its latest time. */
+  recordPulls(pulls: readonly ManifestPull[]): Promise<void>;
+  /**
+   * Manifests in repositories starting with `prefix` that nobody pulled since `before` (their last
+   * recorded pull, else their arrival), not a referrer, not referenced by another manifest, not
+   * quarantined and not pinned. In (repository, digest) order, `limit` after `after`.
+   */
+  unpulledManifests(prefix: string, before: number, limit: number, after?: ManifestKey): Promise<ManifestKey[]>;
+  /** Deletes the manifest and its tags (recorded in their history) if it still qualifies, checked in the deleting transaction. */
+  deleteUnpulled(repository: string, digest: Digest, before: number, by: Actor): Promise<{ deleted: boolean; untagged: TagMove[] }>;
+}
+
 export interface MoveTagOptions {
   /** Move even a pinned tag (an operator's rollback); the pin follows the tag. */
   readonly override?: boolean;
@@ -154,7 +172,7 @@ export interface Catalog {
 }
 
 export interface MetadataStore
-  extends BlobLinks, ManifestIndex, TagStore, ReferrersIndex, Catalog, PinStore, QuarantineStore, AuditLog, LineageIndex, ContentLocator {
+  extends BlobLinks, ManifestIndex, PullLog, TagStore, ReferrersIndex, Catalog, PinStore, QuarantineStore, AuditLog, LineageIndex, ContentLocator {
   /** Checks the database is usable (for /readyz). */
   ready(): Promise<void>;
   close(): Promise<void>;

@@ -1,8 +1,8 @@
 import type pg from 'pg';
 import { err, type Descriptor, type Digest } from '../oci/index.js';
-import { pushAuditEntry, toRecord, type ManifestRow } from './rows.js';
+import { prefixEnd, pushAuditEntry, toRecord, type ManifestRow } from './rows.js';
 import type { BlobInfo } from './blob-store.js';
-import type { Actor, BlobLink, BlobLinkKey, ManifestKey, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
+import type { Actor, BlobLink, BlobLinkKey, ManifestKey, ManifestPull, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
 import type { AuditEntry, AuditInput, AuditQuery, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from './ops-store.js';
 import * as ops from './postgres-ops.js';
 import { withTransaction, type Queryable } from './pg-pool.js';
@@ -13,6 +13,14 @@ const EXPIRED_UNTAGGED = `
   AND GREATEST(m.created_at, (SELECT max(h.at) FROM tag_history h WHERE h.repository = m.repository AND h.from_digest = m.digest)) < $1
   AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.repository = m.repository AND r.ref = m.digest)
   AND (m.subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository = m.repository AND s.digest = m.subject))
+  AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.digest = m.digest)
+  AND NOT EXISTS (SELECT 1 FROM pins p WHERE p.repository = m.repository AND p.digest = m.digest)`;
+
+/** Which cached manifests (`m`) eviction may delete: see `PullLog.unpulledManifests`. Parameter $1: before. */
+const UNPULLED = `
+  GREATEST(m.created_at, (SELECT p.at FROM manifest_pulls p WHERE p.repository = m.repository AND p.digest = m.digest)) < $1
+  AND m.subject IS NULL
+  AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.repository = m.repository AND r.ref = m.digest)
   AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.digest = m.digest)
   AND NOT EXISTS (SELECT 1 FROM pins p WHERE p.repository = m.repository AND p.digest = m.digest)`;
 
@@ -182,15 +190,48 @@ export class PostgresMetadataStore implements MetadataStore {
   async deleteManifest(repository: string, digest: Digest, by: Actor): Promise<{ deleted: boolean; untagged: TagMove[] }> {
     const now = Date.now();
     return this.auditedTx(async (q) => {
-      const untagged: TagMove[] = [];
-      if (!(await this.manifestExists(q, repository, digest))) return { deleted: false, untagged };
+      if (!(await this.manifestExists(q, repository, digest))) return { deleted: false, untagged: [] };
       await ops.assertNoPinnedTags(q, repository, digest);
-      const tags = (await q.query<{ tag: string }>('DELETE FROM tags WHERE repository = $1 AND digest = $2 RETURNING tag', [repository, digest])).rows.map((r) => r.tag).sort();
-      for (const tag of tags) {
-        await this.historyTx(q, repository, tag, digest, undefined, by, now);
-        untagged.push({ repository, tag, from: digest, to: undefined, actor: by.actor, reason: by.reason, at: now });
-      }
-      return { deleted: await this.deleteManifestTx(q, repository, digest, untagged, by, now), untagged };
+      return this.deleteTaggedTx(q, repository, digest, by, now);
+    });
+  }
+
+  private async deleteTaggedTx(q: pg.PoolClient, repository: string, digest: Digest, by: Actor, now: number): Promise<{ deleted: boolean; untagged: TagMove[] }> {
+    const untagged: TagMove[] = [];
+    const tags = (await q.query<{ tag: string }>('DELETE FROM tags WHERE repository = $1 AND digest = $2 RETURNING tag', [repository, digest])).rows.map((r) => r.tag).sort();
+    for (const tag of tags) {
+      await this.historyTx(q, repository, tag, digest, undefined, by, now);
+      untagged.push({ repository, tag, from: digest, to: undefined, actor: by.actor, reason: by.reason, at: now });
+    }
+    return { deleted: await this.deleteManifestTx(q, repository, digest, untagged, by, now), untagged };
+  }
+
+  // --- pulls (cache eviction) ---
+  async recordPulls(pulls: readonly ManifestPull[]): Promise<void> {
+    if (pulls.length === 0) return;
+    await this.pool.query(
+      `INSERT INTO manifest_pulls (repository, digest, at) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+       ON CONFLICT (repository, digest) DO UPDATE SET at = GREATEST(manifest_pulls.at, excluded.at)`,
+      [pulls.map((p) => p.repository), pulls.map((p) => p.digest), pulls.map((p) => p.at)],
+    );
+  }
+
+  async unpulledManifests(prefix: string, before: number, limit: number, after?: ManifestKey): Promise<ManifestKey[]> {
+    const { rows } = await this.pool.query<ManifestKey>(
+      `SELECT repository, digest FROM manifests m
+       WHERE repository >= $2 AND repository < $3 AND (repository, digest) > ($4, $5) AND ${UNPULLED}
+       ORDER BY repository, digest LIMIT $6`,
+      [before, prefix, prefixEnd(prefix), after?.repository ?? '', after?.digest ?? '', limit],
+    );
+    return rows.map((r) => ({ repository: r.repository, digest: r.digest }));
+  }
+
+  async deleteUnpulled(repository: string, digest: Digest, before: number, by: Actor): Promise<{ deleted: boolean; untagged: TagMove[] }> {
+    const now = Date.now();
+    // Under the audit lock, like every tag move, pin and quarantine: the check sees them all.
+    return this.auditedTx(async (q) => {
+      const still = (await q.query(`SELECT 1 FROM manifests m WHERE repository = $2 AND digest = $3 AND ${UNPULLED}`, [before, repository, digest])).rowCount ?? 0;
+      return still > 0 ? this.deleteTaggedTx(q, repository, digest, by, now) : { deleted: false, untagged: [] };
     });
   }
 
@@ -215,6 +256,7 @@ export class PostgresMetadataStore implements MetadataStore {
   private async deleteManifestTx(q: pg.PoolClient, repository: string, digest: Digest, untagged: readonly TagMove[], by: Actor, now: number): Promise<boolean> {
     const deleted = ((await q.query('DELETE FROM manifests WHERE repository = $1 AND digest = $2', [repository, digest])).rowCount ?? 0) > 0;
     await q.query('DELETE FROM manifest_refs WHERE repository = $1 AND manifest = $2', [repository, digest]);
+    await q.query('DELETE FROM manifest_pulls WHERE repository = $1 AND digest = $2', [repository, digest]);
     await ops.forgetProvenanceTx(q, repository, digest);
     await ops.appendAuditTx(
       q,

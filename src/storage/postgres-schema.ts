@@ -72,7 +72,10 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE TABLE fill_leases (
     key TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
   `,
-  /* 4: retention of untagged manifests looks up when a tag last left a digest */ `
+  /* 4: garbage collection: when a tag last left a digest (retention), when a cached manifest was last pulled (eviction) */ `
   CREATE INDEX tag_history_from ON tag_history (repository, from_digest);
+  CREATE TABLE manifest_pulls (
+    repository TEXT COLLATE "C" NOT NULL, digest TEXT COLLATE "C" NOT NULL, at BIGINT NOT NULL,
+    PRIMARY KEY (repository, digest));
   `,
 ];

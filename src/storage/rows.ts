@@ -138,3 +138,6 @@ export function pushAuditEntry(m: NewManifest, tag: string | undefined, move: Ta
     detail: { digest: m.digest, mediaType: m.mediaType, artifactType: m.artifactType, subject: m.subject, ...(move ? { tag, from: move.from } : {}) },
   };
 }
+
+/** The first string after every string starting with `prefix`, in binary order (its last character plus one): for range scans. */
+export const prefixEnd = (prefix: string): string => prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);

@@ -1,8 +1,8 @@
 import Database from 'better-sqlite3';
 import { err, type Descriptor, type Digest } from '../oci/index.js';
-import { pushAuditEntry, toMove, toRecord, type HistoryRow, type ManifestRow } from './rows.js';
+import { prefixEnd, pushAuditEntry, toMove, toRecord, type HistoryRow, type ManifestRow } from './rows.js';
 import type { BlobInfo } from './blob-store.js';
-import type { Actor, BlobLink, BlobLinkKey, ManifestKey, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
+import type { Actor, BlobLink, BlobLinkKey, ManifestKey, ManifestPull, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
 import type { AuditEntry, AuditInput, AuditQuery, BlobQuarantineCheck, BlobQuarantineState, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from './ops-store.js';
 import { SqliteOpsTables } from './sqlite-ops.js';
 import type { VerdictStore } from './verdict-store.js';
@@ -14,6 +14,14 @@ const EXPIRED_UNTAGGED = `
   AND max(m.created_at, coalesce((SELECT max(h.at) FROM tag_history h WHERE h.repository = m.repository AND h.from_digest = m.digest), 0)) < @before
   AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.repository = m.repository AND r.ref = m.digest)
   AND (m.subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository = m.repository AND s.digest = m.subject))
+  AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.digest = m.digest)
+  AND NOT EXISTS (SELECT 1 FROM pins p WHERE p.repository = m.repository AND p.digest = m.digest)`;
+
+/** Which cached manifests (`m`) eviction may delete: see `PullLog.unpulledManifests`. Named parameter: @before. */
+const UNPULLED = `
+  max(m.created_at, coalesce((SELECT p.at FROM manifest_pulls p WHERE p.repository = m.repository AND p.digest = m.digest), 0)) < @before
+  AND m.subject IS NULL
+  AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.repository = m.repository AND r.ref = m.digest)
   AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.digest = m.digest)
   AND NOT EXISTS (SELECT 1 FROM pins p WHERE p.repository = m.repository AND p.digest = m.digest)`;
 
@@ -60,6 +68,13 @@ export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck, 
                           WHERE (repository > @repo OR (repository = @repo AND digest > @digest)) AND ${EXPIRED_UNTAGGED}
                           ORDER BY repository, digest LIMIT @limit`),
       isExpiredUntagged: p(`SELECT 1 FROM manifests m WHERE repository = @repo AND digest = @digest AND ${EXPIRED_UNTAGGED}`),
+      recordPull: p(`INSERT INTO manifest_pulls (repository, digest, at) VALUES (?, ?, ?)
+                     ON CONFLICT (repository, digest) DO UPDATE SET at = max(at, excluded.at)`),
+      unpulled: p(`SELECT repository, digest FROM manifests m
+                   WHERE repository >= @prefix AND repository < @end AND (repository > @repo OR (repository = @repo AND digest > @digest)) AND ${UNPULLED}
+                   ORDER BY repository, digest LIMIT @limit`),
+      isUnpulled: p(`SELECT 1 FROM manifests m WHERE repository = @repo AND digest = @digest AND ${UNPULLED}`),
+      delPull: p('DELETE FROM manifest_pulls WHERE repository = ? AND digest = ?'),
       resolveTag: p('SELECT digest FROM tags WHERE repository = ? AND tag = ?'),
       setTag: p(`INSERT INTO tags (repository, tag, digest, updated_at) VALUES (?, ?, ?, ?)
                  ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`),
@@ -173,16 +188,36 @@ export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck, 
   async deleteManifest(repository: string, digest: Digest, by: Actor): Promise<{ deleted: boolean; untagged: TagMove[] }> {
     const now = Date.now();
     return this.transaction(() => {
-      const untagged: TagMove[] = [];
-      if (!this.stmt.getManifest.get(repository, digest)) return { deleted: false, untagged };
+      if (!this.stmt.getManifest.get(repository, digest)) return { deleted: false, untagged: [] };
       this.ops.assertNoPinnedTags(repository, digest);
-      for (const { tag } of this.stmt.tagsOf.all(repository, digest) as { tag: string }[]) {
-        this.stmt.delTag.run(repository, tag);
-        this.stmt.history.run(repository, tag, digest, null, by.actor, by.reason ?? null, now);
-        untagged.push({ repository, tag, from: digest, to: undefined, actor: by.actor, reason: by.reason, at: now });
-      }
-      return { deleted: this.deleteManifestTx(repository, digest, untagged, by, now), untagged };
+      return this.deleteTaggedTx(repository, digest, by, now);
     });
+  }
+
+  private deleteTaggedTx(repository: string, digest: Digest, by: Actor, now: number): { deleted: boolean; untagged: TagMove[] } {
+    const untagged: TagMove[] = [];
+    for (const { tag } of this.stmt.tagsOf.all(repository, digest) as { tag: string }[]) {
+      this.stmt.delTag.run(repository, tag);
+      this.stmt.history.run(repository, tag, digest, null, by.actor, by.reason ?? null, now);
+      untagged.push({ repository, tag, from: digest, to: undefined, actor: by.actor, reason: by.reason, at: now });
+    }
+    return { deleted: this.deleteManifestTx(repository, digest, untagged, by, now), untagged };
+  }
+
+  // --- pulls (cache eviction) ---
+  async recordPulls(pulls: readonly ManifestPull[]): Promise<void> {
+    this.transaction(() => {
+      for (const p of pulls) this.stmt.recordPull.run(p.repository, p.digest, p.at);
+    });
+  }
+
+  async unpulledManifests(prefix: string, before: number, limit: number, after?: ManifestKey): Promise<ManifestKey[]> {
+    return this.stmt.unpulled.all({ prefix, end: prefixEnd(prefix), before, limit, repo: after?.repository ?? '', digest: after?.digest ?? '' }) as ManifestKey[];
+  }
+
+  async deleteUnpulled(repository: string, digest: Digest, before: number, by: Actor): Promise<{ deleted: boolean; untagged: TagMove[] }> {
+    const now = Date.now();
+    return this.transaction(() => (this.stmt.isUnpulled.get({ before, repo: repository, digest }) ? this.deleteTaggedTx(repository, digest, by, now) : { deleted: false, untagged: [] }));
   }
 
   async expiredUntaggedManifests(before: number, limit: number, after?: ManifestKey): Promise<ManifestKey[]> {
@@ -198,6 +233,7 @@ export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck, 
   private deleteManifestTx(repository: string, digest: Digest, untagged: readonly TagMove[], by: Actor, now: number): boolean {
     const deleted = this.stmt.delManifest.run(repository, digest).changes > 0;
     this.stmt.delRefs.run(repository, digest);
+    this.stmt.delPull.run(repository, digest);
     this.ops.forgetProvenanceTx(repository, digest);
     this.ops.appendAuditTx(
       { actor: by.actor, action: 'delete', repository, target: `${repository}@${digest}`, reason: by.reason, detail: { digest, untagged: untagged.map((u) => u.tag) } },

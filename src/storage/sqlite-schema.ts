@@ -55,7 +55,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE TABLE verdicts (key TEXT PRIMARY KEY, digest TEXT NOT NULL, json TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID;
   CREATE INDEX verdicts_digest ON verdicts (digest);
   `,
-  /* 4: retention of untagged manifests looks up when a tag last left a digest */ `
+  /* 4: garbage collection: when a tag last left a digest (retention), when a cached manifest was last pulled (eviction) */ `
   CREATE INDEX tag_history_from ON tag_history (repository, from_digest);
+  CREATE TABLE manifest_pulls (repository TEXT NOT NULL, digest TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (repository, digest)) WITHOUT ROWID;
   `,
 ];

@@ -100,6 +100,7 @@ export async function release(t: AdminTarget, io: Io, digest: string, o: Common 
 export async function gc(t: AdminTarget, io: Io, o: Common & { dryRun?: boolean; grace?: number; untagged?: number; reason?: string }) {
   const r = await adminPost<GcReport>(t, '/gc', { dryRun: o.dryRun ?? false, graceSeconds: o.grace, untaggedAfterSeconds: o.untagged, reason: o.reason || undefined });
   emit(io, o, r, () => [
+    ...(r.evicted > 0 ? [`${r.dryRun ? 'would evict' : 'evicted'} ${r.evicted} cached manifest(s) nobody pulled within their upstream's evictAfterSeconds`] : []),
     ...(r.untaggedAfterSeconds === null ? [] : [`${r.dryRun ? 'would delete' : 'deleted'} ${r.manifests} untagged manifest(s) untagged for over ${r.untaggedAfterSeconds} s${r.dryRun ? ' (their blobs are counted by a run that deletes them)' : ''}`]),
     ...r.manifestSample.map((m) => `  ${m.repository}@${m.digest}`),
     ...(r.manifests > r.manifestSample.length ? [`  ... and ${r.manifests - r.manifestSample.length} more`] : []),
