@@ -40,11 +40,11 @@ const SAMPLE = 100;
 const MAX_PASSES = 10;
 
 /**
- * One garbage collection run: retention of untagged manifests (when asked), then blob links no manifest
- * references and the bytes no repository links (BlobService); before those, when configured, eviction of
- * cached manifests nobody pulls any more. Online: each deletion re-checks its
- * conditions in the transaction that deletes, serialised with pushes and tag moves. In pull-through
- * repositories only manifests a tag once named are retention's. One audit entry per run.
+ * One garbage collection run, in order: eviction of cached manifests nobody pulls any more (upstreams
+ * with `evictAfterSeconds`), retention of untagged manifests (when asked), then blob links no manifest
+ * references and the bytes no repository links (BlobService). Online: each deletion re-checks its
+ * conditions in the transaction that deletes, serialised with pushes and tag moves. One audit entry per
+ * run, besides each manifest's own `delete`.
  */
 export class GarbageCollector {
   constructor(
