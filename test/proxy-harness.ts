@@ -55,7 +55,8 @@ export async function startProxy(upstreams: UpstreamInput[], extra: Partial<Pull
     async close() {
       service.close();
       await metadata.close();
-      await rm(dir, { recursive: true, force: true });
+      // A fill whose client already has every byte may still be committing (fsync, rename into blobs/).
+      await rm(dir, { recursive: true, force: true, maxRetries: 5 });
     },
   };
 }

@@ -157,6 +157,21 @@ export function runStorageContract(name: string, factory: () => Promise<StorageU
         expect(await s.metadata.blobLinkCount(d)).toBe(1);
       });
 
+      it('links only bytes still present, and deletes bytes only when nothing links them', async () => {
+        const d = digestOf('guarded blob');
+        let removed = 0;
+        const remove = async () => (removed++, true);
+        expect(await s.metadata.linkBlobIf('g/a', { digest: d, size: 12 }, async () => false)).toBe(false);
+        expect(await s.metadata.linkedBlob('g/a', d)).toBeUndefined();
+        expect(await s.metadata.linkBlobIf('g/a', { digest: d, size: 12 }, async () => true)).toBe(true);
+        expect(await s.metadata.linkedBlob('g/a', d)).toEqual({ digest: d, size: 12 });
+        expect(await s.metadata.deleteIfUnlinked(d, remove)).toBe(false);
+        expect(removed).toBe(0);
+        await s.metadata.unlinkBlob('g/a', d);
+        expect(await s.metadata.deleteIfUnlinked(d, remove)).toBe(true);
+        expect(removed).toBe(1);
+      });
+
       it('lists and removes blob links no manifest of their repository references (garbage collection)', async () => {
         const [kept, loose, young, shared] = ['gc kept', 'gc loose', 'gc young', 'gc shared'].map((t) => digestOf(t));
         for (const d of [kept, loose, shared]) await s.metadata.linkBlob('gc/a', { digest: d!, size: 7 });

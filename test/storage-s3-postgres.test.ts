@@ -261,6 +261,39 @@ describe('PostgreSQL: migrations, notifications, fill leases', () => {
     await pool.end();
   });
 
+  it('orders a link and a deletion of the same bytes across replicas (one waits for the other)', async () => {
+    const pool = createPgPool({ url: env.pgUrl });
+    await migrate(pool, PG_MIGRATIONS);
+    const [x, y] = [new PostgresMetadataStore(pool), new PostgresMetadataStore(pool)];
+    const digest = digestOf(`raced ${Date.now()}`);
+    let bytes = true;
+    const events: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    // Replica X has seen no link and is deleting the bytes (slowly, as S3 may be).
+    const deleting = x.deleteIfUnlinked(digest, async () => {
+      events.push('delete begins');
+      await gate;
+      bytes = false;
+      events.push('delete ends');
+      return true;
+    });
+    while (!events.includes('delete begins')) await new Promise((r) => setTimeout(r, 5));
+    // Replica Y finished an upload of the same bytes and links them: it must see the deletion's outcome.
+    const linking = y.linkBlobIf('r/raced', { digest, size: 1 }, async () => {
+      events.push('link checks the bytes');
+      return bytes;
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(events).toEqual(['delete begins']); // Y waits on X's lock
+    release();
+    expect(await deleting).toBe(true);
+    expect(await linking).toBe(false); // the bytes were gone: no link to nothing
+    expect(events).toEqual(['delete begins', 'delete ends', 'link checks the bytes']);
+    expect(await y.linkedBlob('r/raced', digest)).toBeUndefined();
+    await pool.end();
+  });
+
   it('gives a fill lease to one replica at a time; the others wait and then find the content', async () => {
     const pool = createPgPool({ url: env.pgUrl });
     await migrate(pool, PG_MIGRATIONS);

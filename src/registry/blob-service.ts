@@ -130,10 +130,13 @@ export class BlobService {
 
   /** Links a committed blob into a repository, unless a concurrent delete removed its bytes. */
   async link(repository: string, info: BlobInfo): Promise<void> {
-    await this.gcLocks.run(info.digest, async () => {
-      if (!(await this.blobs.stat(info.digest))) throw err('BLOB_UPLOAD_INVALID', 'blob vanished during upload; retry');
-      await this.metadata.linkBlob(repository, info);
-    });
+    const linked = await this.gcLocks.run(info.digest, () => this.metadata.linkBlobIf(repository, info, async () => (await this.blobs.stat(info.digest)) !== undefined));
+    if (!linked) throw err('BLOB_UPLOAD_INVALID', 'blob vanished during upload; retry');
+  }
+
+  /** Deletes the bytes if no repository links them, excluded from a concurrent `link` of the same digest (on every replica). */
+  private deleteIfUnlinked(digest: Digest): Promise<boolean> {
+    return this.gcLocks.run(digest, () => this.metadata.deleteIfUnlinked(digest, () => this.blobs.delete(digest)));
   }
 
   /** Cross-repository mount: links `digest` into `repository` when `from` may read it. */
@@ -169,15 +172,11 @@ export class BlobService {
           c.n++;
           dryCounts.set(link.digest, c);
         } else {
-          const removed = await this.gcLocks.run(link.digest, async () => {
-            if (!(await this.metadata.unlinkUnreferenced(link.repository, link.digest, before))) return false;
-            if ((await this.metadata.blobLinkCount(link.digest)) === 0 && (await this.blobs.delete(link.digest))) {
-              blobs++;
-              bytes += link.size;
-            }
-            return true;
-          });
-          if (!removed) continue;
+          if (!(await this.metadata.unlinkUnreferenced(link.repository, link.digest, before))) continue;
+          if (await this.deleteIfUnlinked(link.digest)) {
+            blobs++;
+            bytes += link.size;
+          }
         }
         links++;
         if (sample.length < GC_SAMPLE) sample.push(link);
@@ -196,9 +195,7 @@ export class BlobService {
       for await (const b of this.blobs.list()) {
         if (o.signal?.aborted) break;
         if (b.modifiedAt >= before || dryCounts.has(b.digest)) continue;
-        const gone = o.dryRun
-          ? (await this.metadata.blobLinkCount(b.digest)) === 0
-          : await this.gcLocks.run(b.digest, async () => (await this.metadata.blobLinkCount(b.digest)) === 0 && this.blobs.delete(b.digest));
+        const gone = o.dryRun ? (await this.metadata.blobLinkCount(b.digest)) === 0 : await this.deleteIfUnlinked(b.digest);
         if (!gone) continue;
         orphans++;
         blobs++;
@@ -211,8 +208,6 @@ export class BlobService {
   /** Removes the repository's link; the bytes go when no repository links them any more. */
   async delete(repository: string, digest: Digest): Promise<void> {
     if (!(await this.metadata.unlinkBlob(repository, digest))) throw err('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
-    await this.gcLocks.run(digest, async () => {
-      if ((await this.metadata.blobLinkCount(digest)) === 0) await this.blobs.delete(digest);
-    });
+    await this.deleteIfUnlinked(digest);
   }
 }

@@ -71,6 +71,13 @@ export interface BlobLinks {
   /** How many repositories link this blob (0 = garbage). */
   blobLinkCount(digest: Digest): Promise<number>;
   /**
+   * Links the blob if `present()` (its bytes are in the blob store) still holds, while no process of
+   * the cluster runs this or `deleteIfUnlinked` for the same digest. False when the bytes are gone.
+   */
+  linkBlobIf(repository: string, blob: BlobInfo, present: () => Promise<boolean>): Promise<boolean>;
+  /** Runs `remove` (which deletes the bytes) if no repository links the digest, under the same exclusion; its result, else false. */
+  deleteIfUnlinked(digest: Digest, remove: () => Promise<boolean>): Promise<boolean>;
+  /**
    * Links made before `before` (epoch ms) that no manifest of their repository references:
    * what garbage collection may remove. In (repository, digest) order, `limit` after `after`.
    */

@@ -7,6 +7,10 @@ import type { AuditEntry, AuditInput, AuditQuery, MaterialConsumer, NewProvenanc
 import * as ops from './postgres-ops.js';
 import { withTransaction, type Queryable } from './pg-pool.js';
 
+/** Advisory locks per digest (two-int form: a namespace of their own, and 32 bits of the digest). */
+const LOCK_DIGESTS = 0x626c62; // 'blb'
+const lockDigest = (q: Queryable, digest: Digest): Promise<unknown> => q.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_DIGESTS, Number.parseInt(digest.slice(digest.indexOf(':') + 1, digest.indexOf(':') + 9), 16) | 0]);
+
 /** Which manifests (`m`) retention may delete: see `ManifestIndex.expiredUntaggedManifests`. Parameter $1: before. */
 const EXPIRED_UNTAGGED = `
   NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository = m.repository AND t.digest = m.digest)
@@ -73,6 +77,28 @@ export class PostgresMetadataStore implements MetadataStore {
   }
   async blobLinkCount(digest: Digest): Promise<number> {
     return (await this.pool.query<{ n: number }>('SELECT COUNT(*)::bigint AS n FROM blob_links WHERE digest = $1', [digest])).rows[0]!.n;
+  }
+  // Replicas share the bucket: a transaction-scoped advisory lock per digest orders a link after a
+  // deletion of the same bytes (it then sees them gone) or a deletion after a link (it then keeps them).
+  // One connection each; `present`/`remove` talk to S3 only, never to the pool.
+  async linkBlobIf(repository: string, blob: BlobInfo, present: () => Promise<boolean>): Promise<boolean> {
+    return this.tx(async (q) => {
+      await lockDigest(q, blob.digest);
+      if (!(await present())) return false;
+      await q.query(
+        `WITH r AS (INSERT INTO repositories (name, created_at) VALUES ($1, $4) ON CONFLICT DO NOTHING)
+         INSERT INTO blob_links (repository, digest, size, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+        [repository, blob.digest, blob.size, Date.now()],
+      );
+      return true;
+    });
+  }
+  async deleteIfUnlinked(digest: Digest, remove: () => Promise<boolean>): Promise<boolean> {
+    return this.tx(async (q) => {
+      await lockDigest(q, digest);
+      const n = (await q.query<{ n: number }>('SELECT COUNT(*)::bigint AS n FROM blob_links WHERE digest = $1', [digest])).rows[0]!.n;
+      return n === 0 && remove();
+    });
   }
   async unreferencedBlobLinks(before: number, limit: number, after?: BlobLinkKey): Promise<BlobLink[]> {
     const res = await this.pool.query<BlobLink>(

@@ -120,6 +120,15 @@ export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck, 
   async blobLinkCount(digest: Digest): Promise<number> {
     return (this.stmt.linkCount.get(digest) as { n: number }).n;
   }
+  // One process owns a SQLite file: the caller's in-process lock per digest (BlobService) is the exclusion.
+  async linkBlobIf(repository: string, blob: BlobInfo, present: () => Promise<boolean>): Promise<boolean> {
+    if (!(await present())) return false;
+    await this.linkBlob(repository, blob);
+    return true;
+  }
+  async deleteIfUnlinked(digest: Digest, remove: () => Promise<boolean>): Promise<boolean> {
+    return (await this.blobLinkCount(digest)) === 0 && remove();
+  }
   async unreferencedBlobLinks(before: number, limit: number, after?: BlobLinkKey): Promise<BlobLink[]> {
     const [repo, digest] = after ? [after.repository, after.digest] : ['', ''];
     return this.stmt.unreferenced.all(before, repo, repo, digest, limit) as BlobLink[];
