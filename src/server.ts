@@ -117,12 +117,12 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const gate = ops.gate;
   recordRefusal = refusalRecorder(ops.audit, log);
 
-  // storage.redirect (S3 only): big blob GETs answer 307 to a presigned URL once access and the gate allowed them.
   // When cached manifests were last pulled (eviction, `evictAfterSeconds`): batched off the hot path.
   const pullRecorder = new PullRecorder(metadata);
   const flushPulls = () => pullRecorder.flush().catch((e: Error) => log.warn({ err: e.message }, 'could not record pulls'));
   const pullFlusher = setInterval(() => void flushPulls(), 10_000);
   pullFlusher.unref();
+  // storage.redirect (S3 only): big blob GETs answer 307 to a presigned URL once access and the gate allowed them.
   const blobService = new BlobService(blobs, metadata, gate, pullThrough, { redirect: storage.redirect });
   const v2 = {
     blobs: blobService,

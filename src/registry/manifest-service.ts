@@ -50,7 +50,10 @@ export class ManifestService {
 
   /** Resolves without gating (used by HEAD-free internal callers and operators). */
   async resolve(repository: string, reference: Reference): Promise<{ record: ManifestRecord; stale: boolean } | undefined> {
-    const proxied = this.pullThrough?.handles(repository) ?? false;
+    return this.find(repository, reference, this.pullThrough?.handles(repository) ?? false);
+  }
+
+  private async find(repository: string, reference: Reference, proxied: boolean): Promise<{ record: ManifestRecord; stale: boolean } | undefined> {
     if (reference.kind === 'tag') {
       if (proxied) {
         // Freshness, revalidation and stale-if-error are the proxy's job.
@@ -78,10 +81,11 @@ export class ManifestService {
   }
 
   async get(repository: string, reference: Reference): Promise<ManifestRead> {
-    const found = await this.resolve(repository, reference);
+    const proxied = this.pullThrough?.handles(repository) ?? false;
+    const found = await this.find(repository, reference, proxied);
     if (!found) throw err('MANIFEST_UNKNOWN', 'manifest unknown to registry', { reference: reference.kind === 'tag' ? reference.tag : reference.digest });
     const decision = await this.gate.manifest(repository, found.record.digest);
-    if (this.pulls && this.pullThrough?.handles(repository)) this.pulls.touch(repository, found.record.digest);
+    if (proxied) this.pulls?.touch(repository, found.record.digest);
     return { record: found.record, decision, stale: found.stale };
   }
 

@@ -7,6 +7,15 @@ import type { AuditEntry, AuditInput, AuditQuery, MaterialConsumer, NewProvenanc
 import * as ops from './postgres-ops.js';
 import { withTransaction, type Queryable } from './pg-pool.js';
 
+const insertLink = (q: Queryable, repository: string, blob: BlobInfo): Promise<unknown> =>
+  q.query(
+    `WITH r AS (INSERT INTO repositories (name, created_at) VALUES ($1, $4) ON CONFLICT DO NOTHING)
+     INSERT INTO blob_links (repository, digest, size, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+    [repository, blob.digest, blob.size, Date.now()],
+  );
+const linkCount = async (q: Queryable, digest: Digest): Promise<number> =>
+  (await q.query<{ n: number }>('SELECT COUNT(*)::bigint AS n FROM blob_links WHERE digest = $1', [digest])).rows[0]!.n;
+
 /** Advisory locks per digest (two-int form: a namespace of their own, and 32 bits of the digest). */
 const LOCK_DIGESTS = 0x626c62; // 'blb'
 const lockDigest = (q: Queryable, digest: Digest): Promise<unknown> => q.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_DIGESTS, Number.parseInt(digest.slice(digest.indexOf(':') + 1, digest.indexOf(':') + 9), 16) | 0]);
@@ -61,12 +70,7 @@ export class PostgresMetadataStore implements MetadataStore {
 
   // --- blob links ---
   async linkBlob(repository: string, blob: BlobInfo): Promise<void> {
-    const now = Date.now();
-    await this.pool.query(
-      `WITH r AS (INSERT INTO repositories (name, created_at) VALUES ($1, $4) ON CONFLICT DO NOTHING)
-       INSERT INTO blob_links (repository, digest, size, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-      [repository, blob.digest, blob.size, now],
-    );
+    await insertLink(this.pool, repository, blob);
   }
   async linkedBlob(repository: string, digest: Digest): Promise<BlobInfo | undefined> {
     const row = (await this.pool.query<{ size: number }>('SELECT size FROM blob_links WHERE repository = $1 AND digest = $2', [repository, digest])).rows[0];
@@ -76,7 +80,7 @@ export class PostgresMetadataStore implements MetadataStore {
     return ((await this.pool.query('DELETE FROM blob_links WHERE repository = $1 AND digest = $2', [repository, digest])).rowCount ?? 0) > 0;
   }
   async blobLinkCount(digest: Digest): Promise<number> {
-    return (await this.pool.query<{ n: number }>('SELECT COUNT(*)::bigint AS n FROM blob_links WHERE digest = $1', [digest])).rows[0]!.n;
+    return linkCount(this.pool, digest);
   }
   // Replicas share the bucket: a transaction-scoped advisory lock per digest orders a link after a
   // deletion of the same bytes (it then sees them gone) or a deletion after a link (it then keeps them).
@@ -85,19 +89,14 @@ export class PostgresMetadataStore implements MetadataStore {
     return this.tx(async (q) => {
       await lockDigest(q, blob.digest);
       if (!(await present())) return false;
-      await q.query(
-        `WITH r AS (INSERT INTO repositories (name, created_at) VALUES ($1, $4) ON CONFLICT DO NOTHING)
-         INSERT INTO blob_links (repository, digest, size, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-        [repository, blob.digest, blob.size, Date.now()],
-      );
+      await insertLink(q, repository, blob);
       return true;
     });
   }
   async deleteIfUnlinked(digest: Digest, remove: () => Promise<boolean>): Promise<boolean> {
     return this.tx(async (q) => {
       await lockDigest(q, digest);
-      const n = (await q.query<{ n: number }>('SELECT COUNT(*)::bigint AS n FROM blob_links WHERE digest = $1', [digest])).rows[0]!.n;
-      return n === 0 && remove();
+      return (await linkCount(q, digest)) === 0 && remove();
     });
   }
   async unreferencedBlobLinks(before: number, limit: number, after?: BlobLinkKey): Promise<BlobLink[]> {
