@@ -36,8 +36,12 @@ for d in md.distributions():
         for f in d.files or []:
             h = f.hash
             if h is not None and h.mode == "sha256":
+                if re.fullmatch(r"[0-9a-f]{64}", h.value):
+                    files.append([str(f), h.value])  # some Debian packages write hex, not PEP 376's base64
+                    continue
                 raw = base64.urlsafe_b64decode(h.value + "=" * (-len(h.value) % 4))
-                files.append([str(f), raw.hex()])
+                if len(raw) == 32:
+                    files.append([str(f), raw.hex()])
     out["distributions"].append({
         "name": name, "version": d.version,
         "licenseExpression": meta.get("License-Expression"), "license": lic, "classifiers": classifiers,
