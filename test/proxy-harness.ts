@@ -9,8 +9,8 @@ import { bodyStream, type ByteRange } from '../src/storage/index.js';
 import { parseUpstreams, type UpstreamInput } from '../src/proxy/config.js';
 import type { ProxyLogger } from '../src/proxy/logger.js';
 import { PullThroughService, type PullThroughOptions } from '../src/proxy/pull-through-service.js';
-import { FsBlobStore } from '../src/storage/fs-blob-store.js';
-import { SqliteMetadataStore } from '../src/storage/sqlite-metadata-store.js';
+import { FsBlobStore } from '../src/storage/fs/fs-blob-store.js';
+import { SqliteMetadataStore } from '../src/storage/sqlite/sqlite-metadata-store.js';
 import { FaultUpstream } from './helpers/fault-upstream.js';
 
 /**

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf, type Digest } from '../src/oci/index.js';
-import { FsLayout } from '../src/storage/fs-layout.js';
+import { FsLayout } from '../src/storage/fs/fs-layout.js';
 import { FaultUpstream, generatedBlob } from './helpers/fault-upstream.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { skopeo, startDistribution, writeOciLayout, type Distribution } from './proxy-harness.js';

@@ -1,9 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FsBlobStore } from '../src/storage/fs-blob-store.js';
-import { FsUploadStore } from '../src/storage/fs-upload-store.js';
-import { SqliteMetadataStore } from '../src/storage/sqlite-metadata-store.js';
+import { FsBlobStore } from '../src/storage/fs/fs-blob-store.js';
+import { FsUploadStore } from '../src/storage/fs/fs-upload-store.js';
+import { SqliteMetadataStore } from '../src/storage/sqlite/sqlite-metadata-store.js';
 import { runStorageContract } from './storage-contract.js';
 
 runStorageContract('filesystem + SQLite', async () => {

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf, EMPTY_JSON_DIGEST, type Digest } from '../oci/index.js';
-import { FsBlobStore } from '../storage/fs-blob-store.js';
-import { SqliteMetadataStore } from '../storage/sqlite-metadata-store.js';
+import { FsBlobStore } from '../storage/fs/fs-blob-store.js';
+import { SqliteMetadataStore } from '../storage/sqlite/sqlite-metadata-store.js';
 import { createOps, type Ops } from './index.js';
 
 /** Lineage indexing from stored referrer layers (raw DSSE here), over the real stores. */

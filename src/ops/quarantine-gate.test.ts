@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf, err, type Digest } from '../oci/index.js';
-import { FsBlobStore } from '../storage/fs-blob-store.js';
-import { SqliteMetadataStore } from '../storage/sqlite-metadata-store.js';
+import { FsBlobStore } from '../storage/fs/fs-blob-store.js';
+import { SqliteMetadataStore } from '../storage/sqlite/sqlite-metadata-store.js';
 import { createOps, QuarantineGate, type Ops, type ReadGateLike } from './index.js';
 
 /** The quarantine gate and rollback eligibility over the real SQLite store, with an inner gate that denies one digest. */

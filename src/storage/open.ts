@@ -3,11 +3,11 @@ import type pg from 'pg';
 import type { Config } from '../config/schema.js';
 import type { BlobStore } from './blob-store.js';
 import { LocalFillLease, type FillLease } from './fill-lease.js';
-import { FsBlobStore } from './fs-blob-store.js';
-import { FsUploadStore } from './fs-upload-store.js';
+import { FsBlobStore } from './fs/fs-blob-store.js';
+import { FsUploadStore } from './fs/fs-upload-store.js';
 import type { MetadataStore } from './metadata-store.js';
 import { LocalNotifier, type Notifier } from './notifier.js';
-import { SqliteMetadataStore } from './sqlite-metadata-store.js';
+import { SqliteMetadataStore } from './sqlite/sqlite-metadata-store.js';
 import type { UploadStore } from './upload-store.js';
 
 export interface StorageLog {
@@ -71,11 +71,11 @@ export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, 
       // The scale-out drivers load only when configured: pg and the AWS SDK are about a third of
       // the heap a process starts with, and every full GC walks it (a blob download triggers many).
       const [{ PgFillLease }, { PgNotifier }, { createPgPool, describePgError, migrate, redact }, { PostgresMetadataStore }, { PG_MIGRATIONS }] = await Promise.all([
-        import('./pg-fill-lease.js'),
-        import('./pg-notifier.js'),
-        import('./pg-pool.js'),
-        import('./postgres-metadata-store.js'),
-        import('./postgres-schema.js'),
+        import('./postgres/pg-fill-lease.js'),
+        import('./postgres/pg-notifier.js'),
+        import('./postgres/pg-pool.js'),
+        import('./postgres/postgres-metadata-store.js'),
+        import('./postgres/postgres-schema.js'),
       ]);
       const { url, poolSize } = config.metadata;
       const p = createPgPool({ url, poolSize });
@@ -104,7 +104,7 @@ export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, 
     let uploads: UploadStore;
     let redirect: OpenedStorage['redirect'];
     if (config.storage.driver === 's3') {
-      const [{ S3BlobStore }, { S3UploadStore }] = await Promise.all([import('./s3-blob-store.js'), import('./s3-upload-store.js')]);
+      const [{ S3BlobStore }, { S3UploadStore }] = await Promise.all([import('./s3/s3-blob-store.js'), import('./s3/s3-upload-store.js')]);
       const s = config.storage;
       const store = new S3BlobStore({
         bucket: s.bucket,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import type { FillLease, LeaseHandle } from './fill-lease.js';
+import type { FillLease, LeaseHandle } from '../fill-lease.js';
 
 export interface PgFillLeaseOptions {
   /** A lease not renewed for this long is free again (its holder died). */

@@ -1,11 +1,11 @@
 import Database from 'better-sqlite3';
-import { err, type Descriptor, type Digest } from '../oci/index.js';
-import { prefixEnd, pushAuditEntry, toMove, toRecord, type HistoryRow, type ManifestRow } from './rows.js';
-import type { BlobInfo } from './blob-store.js';
-import type { Actor, BlobLink, BlobLinkKey, ManifestKey, ManifestPull, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
-import type { AuditEntry, AuditInput, AuditQuery, BlobQuarantineCheck, BlobQuarantineState, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from './ops-store.js';
+import { err, type Descriptor, type Digest } from '../../oci/index.js';
+import { prefixEnd, pushAuditEntry, toMove, toRecord, type HistoryRow, type ManifestRow } from '../rows.js';
+import type { BlobInfo } from '../blob-store.js';
+import type { Actor, BlobLink, BlobLinkKey, ManifestKey, ManifestPull, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from '../metadata-store.js';
+import type { AuditEntry, AuditInput, AuditQuery, BlobQuarantineCheck, BlobQuarantineState, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from '../ops-store.js';
 import { SqliteOpsTables } from './sqlite-ops.js';
-import type { VerdictStore } from './verdict-store.js';
+import type { VerdictStore } from '../verdict-store.js';
 import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
 
 /** Which manifests (`m`) retention may delete: see `ManifestIndex.expiredUntaggedManifests`. Named parameter: @before. */

@@ -1,9 +1,9 @@
 import type pg from 'pg';
-import { err, type Descriptor, type Digest } from '../oci/index.js';
-import { prefixEnd, pushAuditEntry, toRecord, type ManifestRow } from './rows.js';
-import type { BlobInfo } from './blob-store.js';
-import type { Actor, BlobLink, BlobLinkKey, ManifestKey, ManifestPull, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from './metadata-store.js';
-import type { AuditEntry, AuditInput, AuditQuery, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from './ops-store.js';
+import { err, type Descriptor, type Digest } from '../../oci/index.js';
+import { prefixEnd, pushAuditEntry, toRecord, type ManifestRow } from '../rows.js';
+import type { BlobInfo } from '../blob-store.js';
+import type { Actor, BlobLink, BlobLinkKey, ManifestKey, ManifestPull, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from '../metadata-store.js';
+import type { AuditEntry, AuditInput, AuditQuery, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from '../ops-store.js';
 import * as ops from './postgres-ops.js';
 import { withTransaction, type Queryable } from './pg-pool.js';
 

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { Digester, err, isDigest, parseDigest, type Digest } from '../oci/index.js';
-import type { BlobInfo, BlobLister, BlobPutOptions, BlobStore, ByteRange, StoredBlob } from './blob-store.js';
-import type { BlobRedirect } from './blob-redirect.js';
+import { Digester, err, isDigest, parseDigest, type Digest } from '../../oci/index.js';
+import type { BlobInfo, BlobLister, BlobPutOptions, BlobStore, ByteRange, StoredBlob } from '../blob-store.js';
+import type { BlobRedirect } from '../blob-redirect.js';
 import { createS3Client, describeS3Error, isS3NotFound, S3Layout, type S3Options } from './s3-client.js';
 import { abortMultipart, BufferPool, completeMultipart, copyObject, createMultipart, DEFAULT_PART, MIN_PART, PartFiller, PartUploader, partSizeFor } from './s3-multipart.js';
 

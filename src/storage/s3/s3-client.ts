@@ -1,7 +1,7 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { S3Client, S3ServiceException } from '@aws-sdk/client-s3';
-import { parseDigest, type Digest } from '../oci/index.js';
+import { parseDigest, type Digest } from '../../oci/index.js';
 
 /** The storage slice for S3-compatible object storage (see src/config/schema.ts). */
 export interface S3Options {

@@ -1,8 +1,8 @@
 import type Database from 'better-sqlite3';
-import { err, type Digest } from '../oci/index.js';
-import { toAudit, toMove, toPin, toProvenance, type HistoryRow, type AuditRow, type PinRow, type ProvenanceRow } from './rows.js';
-import { chainEntry } from './audit-chain.js';
-import type { Actor, TagMove } from './metadata-store.js';
+import { err, type Digest } from '../../oci/index.js';
+import { toAudit, toMove, toPin, toProvenance, type HistoryRow, type AuditRow, type PinRow, type ProvenanceRow } from '../rows.js';
+import { chainEntry } from '../audit-chain.js';
+import type { Actor, TagMove } from '../metadata-store.js';
 import {
   materialKeys,
   type AuditEntry,
@@ -15,7 +15,7 @@ import {
   type ProvenanceMaterial,
   type ProvenanceRecord,
   type QuarantineRecord,
-} from './ops-store.js';
+} from '../ops-store.js';
 
 /**
  * The operator tables of the SQLite store (pins, quarantine, audit, lineage).

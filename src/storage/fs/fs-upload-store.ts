@@ -4,12 +4,12 @@ import { mkdir, open, readdir, readFile, rm, stat, utimes, writeFile } from 'nod
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
-import { Digester, err, parseDigest, type Algorithm, type Digest } from '../oci/index.js';
-import type { BlobInfo } from './blob-store.js';
+import { Digester, err, parseDigest, type Algorithm, type Digest } from '../../oci/index.js';
+import type { BlobInfo } from '../blob-store.js';
 import { FsBlobStore, isNotFound } from './fs-blob-store.js';
-import { HashingFileWriter } from './hashing-writer.js';
-import { KeyedMutex } from './keyed-mutex.js';
-import type { UploadSession, UploadStore } from './upload-store.js';
+import { HashingFileWriter } from '../hashing-writer.js';
+import { KeyedMutex } from '../keyed-mutex.js';
+import type { UploadSession, UploadStore } from '../upload-store.js';
 
 const infoSchema = z.object({ repository: z.string(), startedAt: z.number() });
 const SESSION_ID = /^[a-f0-9-]{36}$/;

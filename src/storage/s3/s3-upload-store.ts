@@ -3,11 +3,11 @@ import type { Readable } from 'node:stream';
 import { ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type pg from 'pg';
 import { z } from 'zod';
-import { Digester, digestOf, err, isRegistryError, parseDigest, type Algorithm, type Digest } from '../oci/index.js';
-import type { BlobInfo } from './blob-store.js';
+import { Digester, digestOf, err, isRegistryError, parseDigest, type Algorithm, type Digest } from '../../oci/index.js';
+import type { BlobInfo } from '../blob-store.js';
 import type { S3BlobStore } from './s3-blob-store.js';
 import { abortMultipart, completeMultipart, createMultipart, MIN_PART, PartFiller, PartUploader, partSizeFor, type CompletedPart } from './s3-multipart.js';
-import type { UploadSession, UploadStore } from './upload-store.js';
+import type { UploadSession, UploadStore } from '../upload-store.js';
 
 /** How long a replica's claim on a session lasts without renewal; a part upload is bounded well below it. */
 const CLAIM_TTL_MS = 120_000;

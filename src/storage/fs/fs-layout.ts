@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Algorithm } from '../oci/index.js';
+import type { Algorithm } from '../../oci/index.js';
 
 /**
  * The one file that knows where things sit under the data directory

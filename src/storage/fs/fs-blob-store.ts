@@ -4,10 +4,10 @@ import { mkdir, open, opendir, rename, rm, stat, unlink } from 'node:fs/promises
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Digester, err, isDigest, parseDigest, type Digest } from '../oci/index.js';
-import type { BlobInfo, BlobLister, BlobPutOptions, BlobRandomAccess, BlobStore, ByteRange, RandomAccessBlob, StoredBlob } from './blob-store.js';
+import { Digester, err, isDigest, parseDigest, type Digest } from '../../oci/index.js';
+import type { BlobInfo, BlobLister, BlobPutOptions, BlobRandomAccess, BlobStore, ByteRange, RandomAccessBlob, StoredBlob } from '../blob-store.js';
 import { FsLayout } from './fs-layout.js';
-import { HashingFileWriter } from './hashing-writer.js';
+import { HashingFileWriter } from '../hashing-writer.js';
 
 /**
  * Content-addressed blobs on a filesystem. Writes go to a private ingest file while

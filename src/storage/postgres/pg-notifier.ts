@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { z } from 'zod';
-import { Listeners, type CacheEvent, type CacheListener, type Notifier } from './notifier.js';
+import { Listeners, type CacheEvent, type CacheListener, type Notifier } from '../notifier.js';
 import { pgTypes } from './pg-pool.js';
 
 const CHANNEL = 'customs_cache';

@@ -1,8 +1,8 @@
-import { err, type Digest } from '../oci/index.js';
-import { toAudit, toMove, toPin, toProvenance, type AuditRow, type HistoryRow, type PinRow, type ProvenanceRow } from './rows.js';
-export { toMove, type HistoryRow } from './rows.js';
-import { chainEntry } from './audit-chain.js';
-import type { Actor, TagMove } from './metadata-store.js';
+import { err, type Digest } from '../../oci/index.js';
+import { toAudit, toMove, toPin, toProvenance, type AuditRow, type HistoryRow, type PinRow, type ProvenanceRow } from '../rows.js';
+export { toMove, type HistoryRow } from '../rows.js';
+import { chainEntry } from '../audit-chain.js';
+import type { Actor, TagMove } from '../metadata-store.js';
 import {
   materialKeys,
   type AuditEntry,
@@ -14,7 +14,7 @@ import {
   type ProvenanceMaterial,
   type ProvenanceRecord,
   type QuarantineRecord,
-} from './ops-store.js';
+} from '../ops-store.js';
 import { LOCK_AUDIT, LOCK_NAMESPACE, type Queryable } from './pg-pool.js';
 
 /**
