@@ -17,7 +17,7 @@ import { err, referenceString, type Reference } from './oci/index.js';
 import { createOps, type Ops } from './ops/index.js';
 import { parseUpstreamFlag, upstreamsConfigSchema, type UpstreamConfig } from './proxy/config.js';
 import { PullThroughService } from './proxy/pull-through-service.js';
-import { BlobService, GarbageCollector, ListingService, ManifestService, PolicyReadGate, PullRecorder, RegistryContentSource, UpstreamFreshVerdicts, UploadService, type GcOptions } from './registry/index.js';
+import { BlobService, GarbageCollector, ListingService, ManifestService, PullRecorder, ServingRule, RegistryContentSource, UpstreamFreshVerdicts, UploadService, type GcOptions } from './registry/index.js';
 import { openStorage } from './storage/open.js';
 import { hasVerdictStore } from './storage/verdict-store.js';
 import { buildGate, describeFailures, policySchema, warmUpSbomValidators, type Gate } from './verify/index.js';
@@ -94,7 +94,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     : undefined;
   await pullThrough?.init();
 
-  // The gate: verdicts (verify) applied to manifests, evidence and blobs (registry), quarantine on top (ops).
+  // The gate: verdicts (verify) and quarantine applied to manifests, evidence and blobs by one rule (registry/serving-rule.ts).
   const source = new RegistryContentSource(blobs, metadata, pullThrough);
   const makeGate = (policy: unknown): Gate => buildGate({ source, policy, dataDir, ...(configDir ? { configDir } : {}), ...(opts.gate ? { mode: opts.gate } : {}) });
   const verdicts = new SwappableVerdicts(makeGate(policyInput), hasVerdictStore(metadata) ? metadata : undefined, log);
@@ -102,7 +102,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   // Upstream evidence changes without a push here: verdicts about proxied content expire with the upstream's tagFreshness.
   const freshnessMs = new Map(upstreams.map((u) => [u.name, u.tagFreshness * 1000]));
   const judged = pullThrough ? new UpstreamFreshVerdicts(verdicts, (r) => freshnessMs.get(pullThrough.resolve(r)?.upstream ?? '')) : verdicts;
-  const policyGate = publishingGate(new PolicyReadGate(judged, metadata), notifier, log);
+  const policyGate = publishingGate(new ServingRule(judged, metadata), notifier, log);
   ops = createOps({
     metadata,
     blobs,

@@ -40,6 +40,25 @@ export class SwappableVerdicts {
     return v;
   }
 
+  async checkEvidence(repository: string, digest: string, subject: string, legacy?: 'sig' | 'att' | 'sbom'): Promise<Verdict> {
+    const g = this.current;
+    const hit = g.peekEvidence(repository, digest, subject, legacy);
+    if (hit) return hit;
+    const key = `${this.key(g, repository, digest)}|evidence ${subject} ${legacy ?? ''}`;
+    if (this.store) {
+      const saved = await this.store.loadVerdict(key).catch(() => undefined);
+      if (saved) {
+        const v = JSON.parse(saved) as Verdict;
+        if (g.remember(v)) return v;
+      }
+    }
+    const v = await g.checkEvidence(repository, digest, subject, legacy);
+    if (this.store && g.peekEvidence(repository, digest, subject, legacy) === v) {
+      this.store.saveVerdict(key, digest, JSON.stringify(v)).catch((e: Error) => this.log.warn({ err: e.message }, 'could not persist verdict'));
+    }
+    return v;
+  }
+
   invalidate(subject: string): void {
     this.current.invalidate(subject);
     this.store?.deleteVerdicts(subject).catch((e: Error) => this.log.warn({ err: e.message }, 'could not drop persisted verdicts'));

@@ -78,7 +78,7 @@ describe('verification gate over HTTP (enforcing policy, keys in <data>/trust/ke
     expect(manifestDenial.message).toMatch(/models\/signatures: no signature found/);
     // Blob denials say why too: the manifest owning it is denied.
     const blobDenial = denials[4]!;
-    expect(blobDenial.message).toMatch(new RegExp(`blob ${m.config} belongs to no manifest the policy allows in models/unsigned`));
+    expect(blobDenial.message).toMatch(new RegExp(`blob ${m.config} belongs to no manifest served in models/unsigned`));
     expect(blobDenial.detail.failed?.[0]?.check).toBe('signatures');
   });
 

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf, type Digest } from '../src/oci/index.js';
-import { hasBlobList, hasBlobQuarantineCheck, verifyAuditChain, type BlobStore, type MetadataStore, type UploadStore } from '../src/storage/index.js';
+import { hasBlobList, verifyAuditChain, type BlobStore, type MetadataStore, type UploadStore } from '../src/storage/index.js';
 
 /**
  * The storage contract every backend must honour (distribution's testsuites.go
@@ -413,25 +413,6 @@ export function runStorageContract(name: string, factory: () => Promise<StorageU
         expect(await s.metadata.release(a, op)).toBe(true);
         expect(await s.metadata.release(a, op)).toBe(false);
         expect(await s.metadata.quarantinedAmong([a, b])).toEqual([]);
-      });
-
-      it('answers the blob quarantine question in one call (optional capability)', async () => {
-        if (!hasBlobQuarantineCheck(s.metadata)) return;
-        const layer = digestOf('q layer');
-        const m1 = { ...manifest('o/qb', '{"qb":1}'), references: [layer] };
-        const m2 = { ...manifest('o/qb', '{"qb":2}'), references: [layer] };
-        await s.metadata.putManifest(m1, undefined, actor);
-        expect(await s.metadata.blobQuarantine('o/qb', layer)).toEqual({ self: false, anyOwner: true, cleanOwner: true });
-        expect(await s.metadata.blobQuarantine('o/qb', digestOf('nobody'))).toEqual({ self: false, anyOwner: false, cleanOwner: false });
-        await s.metadata.quarantine(m1.digest, op);
-        expect(await s.metadata.blobQuarantine('o/qb', layer)).toEqual({ self: false, anyOwner: true, cleanOwner: false });
-        expect(await s.metadata.blobQuarantine('o/other', layer)).toEqual({ self: false, anyOwner: false, cleanOwner: false });
-        await s.metadata.putManifest(m2, undefined, actor);
-        expect(await s.metadata.blobQuarantine('o/qb', layer)).toEqual({ self: false, anyOwner: true, cleanOwner: true });
-        await s.metadata.quarantine(layer, op);
-        expect((await s.metadata.blobQuarantine('o/qb', layer)).self).toBe(true);
-        await s.metadata.release(layer, op);
-        await s.metadata.release(m1.digest, op);
       });
 
       it('keeps a gap-free hash chain with an entry for every tag move, pin and quarantine', async () => {

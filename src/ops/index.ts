@@ -3,7 +3,6 @@ import type { Actor, BlobFetcher, ManifestRecord, MetadataStore, TagMove } from 
 import { AuditService } from './audit.js';
 import { DeepVerifier } from './deep-verify.js';
 import { LineageService } from './lineage.js';
-import { QuarantineGate } from './quarantine-gate.js';
 import { QuarantineService } from './quarantine.js';
 import { TagControl } from './tags.js';
 import { judgeFromGate, type Judge, type OpsLog, type ReadGateLike } from './types.js';
@@ -13,14 +12,13 @@ export * from './audit.js';
 export * from './tags.js';
 export * from './lineage.js';
 export * from './quarantine.js';
-export * from './quarantine-gate.js';
 export * from './deep-verify.js';
 
 export interface OpsDeps {
   readonly metadata: MetadataStore;
   /** Reads attestation layers (lineage) and re-hashes blobs (deep verify). */
   readonly blobs: BlobFetcher;
-  /** The inner read gate (verification); wrapped by the quarantine gate returned here. */
+  /** The registry's read gate (the serving rule: verdicts and quarantine). */
   readonly gate: ReadGateLike;
   /** Would the gate serve this digest? Default: asks `gate.manifest` (DENIED = no). */
   readonly judge?: Judge;
@@ -42,8 +40,8 @@ export interface Ops {
   readonly lineage: LineageService;
   readonly quarantine: QuarantineService;
   readonly deep: DeepVerifier;
-  /** Wrap the registry's gate with this: quarantined content is denied first. */
-  readonly gate: QuarantineGate;
+  /** The read gate ops was built with (quarantine is part of it: registry/serving-rule.ts). */
+  readonly gate: ReadGateLike;
   /** Pass to ManifestService: pins refuse pushes, provenance is indexed. */
   readonly hooks: OpsWriteHooks;
   /** For the proxy (`PinLookup`): an upstream refresh does not move a pinned tag. */
@@ -58,7 +56,7 @@ export function createOps(deps: OpsDeps): Ops {
   const lineage = new LineageService(deps.metadata, deps.blobs, judge, deps.log);
   const quarantine = new QuarantineService(deps.metadata, deps.gate, lineage, tags);
   const deep = new DeepVerifier(deps.metadata, deps.blobs, lineage, judge, deps.gate);
-  const gate = new QuarantineGate(deps.gate, deps.metadata);
+  const gate = deps.gate;
   const hooks: OpsWriteHooks = {
     beforeTagPush: (repository, tag, digest) => tags.beforeTagPush(repository, tag, digest),
     afterPut: async (record) => {

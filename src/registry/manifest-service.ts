@@ -3,7 +3,7 @@ import { digestOf, err, parseManifest, type Digest, type Reference } from '../oc
 import type { Actor, ManifestRecord, MetadataStore, TagMove } from '../storage/index.js';
 import type { PullThrough } from '../proxy/pull-through.js';
 import type { ReadDecision, ReadGate } from './read-gate.js';
-import { legacyTagSubject } from './policy-read-gate.js';
+import { legacyTagSubject } from './serving-rule.js';
 
 export interface ManifestRead {
   readonly record: ManifestRecord;

@@ -49,28 +49,6 @@ export interface QuarantineStore {
   listQuarantine(): Promise<QuarantineRecord[]>;
 }
 
-/** What the quarantine means for one blob in one repository. */
-export interface BlobQuarantineState {
-  /** The blob's own digest is quarantined. */
-  readonly self: boolean;
-  /** Some manifest in the repository references it. */
-  readonly anyOwner: boolean;
-  /** Some manifest in the repository that is not quarantined references it. */
-  readonly cleanOwner: boolean;
-}
-
-/**
- * Optional capability: the quarantine gate's blob question in one query, which
- * stops at the first clean owner (the empty config `{}` may have thousands of
- * owners). Without it the gate lists owners and asks `quarantinedAmong`.
- */
-export interface BlobQuarantineCheck {
-  blobQuarantine(repository: string, digest: Digest): Promise<BlobQuarantineState>;
-}
-
-export const hasBlobQuarantineCheck = (s: object): s is BlobQuarantineCheck =>
-  typeof (s as Partial<BlobQuarantineCheck>).blobQuarantine === 'function';
-
 /** What a caller records; the store adds sequence, time and the chain hashes. */
 export interface AuditInput {
   readonly actor: string;

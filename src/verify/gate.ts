@@ -2,6 +2,8 @@ import { LRUCache } from 'lru-cache';
 import { errorText } from './evidence.js';
 import { evaluateRule } from './evaluate.js';
 import { DEFAULT_LIMITS, gatherEvidence, loadSubject, type Limits } from './gather.js';
+import type { LegacyKind } from './evidence-layer.js';
+import { judgeEvidence, type EvidenceJudgement } from './evidence-verdict.js';
 import { checkModel } from './model-check.js';
 import { err } from '../oci/errors.js';
 import { defaultPolicy, matchRule, parsePolicy, policyHash, ruleName, withMode, type Policy, type Rule } from './policy.js';
@@ -63,13 +65,35 @@ export class Gate {
   }
 
   async check(repository: string, digest: string): Promise<Verdict> {
-    const key = this.key(repository, digest);
+    return this.cached(this.key(repository, digest), () => this.compute(repository, digest));
+  }
+
+  private evidenceKey(repository: string, digest: string, subject: string, legacy: LegacyKind | undefined): string {
+    return `${this.key(repository, digest)}\nevidence ${subject} ${legacy ?? ''}`;
+  }
+
+  /** A cached evidence verdict, without computing one. */
+  peekEvidence(repository: string, digest: string, subject: string, legacy?: LegacyKind): Verdict | undefined {
+    return this.cache.get(this.evidenceKey(repository, digest, subject, legacy));
+  }
+
+  /**
+   * Does the manifest `digest` verify as evidence about `subject` (found through its `subject`
+   * field, or a cosign legacy tag of kind `legacy`)? Judged on its own bytes under the trust
+   * policy of the repository's rule; whether the subject itself may be served is the caller's
+   * question (registry/serving-rule.ts). Content is immutable, so the verdict is cached like any other.
+   */
+  async checkEvidence(repository: string, digest: string, subject: string, legacy?: LegacyKind): Promise<Verdict> {
+    return this.cached(this.evidenceKey(repository, digest, subject, legacy), () => this.computeEvidence(repository, digest, subject, legacy));
+  }
+
+  private async cached(key: string, compute: () => Promise<{ verdict: Verdict; cacheable: boolean }>): Promise<Verdict> {
     const hit = this.cache.get(key);
     if (hit) return hit;
     let p = this.inflight.get(key);
     if (!p) {
       const gen = this.generation;
-      p = this.compute(repository, digest)
+      p = compute()
         .then(({ verdict, cacheable }) => {
           if (cacheable && gen === this.generation) this.remember(verdict);
           return verdict;
@@ -83,7 +107,7 @@ export class Gate {
   /** Puts a verdict in the cache (e.g. one persisted in metadata), if it was made under this policy and trust. */
   remember(v: Verdict): boolean {
     if (v.policyHash !== this.policyHash || v.trustHash !== this.trustHash) return false;
-    const key = this.key(v.repository, v.digest);
+    const key = v.evidence ? this.evidenceKey(v.repository, v.digest, v.evidence.subject, v.evidence.legacy) : this.key(v.repository, v.digest);
     this.cache.set(key, v);
     let set = this.keysByDigest.get(v.digest);
     if (!set) this.keysByDigest.set(v.digest, (set = new Set()));
@@ -119,6 +143,25 @@ export class Gate {
       referrers,
       checkedAt: this.now().toISOString(),
     };
+  }
+
+  private async computeEvidence(repository: string, digest: string, subject: string, legacy: LegacyKind | undefined): Promise<{ verdict: Verdict; cacheable: boolean }> {
+    const matched = matchRule(this.policy, repository);
+    const name = matched ? ruleName(matched) : '(default)';
+    const make = (lines: EvidenceJudgement['lines'], kind?: 'verified' | 'unsigned-allowed'): Verdict => {
+      const findings: Finding[] = lines.map((l) => ({ rule: name, check: 'evidence', ok: l.ok, reason: l.ok ? l.reason : `evidence not verified: ${l.reason}` }));
+      return { ...this.verdict(repository, digest, matched, 'enforce', findings, []), evidence: { subject, ...(legacy ? { legacy } : {}), ...(kind ? { kind } : {}) } };
+    };
+    try {
+      // The subject's trust policy: the authorities of the rule that covers the repository; without
+      // any (a rule with no signature requirement), the operator's keys in <data>/trust/keys/.
+      const authorities = matched ? ruleAuthorities(matched, this.trust) : [];
+      if (authorities.length === 0) authorities.push(this.trust.authority({ trustedKeys: true }));
+      const j = await judgeEvidence({ source: this.source, repository, digest, subject, legacy, authorities, policy: this.policy.evidence, limits: this.limits, now: this.now() });
+      return { verdict: make(j.lines, j.kind), cacheable: !j.incomplete };
+    } catch (e) {
+      return { verdict: make([{ ok: false, reason: `verification failed: ${errorText(e)}` }]), cacheable: false };
+    }
   }
 
   private async compute(repository: string, digest: string): Promise<{ verdict: Verdict; cacheable: boolean }> {

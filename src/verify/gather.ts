@@ -2,11 +2,9 @@ import { createHash } from 'node:crypto';
 import { digestTag } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import { imageManifestSchema, type Descriptor, type ImageManifest } from '../oci/schemas.js';
-import { DSSE_LAYER, SIMPLE_SIGNING, verifyCosignAttestationLayer, verifyCosignSignatureLayer } from './cosign-legacy.js';
 import { errorText, rejected, type Outcome, type Signed, type SubjectContext } from './evidence.js';
-import { COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, NOTATION_ARTIFACT_TYPE, verifyNotationJws } from './notation.js';
-import { sbomFormatOfMediaType, sbomFormatOfPredicate, summarizeSbom, type SbomSummary } from './sbom.js';
-import { isSigstoreBundleType, verifySigstoreBundle } from './sigstore.js';
+import { classifyLayer, readSbomLayer, verifyLayer } from './evidence-layer.js';
+import { sbomFormatOfPredicate, summarizeSbom, type SbomSummary } from './sbom.js';
 import { hasTagResolver, type ContentSource } from './types.js';
 import type { ResolvedAuthority } from './trust.js';
 
@@ -123,28 +121,13 @@ async function readReferrer(source: ContentSource, repository: string, digest: s
       else ev.rejected.push({ referrer: digest, format: o.format, reason: o.reason });
     }
   };
-  const sbomType = sbomFormatOfMediaType(artifactType);
   for (const layer of ref.layers.slice(0, limits.maxLayersPerReferrer)) {
-    if (legacy === 'sig' || (!legacy && layer.mediaType === SIMPLE_SIGNING)) {
-      record(verifyCosignSignatureLayer({ mediaType: layer.mediaType, annotations: layer.annotations ?? {}, blob: await blob(layer) }, ev.subject));
-    } else if (legacy === 'att' || layer.mediaType === DSSE_LAYER) {
-      record(verifyCosignAttestationLayer({ mediaType: layer.mediaType, annotations: layer.annotations ?? {}, blob: await blob(layer) }, ev.subject));
-    } else if (isSigstoreBundleType(layer.mediaType) || isSigstoreBundleType(artifactType)) {
-      record(verifySigstoreBundle(await blob(layer), ev.subject));
-    } else if (artifactType === NOTATION_ARTIFACT_TYPE) {
-      if (layer.mediaType === JWS_MEDIA_TYPE) record(verifyNotationJws(await blob(layer), ev.subject));
-      else if (layer.mediaType === COSE_MEDIA_TYPE) record([rejected('notation signature', 'COSE envelopes are not supported; sign with --signature-format jws')]);
-    } else {
-      const fmt = sbomFormatOfMediaType(layer.mediaType) ?? sbomType;
-      if (!fmt) continue;
-      let doc: unknown;
-      try {
-        doc = JSON.parse((await blob(layer)).toString('utf8'));
-      } catch (e) {
-        ev.sboms.push({ source: `referrer ${digest}`, error: `SBOM is not JSON: ${errorText(e)}` });
-        continue;
-      }
-      ev.sboms.push(await summarize(`referrer ${digest.slice(0, 19)}`, doc, fmt));
+    const kind = classifyLayer({ mediaType: layer.mediaType, annotations: layer.annotations ?? {} }, artifactType, legacy);
+    if (kind.kind === 'signature' || kind.kind === 'attestation') record(verifyLayer(kind, await blob(layer), ev.subject));
+    else if (kind.kind === 'unsupported') record([rejected(kind.format, kind.reason)]);
+    else if (kind.kind === 'sbom') {
+      const r = await readSbomLayer(await blob(layer), kind.format);
+      ev.sboms.push('summary' in r ? { source: `referrer ${digest.slice(0, 19)}`, summary: r.summary } : { source: `referrer ${digest}`, error: r.error });
     }
   }
 }

@@ -102,12 +102,25 @@ export const ruleSchema = z.strictObject({
 });
 export type Rule = z.infer<typeof ruleSchema>;
 
+/**
+ * What may be served as evidence without a signature of its own (DESIGN.md, "The gate's one rule").
+ * Signatures and attestations always verify cryptographically; SBOM documents (CycloneDX, SPDX) are
+ * the one evidence type commonly attached unsigned (`oras attach`, `cosign attach sbom`), so they are
+ * allowed unsigned by default, when every layer is an SBOM that parses and is under the size cap.
+ */
+export const evidencePolicySchema = z.strictObject({
+  allowUnsigned: z.array(z.enum(['sbom'])).default(['sbom']),
+  maxUnsignedBytes: z.number().int().positive().default(16 * 1024 * 1024),
+});
+export type EvidencePolicy = z.infer<typeof evidencePolicySchema>;
+
 export const policySchema = z.strictObject({
   /** What happens to a repository no rule matches. */
   default: z.enum(['deny', 'allow']).default('deny'),
   /** Overrides the mode of every rule and of the default (what `--gate` sets). */
   mode: z.enum(['enforce', 'audit', 'off']).optional(),
   rules: z.array(ruleSchema).default([]),
+  evidence: evidencePolicySchema.default({ allowUnsigned: ['sbom'], maxUnsignedBytes: 16 * 1024 * 1024 }),
 });
 export type Policy = z.infer<typeof policySchema>;
 export type PolicyInput = z.input<typeof policySchema>;

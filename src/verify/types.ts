@@ -7,7 +7,7 @@ import type { Descriptor } from '../oci/schemas.js';
  */
 
 /** Which requirement of a rule a finding is about. */
-export type Check = 'match' | 'signatures' | 'attestations' | 'sbom' | 'model' | 'subject' | 'mode';
+export type Check = 'match' | 'signatures' | 'attestations' | 'sbom' | 'model' | 'subject' | 'mode' | 'evidence' | 'quarantine';
 
 export interface Finding {
   /** The rule's name (its first glob when unnamed), or `(default)` when no rule matched. */
@@ -32,9 +32,14 @@ export interface Verdict {
   readonly policyHash: string;
   readonly trustHash: string;
   readonly rule: string;
-  /** Digests of the referrers whose evidence was read; their blobs may be served with the subject. */
+  /** Digests of the referrers whose evidence was read (the verdict depends on them). */
   readonly referrers: readonly string[];
   readonly checkedAt: string;
+  /**
+   * Set on evidence verdicts (Gate.checkEvidence): the referrer verified as evidence for `subject`
+   * (`verified`: a signature or attestation checked; `unsigned-allowed`: SBOMs the policy accepts unsigned).
+   */
+  readonly evidence?: { readonly subject: string; readonly legacy?: 'sig' | 'att' | 'sbom'; readonly kind?: 'verified' | 'unsigned-allowed' };
 }
 
 /**

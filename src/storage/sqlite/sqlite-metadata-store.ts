@@ -3,7 +3,7 @@ import { err, type Descriptor, type Digest } from '../../oci/index.js';
 import { prefixEnd, pushAuditEntry, toMove, toRecord, type HistoryRow, type ManifestRow } from '../rows.js';
 import type { BlobInfo } from '../blob-store.js';
 import type { Actor, BlobLink, BlobLinkKey, ManifestKey, ManifestPull, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from '../metadata-store.js';
-import type { AuditEntry, AuditInput, AuditQuery, BlobQuarantineCheck, BlobQuarantineState, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from '../ops-store.js';
+import type { AuditEntry, AuditInput, AuditQuery, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from '../ops-store.js';
 import { SqliteOpsTables } from './sqlite-ops.js';
 import type { VerdictStore } from '../verdict-store.js';
 import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
@@ -30,7 +30,7 @@ const UNPULLED = `
  * synchronous; each method runs one statement or one transaction, so the async
  * interface costs a microtask and nothing else.
  */
-export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck, VerdictStore {
+export class SqliteMetadataStore implements MetadataStore, VerdictStore {
   private readonly db: Database.Database;
   private readonly stmt;
   private readonly ops: SqliteOpsTables;
@@ -367,9 +367,6 @@ export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck, 
   }
   async quarantinedAmong(digests: readonly Digest[]): Promise<Digest[]> {
     return this.ops.quarantinedAmong(digests);
-  }
-  async blobQuarantine(repository: string, digest: Digest): Promise<BlobQuarantineState> {
-    return this.ops.blobQuarantine(repository, digest);
   }
   async listQuarantine(): Promise<QuarantineRecord[]> {
     return this.ops.listQuarantine();

@@ -7,7 +7,6 @@ import {
   materialKeys,
   type AuditEntry,
   type AuditInput,
-  type BlobQuarantineState,
   type AuditQuery,
   type MaterialConsumer,
   type NewProvenance,
@@ -52,10 +51,6 @@ export class SqliteOpsTables {
       isQuarantined: p('SELECT 1 FROM quarantine WHERE digest = ?'),
       allQuarantined: p('SELECT digest FROM quarantine'),
       quarantinedAmong: p('SELECT digest FROM quarantine WHERE digest IN (SELECT value FROM json_each(?))'),
-      blobQuarantine: p(`SELECT EXISTS (SELECT 1 FROM quarantine WHERE digest = @d) AS self,
-        EXISTS (SELECT 1 FROM manifest_refs WHERE repository = @r AND ref = @d) AS anyOwner,
-        EXISTS (SELECT 1 FROM manifest_refs m WHERE m.repository = @r AND m.ref = @d
-                AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.digest = m.manifest)) AS cleanOwner`),
       listQuarantine: p('SELECT * FROM quarantine ORDER BY at, digest'),
       delProvenance: p('DELETE FROM provenance WHERE repository = ? AND referrer = ?'),
       delMaterials: p('DELETE FROM provenance_materials WHERE repository = ? AND referrer = ?'),
@@ -170,10 +165,6 @@ export class SqliteOpsTables {
     if (digests.length === 1) return this.stmt.isQuarantined.get(digests[0]) ? [digests[0]!] : [];
     const hit = new Set((this.stmt.quarantinedAmong.all(JSON.stringify(digests)) as { digest: Digest }[]).map((r) => r.digest));
     return [...new Set(digests)].filter((d) => hit.has(d));
-  }
-  blobQuarantine(repository: string, digest: Digest): BlobQuarantineState {
-    const r = this.stmt.blobQuarantine.get({ r: repository, d: digest }) as { self: number; anyOwner: number; cleanOwner: number };
-    return { self: r.self === 1, anyOwner: r.anyOwner === 1, cleanOwner: r.cleanOwner === 1 };
   }
   listQuarantine(): QuarantineRecord[] {
     return (this.stmt.listQuarantine.all() as { digest: string; actor: string; reason: string | null; at: number }[]).map((r) => ({
