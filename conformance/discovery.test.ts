@@ -174,6 +174,8 @@ describe('referrers API (end-12a, end-12b)', () => {
   });
 
   it('lists every manifest whose subject is the digest, with artifactType and annotations', async () => {
+    // The manifest's own annotations, plus customs' verdict on it as evidence (none of these verify: no signature).
+    const judged = { 'io.customs.evidence': 'unverified' };
     const { manifests } = await referrers(subject.digest);
     const byDigest = new Map(manifests.map((d) => [d.digest, d]));
     expect(manifests.length).toBe(3);
@@ -183,21 +185,21 @@ describe('referrers API (end-12a, end-12b)', () => {
       digest: sig.digest,
       size: sig.manifest.length,
       artifactType: sigType,
-      annotations: { 'org.example.signer': 'alice', 'org.opencontainers.image.created': '2026-01-01T00:00:00Z' },
+      annotations: { 'org.example.signer': 'alice', 'org.opencontainers.image.created': '2026-01-01T00:00:00Z', ...judged },
     });
     expect(byDigest.get(sbom.digest)).toEqual({
       mediaType: MT.ociManifest,
       digest: sbom.digest,
       size: sbom.manifest.length,
       artifactType: sbomConfigType,
-      annotations: { 'org.example.format': 'cyclonedx' },
+      annotations: { 'org.example.format': 'cyclonedx', ...judged },
     });
     expect(byDigest.get(indexRef.digest)).toEqual({
       mediaType: MT.ociIndex,
       digest: indexRef.digest,
       size: indexRef.bytes.length,
       artifactType: indexType,
-      annotations: { 'org.example.kind': 'bundle' },
+      annotations: { 'org.example.kind': 'bundle', ...judged },
     });
   });
 

@@ -112,6 +112,12 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       return { allowed: v.allowed, findings: describeFailures(v) };
     },
     log,
+    // Lineage, quarantine by material and deep verify act only on provenance whose signature verifies.
+    evidence: async (repository, referrer, subject) => {
+      const v = await judged.checkEvidence(repository, referrer, subject);
+      const status = v.allowed ? (v.evidence?.kind ?? 'verified') : 'unverified';
+      return { status, detail: v.findings.map((f) => f.reason).join('; ').slice(0, 500) };
+    },
     invalidateTags: (r) => void notifier.publish({ kind: 'tags', repository: r }).catch(() => undefined),
   });
   const gate = ops.gate;
@@ -128,7 +134,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     blobs: blobService,
     uploads: new UploadService(blobs, uploads, blobService, { maxBlobBytes: config.limits.maxBlobBytes }),
     manifests: new ManifestService(metadata, gate, pullThrough, publishingHooks(ops.hooks, notifier, log), pullRecorder),
-    listing: new ListingService(metadata, pullThrough),
+    listing: new ListingService(metadata, pullThrough, async (repository, referrer, subject) => {
+      const v = await judged.checkEvidence(repository, referrer, subject);
+      return v.allowed ? (v.evidence?.kind ?? 'verified') : 'unverified';
+    }),
     access,
     isProxied: (repository: string) => pullThrough?.handles(repository) ?? false,
   };

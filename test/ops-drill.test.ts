@@ -27,6 +27,8 @@ describe('operator drill: poisoned dataset', () => {
   beforeAll(async () => {
     srv = await startTestServer();
     p = new Pusher(srv.url, srv.auth());
+    // Lineage counts only provenance whose signature verifies under the trust policy.
+    await srv.trustKey(p.key.publicKey);
     t = { url: srv.url, token: srv.token };
     d1 = await p.artifact('data/transactions', DATASET, 'd1', 'v1');
     d2 = await p.artifact('data/transactions', DATASET, 'd2', 'v2');
@@ -91,7 +93,9 @@ describe('operator drill: poisoned dataset', () => {
     expect(viaD2.consumers.map((x) => x.digest).sort()).toEqual([m0.digest, b.digest, c.digest].sort());
     expect(viaD2.consumers.find((x) => x.digest === b.digest)!.depth).toBe(2);
     const lc = await cli.lineage(t, capture().io, 'models/churn:prod', {});
-    expect(lc.sbom).toEqual([{ referrer: expect.any(String), format: 'CycloneDX 1.6', components: 3, name: 'model-c' }]);
+    // An SBOM attached unsigned is shown apart: served when the policy allows it, not evidence lineage relies on.
+    expect(lc.sbom).toEqual([]);
+    expect(lc.unverifiedSbom).toEqual([{ referrer: expect.any(String), format: 'CycloneDX 1.6', components: 3, name: 'model-c' }]);
     expect(lc.referrers.map((r) => r.artifactType).sort()).toEqual(['application/vnd.cyclonedx+json', 'application/vnd.dev.sigstore.bundle.v0.3+json']);
     const byCommit = await cli.consumers(t, capture().io, `gitCommit:${COMMIT}`, {});
     expect(byCommit.consumers).toHaveLength(4);

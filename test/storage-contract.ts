@@ -474,6 +474,21 @@ export function runStorageContract(name: string, factory: () => Promise<StorageU
         expect(await s.metadata.provenanceFor(undefined, model)).toEqual([]);
       });
 
+      it('finds the manifests, in every repository, that hold a blob (lineage by a dataset file)', async () => {
+        const csv = digestOf('transactions.csv');
+        const d1 = { ...manifest('o/ds-a', '{"ds":"a"}'), references: [digestOf('cfg'), csv] };
+        const d2 = { ...manifest('o/ds-b', '{"ds":"b"}'), references: [csv] };
+        await s.metadata.putManifest(d1, undefined, actor);
+        await s.metadata.putManifest(d2, undefined, actor);
+        expect(await s.metadata.manifestsContaining(csv)).toEqual([
+          { repository: 'o/ds-a', digest: d1.digest },
+          { repository: 'o/ds-b', digest: d2.digest },
+        ]);
+        expect(await s.metadata.manifestsContaining(digestOf('nothing holds this'))).toEqual([]);
+        await s.metadata.deleteManifest('o/ds-b', d2.digest, actor);
+        expect((await s.metadata.manifestsContaining(csv)).map((m) => m.repository)).toEqual(['o/ds-a']);
+      });
+
       it('finds the tag moves of a digest', async () => {
         const v1 = manifest('o/moves', '{"moves":1}');
         const v2 = manifest('o/moves', '{"moves":2}');

@@ -137,7 +137,7 @@ export function adminApp(ops: Ops, access: Access): Hono<Env> {
   app.get('/consumers', async (c) => {
     const p = await input(c, schemas.consumers, 'query');
     await admin(c, 'consumers');
-    return c.json({ material: p.digest, consumers: await ops.lineage.consumers(p.digest) });
+    return c.json({ material: p.digest, ...(await ops.lineage.consumers(p.digest)) });
   });
   app.post('/verify/deep', async (c) => {
     const b = await input(c, schemas.deep, 'body');

@@ -23,7 +23,7 @@ export interface DeepReport {
  * blob and child manifest it references, and every referrer with its blobs, from
  * storage; asks the gate again; and re-hashes every provenance material customs
  * stores (as a manifest, with its blobs) to show it still has the digest the
- * provenance names.
+ * (verified) provenance names.
  */
 export class DeepVerifier {
   constructor(
@@ -49,7 +49,12 @@ export class DeepVerifier {
     this.gate.invalidate(record.digest);
     const v = await this.judge(repository, record.digest);
     checks.push({ kind: 'gate', digest: record.digest, ok: v.allowed, detail: v.allowed ? 'allowed' : v.findings.join('; ') });
-    for (const p of await this.metadata.provenanceFor(repository, record.digest)) {
+    const prov = await this.lineage.provenanceOf(repository, record.digest);
+    for (const p of prov.unverified) {
+      // Listed, not acted on: anyone with a push token can attach provenance; only a verified signature makes it evidence.
+      checks.push({ kind: 'provenance', digest: p.referrer, ok: true, detail: `unverified provenance (${p.detail}): its materials are not checked` });
+    }
+    for (const p of prov.verified) {
       for (const m of p.materials) {
         const hex = m.digest.sha256?.toLowerCase();
         if (!hex) continue; // a git commit or another algorithm: not content customs holds

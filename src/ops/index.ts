@@ -2,7 +2,7 @@ import type { Digest } from '../oci/index.js';
 import type { Actor, BlobFetcher, ManifestRecord, MetadataStore, TagMove } from '../storage/index.js';
 import { AuditService } from './audit.js';
 import { DeepVerifier } from './deep-verify.js';
-import { LineageService } from './lineage.js';
+import { LineageService, type EvidenceCheck } from './lineage.js';
 import { QuarantineService } from './quarantine.js';
 import { TagControl } from './tags.js';
 import { judgeFromGate, type Judge, type OpsLog, type ReadGateLike } from './types.js';
@@ -23,6 +23,8 @@ export interface OpsDeps {
   /** Would the gate serve this digest? Default: asks `gate.manifest` (DENIED = no). */
   readonly judge?: Judge;
   readonly log: OpsLog;
+  /** Does a referrer verify as evidence (lineage acts only on verified provenance)? Default: nothing verifies. */
+  readonly evidence?: EvidenceCheck;
   /** Operators moved tags of `repository`: drop cached tag resolutions (ManifestService.invalidateTags). */
   readonly invalidateTags?: (repository: string) => void;
 }
@@ -53,7 +55,7 @@ export function createOps(deps: OpsDeps): Ops {
   const invalidate = deps.invalidateTags ?? (() => undefined);
   const audit = new AuditService(deps.metadata);
   const tags = new TagControl(deps.metadata, judge, invalidate);
-  const lineage = new LineageService(deps.metadata, deps.blobs, judge, deps.log);
+  const lineage = new LineageService(deps.metadata, deps.blobs, judge, deps.log, deps.evidence);
   const quarantine = new QuarantineService(deps.metadata, deps.gate, lineage, tags);
   const deep = new DeepVerifier(deps.metadata, deps.blobs, lineage, judge, deps.gate);
   const gate = deps.gate;

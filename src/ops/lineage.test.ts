@@ -15,13 +15,21 @@ let metadata: SqliteMetadataStore;
 let ops: Ops;
 const warnings: string[] = [];
 const by = { actor: 'proxy' };
+/** Referrers whose signature verified (what the gate's evidence check would say). */
+const signed = new Set<Digest>();
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'customs-lineage-'));
   blobs = new FsBlobStore(dir);
   await blobs.init();
   metadata = new SqliteMetadataStore(join(dir, 'metadata.sqlite'));
-  ops = createOps({ metadata, blobs, gate: { manifest: async () => ({}), blob: async () => ({}), invalidate: () => undefined }, log: { warn: (_o, m) => void warnings.push(m), info: () => undefined } });
+  ops = createOps({
+    metadata,
+    blobs,
+    gate: { manifest: async () => ({}), blob: async () => ({}), invalidate: () => undefined },
+    log: { warn: (_o, m) => void warnings.push(m), info: () => undefined },
+    evidence: async (_r, referrer) => (signed.has(referrer) ? { status: 'verified', detail: 'signature verified' } : { status: 'unverified', detail: 'no signature verifies' }),
+  });
 });
 afterAll(async () => {
   await metadata.close();
@@ -64,12 +72,43 @@ describe('lineage', () => {
 
   it('indexes referrers stored without the write hooks when lineage is asked, and then finds consumers', async () => {
     const m = await storeManifest('up/model', model);
-    await dsseReferrer('up/model', m, m, dataset);
-    expect(await ops.lineage.consumers(dataset)).toEqual([]); // not indexed yet: stored behind the hooks' back
+    const ref = await dsseReferrer('up/model', m, m, dataset);
+    signed.add(ref);
+    expect((await ops.lineage.consumers(dataset)).consumers).toEqual([]); // not indexed yet: stored behind the hooks' back
     const l = await ops.lineage.lineage('up/model', { kind: 'digest', digest: m });
     expect(l.datasets.map((x) => x.digest)).toEqual([{ sha256: dataset.slice(7) }]);
     expect(l.provenance[0]!.signers).toEqual(['keyid:k']);
-    expect((await ops.lineage.consumers(dataset)).map((c) => c.digest)).toEqual([m]);
+    expect((await ops.lineage.consumers(dataset)).consumers.map((c) => c.digest)).toEqual([m]);
+  });
+
+  it('unverified provenance is listed apart and never counted: it cannot make a good model a consumer', async () => {
+    const poisoned = digestOf('poisoned dataset');
+    const good = await storeManifest('up/good', { ...model, annotations: { n: 'good' } });
+    const forged = await dsseReferrer('up/good', good, good, poisoned); // attached by anyone with a push token
+    const l = await ops.lineage.lineage('up/good', { kind: 'digest', digest: good });
+    expect(l.provenance).toEqual([]);
+    expect(l.datasets).toEqual([]);
+    expect(l.unverifiedProvenance.map((p) => [p.referrer, p.evidence, p.materials[0]!.digest])).toEqual([[forged, 'unverified', { sha256: poisoned.slice(7) }]]);
+    const report = await ops.lineage.consumers(poisoned);
+    expect(report.consumers).toEqual([]);
+    expect(report.unverified.map((c) => [c.digest, c.referrer])).toEqual([[good, forged]]);
+    const q = await ops.quarantine.quarantineMaterial(poisoned, { rollback: true, pin: false }, { actor: 'op', reason: 'INC' });
+    expect(q.affected).toBe(0);
+    expect(await metadata.quarantinedAmong([good])).toEqual([]);
+    expect(q.unverified.map((c) => c.digest)).toEqual([good]);
+  });
+
+  it('finds the consumers of a dataset by the digest of a file it holds', async () => {
+    const csv = await blobs.put(Readable.from([Buffer.from('id,amount\n1,2\n')]));
+    const ds = await storeManifest('up/data', { ...model, layers: [{ mediaType: 'text/csv', digest: csv.digest, size: csv.size, annotations: { 'org.opencontainers.image.title': 'transactions.csv' } }] });
+    const m = await storeManifest('up/trained', { ...model, annotations: { n: 'trained' } });
+    signed.add(await dsseReferrer('up/trained', m, m, ds));
+    await ops.lineage.lineage('up/trained', { kind: 'digest', digest: m }); // indexes the referrer
+    const byFile = await ops.lineage.consumers(csv.digest);
+    expect(byFile.containedIn).toEqual([{ repository: 'up/data', digest: ds }]);
+    expect(byFile.consumers.map((c) => [c.repository, c.digest, c.via])).toEqual([['up/trained', m, ds]]);
+    const l = await ops.lineage.lineage('up/trained', { kind: 'digest', digest: m });
+    expect(l.datasets[0]!.files).toEqual([{ path: 'transactions.csv', digest: csv.digest, size: csv.size }]);
   });
 
   it('does not index a statement about another digest', async () => {
@@ -78,6 +117,6 @@ describe('lineage', () => {
     const rec = (await metadata.getManifest('up/other', ref))!;
     expect(await ops.lineage.index(rec)).toBe(false);
     expect(warnings).toContain('provenance statement does not name its subject; not indexed');
-    expect(await ops.lineage.consumers(digestOf('other data'))).toEqual([]);
+    expect((await ops.lineage.consumers(digestOf('other data'))).consumers).toEqual([]);
   });
 });

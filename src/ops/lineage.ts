@@ -1,5 +1,5 @@
 import { err, parseManifest, type Digest, type Reference } from '../oci/index.js';
-import type { BlobFetcher, ManifestRecord, MetadataStore, ProvenanceMaterial } from '../storage/index.js';
+import type { BlobFetcher, ManifestRecord, MetadataStore, ProvenanceMaterial, ProvenanceRecord } from '../storage/index.js';
 import { isProvenance, materialKind, provenanceFacts, readEnvelope, statementNames } from './envelope.js';
 import { readSmall, type Judge, type OpsLog } from './types.js';
 
@@ -8,8 +8,22 @@ const MAX_ATTESTATION = 4 * 1024 * 1024;
 const SBOM_TYPES = ['application/vnd.cyclonedx+json', 'application/spdx+json'];
 const SBOM_PREDICATES = ['https://cyclonedx.org/bom', 'https://spdx.dev/Document'];
 
+/** Whether a referrer verified as evidence about its subject (the gate's evidence check). */
+export type EvidenceStatus = 'verified' | 'unsigned-allowed' | 'unverified';
+
+/**
+ * Does `referrer` verify as evidence about `subject` under the repository's trust policy? Lineage
+ * acts only on `verified` (a signature checked): provenance and SBOMs anyone with a push token can
+ * attach unsigned are listed apart and never drive a quarantine or a blast radius.
+ */
+export type EvidenceCheck = (repository: string, referrer: Digest, subject: Digest) => Promise<{ status: EvidenceStatus; detail: string }>;
+
+/** Without an evidence check nothing is verified (fail closed). */
+export const NOTHING_VERIFIED: EvidenceCheck = async () => ({ status: 'unverified', detail: 'no evidence verifier configured' });
+
 export interface ReferrerView {
   readonly digest: Digest;
+  readonly evidence: EvidenceStatus;
   readonly artifactType: string | undefined;
   readonly predicateType: string | undefined;
   readonly created: string | undefined;
@@ -28,6 +42,20 @@ export interface MaterialView extends ProvenanceMaterial {
   readonly kind: 'code' | 'dataset' | 'base-model' | 'other';
   /** Where customs stores it, when it does. */
   readonly storedIn: string[];
+  /** For a material customs stores as a manifest (a dataset): its files, by path and digest. */
+  readonly files: { path: string | undefined; digest: Digest; size: number }[];
+}
+
+export interface ProvenanceView {
+  readonly referrer: Digest;
+  readonly predicateType: string;
+  readonly builderId: string | undefined;
+  readonly startedOn: string | undefined;
+  readonly finishedOn: string | undefined;
+  readonly signers: readonly string[];
+  readonly evidence: EvidenceStatus;
+  /** Why it is (not) verified. */
+  readonly verification: string;
 }
 
 export interface Lineage {
@@ -39,20 +67,19 @@ export interface Lineage {
   readonly pins: { tag: string; actor: string; reason: string | undefined }[];
   readonly quarantined: boolean;
   readonly verdict: { allowed: boolean; findings: readonly string[] };
-  readonly provenance: {
-    referrer: Digest;
-    predicateType: string;
-    builderId: string | undefined;
-    startedOn: string | undefined;
-    finishedOn: string | undefined;
-    signers: readonly string[];
-  }[];
+  /** Provenance whose signature verified: the materials below come from these only. */
+  readonly provenance: ProvenanceView[];
   readonly code: MaterialView[];
   readonly datasets: MaterialView[];
   readonly baseModels: MaterialView[];
   readonly otherMaterials: MaterialView[];
+  /** Provenance attached without a signature that verifies: shown, never acted on. */
+  readonly unverifiedProvenance: (ProvenanceView & { materials: MaterialView[] })[];
   readonly referrers: ReferrerView[];
+  /** SBOMs whose signature verified (signed referrers or attestations). */
   readonly sbom: SbomSummary[];
+  /** SBOMs attached unsigned (served when the policy allows it; not evidence lineage relies on). */
+  readonly unverifiedSbom: SbomSummary[];
 }
 
 export interface ConsumerView {
@@ -62,6 +89,18 @@ export interface ConsumerView {
   readonly role: string | undefined;
   readonly depth: number;
   readonly tags: string[];
+  /** The provenance referrer that names the material. */
+  readonly referrer: Digest;
+  readonly evidence: EvidenceStatus;
+}
+
+export interface ConsumersReport {
+  /** Consumers by verified provenance: what a quarantine by material acts on. */
+  readonly consumers: ConsumerView[];
+  /** Named only by provenance that does not verify: listed apart, never acted on or followed further. */
+  readonly unverified: ConsumerView[];
+  /** When the material is a file: the stored manifests (datasets) that hold it, searched as materials too. */
+  readonly containedIn: { repository: string; digest: Digest }[];
 }
 
 /** Indexes provenance as it is stored and answers lineage questions from the index. */
@@ -71,6 +110,7 @@ export class LineageService {
     private readonly blobs: BlobFetcher,
     private readonly judge: Judge,
     private readonly log: OpsLog,
+    private readonly evidence: EvidenceCheck = NOTHING_VERIFIED,
   ) {}
 
   /**
@@ -124,18 +164,25 @@ export class LineageService {
     const referrerList = await this.metadata.listReferrers(repository, digest);
     const prov = await this.provenanceCatchingUp(repository, digest, referrerList.map((d) => d.digest));
     const materials: MaterialView[] = [];
+    const provenance: ProvenanceView[] = [];
+    const unverifiedProvenance: Lineage['unverifiedProvenance'][number][] = [];
     for (const p of prov) {
-      for (const m of p.materials) {
-        const sha = m.digest.sha256 ? (`sha256:${m.digest.sha256.toLowerCase()}` as Digest) : undefined;
-        materials.push({ ...m, kind: materialKind(m), storedIn: sha ? await this.metadata.repositoriesOf(sha) : [] });
-      }
+      const ev = await this.evidence(repository, p.referrer, digest).catch((e: Error) => ({ status: 'unverified' as const, detail: e.message }));
+      const view: ProvenanceView = { referrer: p.referrer, predicateType: p.predicateType, builderId: p.builderId, startedOn: p.startedOn, finishedOn: p.finishedOn, signers: p.signers, evidence: ev.status, verification: ev.detail };
+      const mats: MaterialView[] = [];
+      for (const m of p.materials) mats.push(await this.materialView(m));
+      if (ev.status === 'verified') {
+        provenance.push(view);
+        materials.push(...mats);
+      } else unverifiedProvenance.push({ ...view, materials: mats });
     }
     const referrers: ReferrerView[] = [];
     const sbom: SbomSummary[] = [];
+    const unverifiedSbom: SbomSummary[] = [];
     for (const d of referrerList) {
-      const view = await this.referrerView(repository, d.digest, d.artifactType, d.annotations);
+      const view = await this.referrerView(repository, digest, d.digest, d.artifactType, d.annotations);
       referrers.push(view.view);
-      if (view.sbom) sbom.push(view.sbom);
+      if (view.sbom) (view.view.evidence === 'verified' ? sbom : unverifiedSbom).push(view.sbom);
     }
     return {
       repository,
@@ -146,14 +193,38 @@ export class LineageService {
       pins,
       quarantined,
       verdict: quarantined ? { allowed: false, findings: ['quarantined', ...verdict.findings] } : verdict,
-      provenance: prov.map((p) => ({ referrer: p.referrer, predicateType: p.predicateType, builderId: p.builderId, startedOn: p.startedOn, finishedOn: p.finishedOn, signers: p.signers })),
+      provenance,
       code: materials.filter((m) => m.kind === 'code'),
       datasets: materials.filter((m) => m.kind === 'dataset'),
       baseModels: materials.filter((m) => m.kind === 'base-model'),
       otherMaterials: materials.filter((m) => m.kind === 'other'),
+      unverifiedProvenance,
       referrers,
       sbom,
+      unverifiedSbom,
     };
+  }
+
+  /** Stored provenance of `digest`, split by whether its signature verifies (deep verify acts on `verified` only). */
+  async provenanceOf(repository: string, digest: Digest): Promise<{ verified: ProvenanceRecord[]; unverified: (ProvenanceRecord & { detail: string })[] }> {
+    const verified: ProvenanceRecord[] = [];
+    const unverified: (ProvenanceRecord & { detail: string })[] = [];
+    for (const p of await this.metadata.provenanceFor(repository, digest)) {
+      const ev = await this.evidence(repository, p.referrer, digest).catch((e: Error) => ({ status: 'unverified' as const, detail: e.message }));
+      if (ev.status === 'verified') verified.push(p);
+      else unverified.push({ ...p, detail: ev.detail });
+    }
+    return { verified, unverified };
+  }
+
+  /** A material as lineage shows it: where customs stores it and, for a stored dataset, its files. */
+  private async materialView(m: ProvenanceMaterial): Promise<MaterialView> {
+    const sha = m.digest.sha256 ? (`sha256:${m.digest.sha256.toLowerCase()}` as Digest) : undefined;
+    const storedIn = sha ? await this.metadata.repositoriesOf(sha) : [];
+    const files: MaterialView['files'] = [];
+    const record = sha && storedIn[0] ? await this.metadata.getManifest(storedIn[0], sha) : undefined;
+    if (record) for (const l of layersOf(record)) files.push({ path: l.path, digest: l.digest, size: l.size });
+    return { ...m, kind: materialKind(m), storedIn, files };
   }
 
   /**
@@ -175,10 +246,12 @@ export class LineageService {
 
   private async referrerView(
     repository: string,
+    subject: Digest,
     digest: Digest,
     artifactType: string | undefined,
     annotations: Record<string, string> | undefined,
   ): Promise<{ view: ReferrerView; sbom?: SbomSummary }> {
+    const evidence = (await this.evidence(repository, digest, subject).catch(() => ({ status: 'unverified' as const }))).status;
     const record = await this.metadata.getManifest(repository, digest);
     let predicateType = annotations?.['dev.sigstore.bundle.predicateType'];
     const signers: string[] = [];
@@ -205,24 +278,48 @@ export class LineageService {
       }
     }
     return {
-      view: { digest, artifactType, predicateType, created: annotations?.['org.opencontainers.image.created'], signers: [...new Set(signers)], loggedAt },
+      view: { digest, evidence, artifactType, predicateType, created: annotations?.['org.opencontainers.image.created'], signers: [...new Set(signers)], loggedAt },
       sbom,
     };
   }
 
-  /** Every artifact whose provenance names `material`, and theirs in turn (a dataset derived from a dataset). */
-  async consumers(material: string): Promise<ConsumerView[]> {
-    const out: ConsumerView[] = [];
+  /**
+   * Every artifact whose verified provenance names `material`, and theirs in turn (a dataset derived
+   * from a dataset, a model fine-tuned from a model). A file's digest (the CSV a dataset holds) also
+   * finds the stored manifests holding it, and their consumers. Provenance that does not verify is
+   * reported apart and not followed: an attacker must not be able to pull a good model into (or hide
+   * a real consumer from) a blast radius by attaching provenance.
+   */
+  async consumers(material: string): Promise<ConsumersReport> {
+    const consumers: ConsumerView[] = [];
+    const unverified: ConsumerView[] = [];
+    const isOci = /^sha(256|512):[a-f0-9]+$/.test(material);
+    const containedIn = isOci ? await this.metadata.manifestsContaining(material as Digest) : [];
     const seen = new Set<string>([material]);
     let frontier: { key: string; depth: number }[] = [{ key: material, depth: 1 }];
+    for (const c of containedIn) {
+      if (seen.has(c.digest)) continue;
+      seen.add(c.digest);
+      frontier.push({ key: c.digest, depth: 1 });
+    }
+    const checked = new Set<string>();
     while (frontier.length > 0) {
       const next: { key: string; depth: number }[] = [];
       for (const { key, depth } of frontier) {
         for (const c of await this.metadata.consumersOf(key)) {
+          const edge = `${c.repository}@${c.subject}<${c.referrer}`;
+          if (checked.has(edge)) continue;
+          checked.add(edge);
+          const ev = await this.evidence(c.repository, c.referrer, c.subject).catch(() => ({ status: 'unverified' as const, detail: '' }));
+          const view: ConsumerView = { repository: c.repository, digest: c.subject, via: key, role: c.role, depth, tags: await this.metadata.tagsOf(c.repository, c.subject), referrer: c.referrer, evidence: ev.status };
+          if (ev.status !== 'verified') {
+            unverified.push(view);
+            continue;
+          }
           const id = `${c.repository}@${c.subject}`;
           if (seen.has(id)) continue;
           seen.add(id);
-          out.push({ repository: c.repository, digest: c.subject, via: key, role: c.role, depth, tags: await this.metadata.tagsOf(c.repository, c.subject) });
+          consumers.push(view);
           if (!seen.has(c.subject)) {
             seen.add(c.subject);
             next.push({ key: c.subject, depth: depth + 1 });
@@ -231,15 +328,19 @@ export class LineageService {
       }
       frontier = next;
     }
-    return out;
+    // A consumer also reached through verified provenance is not "unverified".
+    const verifiedIds = new Set(consumers.map((c) => `${c.repository}@${c.digest}`));
+    return { consumers, unverified: unverified.filter((u) => !verifiedIds.has(`${u.repository}@${u.digest}`)), containedIn };
   }
 }
 
-function layersOf(record: ManifestRecord): { digest: Digest; size: number; mediaType: string }[] {
+function layersOf(record: ManifestRecord): { digest: Digest; size: number; mediaType: string; path: string | undefined }[] {
   try {
     const m = parseManifest(record.bytes, record.mediaType);
     const config = m.config?.digest;
-    return m.blobs.filter((b) => b.digest !== config).map((b) => ({ digest: b.digest, size: b.size, mediaType: b.mediaType }));
+    return m.blobs
+      .filter((b) => b.digest !== config)
+      .map((b) => ({ digest: b.digest, size: b.size, mediaType: b.mediaType, path: b.annotations?.['org.cncf.model.filepath'] ?? b.annotations?.['org.opencontainers.image.title'] }));
   } catch {
     return [];
   }

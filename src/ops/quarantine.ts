@@ -1,6 +1,6 @@
 import { err, isRegistryError, parseDigest, type Digest } from '../oci/index.js';
 import type { Actor, MetadataStore, QuarantineRecord } from '../storage/index.js';
-import type { LineageService } from './lineage.js';
+import type { ConsumerView, LineageService } from './lineage.js';
 import type { TagControl } from './tags.js';
 import type { ReadGateLike } from './types.js';
 
@@ -18,6 +18,8 @@ export interface MaterialQuarantineResult {
   readonly material: string;
   readonly affected: number;
   readonly actions: QuarantineAction[];
+  /** Artifacts only unverified provenance names: reported, not quarantined (see LineageService.consumers). */
+  readonly unverified: ConsumerView[];
 }
 
 /**
@@ -53,17 +55,18 @@ export class QuarantineService {
   }
 
   /**
-   * Quarantines every artifact whose provenance names `material` (transitively),
-   * and the material itself when customs stores it as a manifest (poisoned data is
-   * not served either). With `rollback`, every tag pointing at a quarantined digest
+   * Quarantines every artifact whose verified provenance names `material` (transitively),
+   * and the material itself when customs stores it, as a manifest or as a file of one
+   * (poisoned data is not served either; every dataset holding the file is then denied).
+   * Artifacts only unverified provenance names are reported, never acted on. With `rollback`, every tag pointing at a quarantined digest
    * moves back to its newest earlier digest that is not quarantined and that the
    * gate allows; a tag with no such digest stays (and is denied) and is reported.
    */
   async quarantineMaterial(material: string, opts: { rollback: boolean; pin: boolean }, by: Actor): Promise<MaterialQuarantineResult> {
-    const consumers = await this.lineage.consumers(material);
+    const { consumers, unverified, containedIn } = await this.lineage.consumers(material);
     const digests = new Set<Digest>(consumers.map((c) => c.digest));
     const isOci = /^sha(256|512):/.test(material);
-    if (isOci && (await this.metadata.repositoriesOf(material as Digest)).length > 0) digests.add(material as Digest);
+    if (isOci && (containedIn.length > 0 || (await this.metadata.repositoriesOf(material as Digest)).length > 0)) digests.add(material as Digest);
     const actions: QuarantineAction[] = [];
     for (const d of digests) {
       const added = await this.quarantine(d, { actor: by.actor, reason: `${by.reason ?? 'quarantine'} [material ${material}]` });
@@ -97,8 +100,8 @@ export class QuarantineService {
       action: 'quarantine.material',
       target: material,
       reason: by.reason,
-      detail: { rollback: opts.rollback, quarantined: [...digests], actions: actions.length },
+      detail: { rollback: opts.rollback, quarantined: [...digests], actions: actions.length, unverified: unverified.map((u) => `${u.repository}@${u.digest}`) },
     });
-    return { material, affected: digests.size, actions };
+    return { material, affected: digests.size, actions, unverified };
   }
 }

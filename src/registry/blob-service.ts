@@ -140,9 +140,14 @@ export class BlobService {
   }
 
   /** Cross-repository mount: links `digest` into `repository` when `from` may read it. */
+  /**
+   * Cross-repository mount: links `from`'s blob here. A quarantined blob is not mounted (the client
+   * gets an upload session, as for a blob `from` lacks): quarantine follows a digest into no new repository.
+   */
   async mount(repository: string, digest: Digest, from: string): Promise<BlobInfo | undefined> {
     const info = await this.localInfo(from, digest);
     if (!info) return undefined;
+    if ((await this.metadata.quarantinedAmong([digest])).length > 0) return undefined;
     await this.link(repository, info);
     return info;
   }

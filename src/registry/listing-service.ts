@@ -13,11 +13,19 @@ export interface ReferrersResult {
   readonly filtered: boolean;
 }
 
+/** What the gate says of a referrer as evidence about its subject (the `io.customs.evidence` annotation). */
+export type EvidenceStatus = 'verified' | 'unsigned-allowed' | 'unverified';
+export const EVIDENCE_ANNOTATION = 'io.customs.evidence';
+/** Referrers judged per listing; past this many the annotation says `unchecked` (the list itself is complete). */
+const MAX_JUDGED = 128;
+
 /** Content discovery: tag lists, the catalog, the referrers API. */
 export class ListingService {
   constructor(
     private readonly metadata: MetadataStore,
     private readonly pullThrough: PullThrough | undefined,
+    /** Does `referrer` verify as evidence about `subject`? Listing is metadata: every referrer is listed either way. */
+    private readonly evidenceOf?: (repository: string, referrer: Digest, subject: Digest) => Promise<EvidenceStatus>,
   ) {}
 
   async tags(repository: string, page: Page): Promise<PageResult> {
@@ -36,8 +44,19 @@ export class ListingService {
       const seen = new Set(local.map((d) => d.digest));
       for (const d of await this.pullThrough.referrers(repository, subject)) if (!seen.has(d.digest)) all.push(d);
     }
-    const manifests = artifactType ? all.filter((d) => d.artifactType === artifactType) : all;
+    const listed = artifactType ? all.filter((d) => d.artifactType === artifactType) : all;
+    const manifests = this.evidenceOf ? await this.annotate(repository, subject, listed) : listed;
     return { index: { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }, filtered: artifactType !== undefined };
+  }
+
+  /** Adds `io.customs.evidence` to each descriptor (the spec's annotations are kept; clients ignore unknown keys). */
+  private async annotate(repository: string, subject: Digest, list: Descriptor[]): Promise<Descriptor[]> {
+    const out: Descriptor[] = [];
+    for (const [n, d] of list.entries()) {
+      const status = n < MAX_JUDGED ? await this.evidenceOf!(repository, d.digest, subject).catch(() => 'unverified' as const) : 'unchecked';
+      out.push({ ...d, annotations: { ...d.annotations, [EVIDENCE_ANNOTATION]: status } });
+    }
+    return out;
   }
 }
 

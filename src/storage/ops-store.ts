@@ -143,6 +143,8 @@ export interface LineageIndex {
 export interface ContentLocator {
   /** Repositories holding a manifest with this digest. */
   repositoriesOf(digest: Digest): Promise<string[]>;
+  /** Manifests, in any repository, that reference `digest` as a blob or child (the datasets holding a file). */
+  manifestsContaining(digest: Digest): Promise<{ repository: string; digest: Digest }[]>;
   /** Moves of any tag in `repository` to or from `digest`, newest first. */
   tagMovesOf(repository: string, digest: Digest): Promise<TagMove[]>;
 }

@@ -1,4 +1,5 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import type { KeyObject } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type RunningServer, type ServeOptions } from '../../src/server.js';
@@ -13,6 +14,8 @@ export interface TestServer {
   readonly server: RunningServer;
   /** Authorization header for the admin token (empty object when there is none). */
   auth(): Record<string, string>;
+  /** Trusts a public key (`<data>/trust/keys/<name>.pub`, what `customs keygen --data` does) and reloads. */
+  trustKey(publicKey: KeyObject, name?: string): Promise<void>;
   close(opts?: { keepData?: boolean }): Promise<void>;
 }
 
@@ -40,6 +43,12 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     token,
     server,
     auth: (): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {}),
+    async trustKey(publicKey, name = `key-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`) {
+      const dir = join(dataDir, 'trust', 'keys');
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, `${name}.pub`), publicKey.export({ type: 'spki', format: 'pem' }));
+      await server.reload();
+    },
     async close(o = {}) {
       await server.close();
       if (!o.keepData && !opts.dataDir) await rm(dataDir, { recursive: true, force: true, maxRetries: 5 }); // a refused upload's last write may still land after close

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { err, parseDigest, parseRepoReference, referenceString } from '../../oci/index.js';
 import { verifyAuditChain, type AuditEntry, type ChainProblem, type ChainReport, type PinRecord, type QuarantineRecord, type TagMove } from '../../storage/index.js';
-import type { ConsumerView, DeepReport, Lineage, MaterialQuarantineResult, RollbackResult } from '../../ops/index.js';
+import type { ConsumersReport, DeepReport, Lineage, MaterialQuarantineResult, RollbackResult } from '../../ops/index.js';
 import type { GcReport } from '../../registry/index.js';
 import { adminGet, adminLines, adminPost, short, table, when, type AdminTarget, type Io } from './client.js';
 
@@ -80,6 +80,7 @@ export async function quarantineMaterial(t: AdminTarget, io: Io, material: strin
   emit(io, o, r, () => [
     `material ${material}: ${r.affected} artifact(s) quarantined`,
     ...table(['ACTION', 'REPOSITORY', 'TAG', 'DIGEST', 'TO', 'NOTE'], r.actions.map((a) => [a.action, a.repository ?? '-', a.tag ?? '-', short(a.digest), short(a.to), a.note])),
+    ...r.unverified.map((c) => `not acted on: ${c.repository}@${c.digest} is named only by unverified provenance ${short(c.referrer)}`),
   ]);
   return r;
 }
@@ -115,7 +116,10 @@ export async function lineage(t: AdminTarget, io: Io, ref: string, o: Common) {
   const { repository, reference } = parseRepoReference(ref);
   const r = await adminGet<Lineage>(t, '/lineage', { repository, reference: referenceString(reference) });
   const mat = (label: string, ms: Lineage['code']) =>
-    ms.map((m) => `${label.padEnd(11)}${m.name ?? m.uri ?? ''} ${Object.entries(m.digest).map(([a, v]) => `${a}:${v}`).join(' ')}${m.storedIn.length ? ` (stored in ${m.storedIn.join(', ')})` : ''}`);
+    ms.flatMap((m) => [
+      `${label.padEnd(11)}${m.name ?? m.uri ?? ''} ${Object.entries(m.digest).map(([a, v]) => `${a}:${v}`).join(' ')}${m.storedIn.length ? ` (stored in ${m.storedIn.join(', ')})` : ''}`,
+      ...m.files.map((f) => `${''.padEnd(11)}  file ${f.path ?? '?'} ${f.digest}`),
+    ]);
   emit(io, o, r, () => [
     `${r.repository}@${r.digest}`,
     `verdict    ${r.verdict.allowed ? 'allowed' : 'DENIED'}${r.verdict.findings.length ? `: ${r.verdict.findings.join('; ')}` : ''}`,
@@ -127,14 +131,23 @@ export async function lineage(t: AdminTarget, io: Io, ref: string, o: Common) {
     ...mat('base model', r.baseModels),
     ...mat('material', r.otherMaterials),
     ...r.sbom.map((s) => `sbom       ${s.format}, ${s.components} components${s.name ? ` (${s.name})` : ''}`),
-    ...r.referrers.map((x) => `referrer   ${short(x.digest)} ${x.artifactType ?? ''} ${x.predicateType ?? ''} ${x.created ?? ''} ${x.signers.join(', ')} ${x.loggedAt.join(', ')}`.trimEnd()),
+    // Shown so an operator sees what was attached, never used for lineage decisions.
+    ...r.unverifiedProvenance.map((p) => `UNVERIFIED provenance ${short(p.referrer)} ${p.predicateType} (${p.verification || 'signature does not verify'}); names ${p.materials.map((m) => Object.entries(m.digest).map(([a, v]) => `${a}:${v}`).join(' ')).join(', ') || 'nothing'}`),
+    ...r.unverifiedSbom.map((s) => `UNVERIFIED sbom ${s.format}, ${s.components} components${s.name ? ` (${s.name})` : ''} (unsigned)`),
+    ...r.referrers.map((x) => `referrer   ${short(x.digest)} [${x.evidence}] ${x.artifactType ?? ''} ${x.predicateType ?? ''} ${x.created ?? ''} ${x.signers.join(', ')} ${x.loggedAt.join(', ')}`.trimEnd()),
   ]);
   return r;
 }
 
 export async function consumers(t: AdminTarget, io: Io, digest: string, o: Common) {
-  const r = await adminGet<{ material: string; consumers: ConsumerView[] }>(t, '/consumers', { digest });
-  emit(io, o, r, () => table(['REPOSITORY', 'DIGEST', 'TAGS', 'ROLE', 'VIA', 'DEPTH'], r.consumers.map((c) => [c.repository, c.digest, c.tags.join(',') || '-', c.role ?? '-', short(c.via), c.depth])));
+  const r = await adminGet<{ material: string } & ConsumersReport>(t, '/consumers', { digest });
+  emit(io, o, r, () => [
+    ...r.containedIn.map((m) => `file of ${m.repository}@${m.digest}`),
+    ...table(['REPOSITORY', 'DIGEST', 'TAGS', 'ROLE', 'VIA', 'DEPTH'], r.consumers.map((c) => [c.repository, c.digest, c.tags.join(',') || '-', c.role ?? '-', short(c.via), c.depth])),
+    ...(r.unverified.length
+      ? ['UNVERIFIED (provenance whose signature does not verify; not acted on):', ...table(['REPOSITORY', 'DIGEST', 'TAGS', 'REFERRER', 'VIA'], r.unverified.map((c) => [c.repository, c.digest, c.tags.join(',') || '-', short(c.referrer), short(c.via)]))]
+      : []),
+  ]);
   return r;
 }
 

@@ -446,6 +446,9 @@ export class PostgresMetadataStore implements MetadataStore {
   async repositoriesOf(digest: Digest): Promise<string[]> {
     return ops.repositoriesOf(this.pool, digest);
   }
+  async manifestsContaining(digest: Digest): Promise<{ repository: string; digest: Digest }[]> {
+    return ops.manifestsContaining(this.pool, digest);
+  }
   async tagMovesOf(repository: string, digest: Digest): Promise<TagMove[]> {
     return ops.tagMovesOf(this.pool, repository, digest);
   }

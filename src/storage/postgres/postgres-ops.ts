@@ -187,6 +187,10 @@ export async function consumersOf(q: Queryable, material: string): Promise<Mater
 export async function repositoriesOf(q: Queryable, digest: Digest): Promise<string[]> {
   return (await q.query<{ repository: string }>('SELECT repository FROM manifests WHERE digest = $1 ORDER BY repository', [digest])).rows.map((r) => r.repository);
 }
+export async function manifestsContaining(q: Queryable, digest: Digest): Promise<{ repository: string; digest: Digest }[]> {
+  const { rows } = await q.query<{ repository: string; manifest: Digest }>('SELECT repository, manifest FROM manifest_refs WHERE ref = $1 ORDER BY repository, manifest LIMIT 1000', [digest]);
+  return rows.map((r) => ({ repository: r.repository, digest: r.manifest }));
+}
 export async function tagMovesOf(q: Queryable, repository: string, digest: Digest): Promise<TagMove[]> {
   const { rows } = await q.query<HistoryRow>('SELECT * FROM tag_history WHERE repository = $1 AND (to_digest = $2 OR from_digest = $2) ORDER BY id DESC', [repository, digest]);
   return rows.map(toMove);

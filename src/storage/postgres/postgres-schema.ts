@@ -78,4 +78,7 @@ export const PG_MIGRATIONS: readonly string[] = [
     repository TEXT COLLATE "C" NOT NULL, digest TEXT COLLATE "C" NOT NULL, at BIGINT NOT NULL,
     PRIMARY KEY (repository, digest));
   `,
+  /* 5: lineage by file: which manifests, in any repository, hold a blob (a dataset's CSV) */ `
+  CREATE INDEX manifest_refs_by_ref ON manifest_refs (ref);
+  `,
 ];

@@ -407,6 +407,9 @@ export class SqliteMetadataStore implements MetadataStore, VerdictStore {
   async repositoriesOf(digest: Digest): Promise<string[]> {
     return this.ops.repositoriesOf(digest);
   }
+  async manifestsContaining(digest: Digest): Promise<{ repository: string; digest: Digest }[]> {
+    return this.ops.manifestsContaining(digest);
+  }
   async tagMovesOf(repository: string, digest: Digest): Promise<TagMove[]> {
     return this.ops.tagMovesOf(repository, digest);
   }

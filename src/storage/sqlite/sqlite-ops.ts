@@ -62,6 +62,7 @@ export class SqliteOpsTables {
                     JOIN provenance p ON p.repository = m.repository AND p.referrer = m.referrer
                     WHERE m.material = ? ORDER BY m.repository, p.subject, m.referrer`),
       repositoriesOf: p('SELECT repository FROM manifests WHERE digest = ? ORDER BY repository'),
+      containing: p('SELECT repository, manifest FROM manifest_refs WHERE ref = ? ORDER BY repository, manifest LIMIT 1000'),
       movesOf: p('SELECT * FROM tag_history WHERE repository = ? AND (to_digest = ? OR from_digest = ?) ORDER BY id DESC'),
     };
   }
@@ -215,6 +216,9 @@ export class SqliteOpsTables {
   // --- locating content ---
   repositoriesOf(digest: Digest): string[] {
     return (this.stmt.repositoriesOf.all(digest) as { repository: string }[]).map((r) => r.repository);
+  }
+  manifestsContaining(digest: Digest): { repository: string; digest: Digest }[] {
+    return (this.stmt.containing.all(digest) as { repository: string; manifest: Digest }[]).map((r) => ({ repository: r.repository, digest: r.manifest }));
   }
   tagMovesOf(repository: string, digest: Digest): TagMove[] {
     return (this.stmt.movesOf.all(repository, digest, digest) as HistoryRow[]).map(toMove);

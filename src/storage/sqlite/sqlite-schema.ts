@@ -59,4 +59,7 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX tag_history_from ON tag_history (repository, from_digest);
   CREATE TABLE manifest_pulls (repository TEXT NOT NULL, digest TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (repository, digest)) WITHOUT ROWID;
   `,
+  /* 5: lineage by file: which manifests, in any repository, hold a blob (a dataset's CSV) */ `
+  CREATE INDEX manifest_refs_by_ref ON manifest_refs (ref);
+  `,
 ];
