@@ -82,7 +82,7 @@ describe('skopeo copy', () => {
         digest: artifact.desc.digest,
         size: artifact.manifest.length,
         artifactType: evidenceConfig,
-        annotations: { 'org.example.evidence': 'yes' },
+        annotations: { 'org.example.evidence': 'yes', 'io.customs.evidence': 'unverified' },
       },
     ]);
 

@@ -12,6 +12,7 @@ import { adminVerifyApp } from './http/admin-verify.js';
 import { loadAdminToken, loadSessionKey } from './http/admin-token.js';
 import { TokenAccess } from './http/auth.js';
 import { HttpMetrics } from './http/metrics.js';
+import { UploadSlots } from './http/request-body.js';
 import { tokenApp } from './http/token-endpoint.js';
 import { err, referenceString, type Reference } from './oci/index.js';
 import { createOps, type Ops } from './ops/index.js';
@@ -140,6 +141,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     }),
     access,
     isProxied: (repository: string) => pullThrough?.handles(repository) ?? false,
+    bodyIdleMs: config.limits.bodyIdleSeconds * 1000,
+    uploadSlots: new UploadSlots(config.limits.maxConcurrentUploadsPerPrincipal),
   };
   const verifyRef = async (repository: string, reference: Reference, policy: unknown) => {
     const found = await v2.manifests.resolve(repository, reference);
@@ -176,7 +179,17 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   expiry.unref();
   const gc = scheduleGc(collector, gcDefaults(config.gc, upstreams), config.gc.intervalSeconds, gcAbort.signal, log);
 
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, requestListener(app, { log, metrics, v2, onDenied }));
+  const listener = requestListener(app, { log, metrics, v2, onDenied });
+  const server = createServer(
+    { keepAliveTimeout: 65_000, headersTimeout: config.limits.headersTimeoutSeconds * 1000, requestTimeout: config.limits.requestTimeoutSeconds * 1000 },
+    listener,
+  );
+  // `Expect: 100-continue` on /v2/ is answered by the handler once it accepts the body (request-body.ts), so a
+  // refused upload is refused before the client sends it; elsewhere Node's default (continue at once).
+  server.on('checkContinue', (req, res) => {
+    if (!(req.url ?? '').startsWith('/v2/')) res.writeContinue();
+    listener(req, res);
+  });
   const [host, port] = splitListen(opts.listen ?? config.listen);
   await listen(server, host, port);
   const addr = server.address() as AddressInfo;

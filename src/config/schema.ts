@@ -26,11 +26,19 @@ export const configSchema = z
     log: z.object({ level: z.enum(['silent', 'error', 'warn', 'info', 'debug']).default('info') }).strict().default({ level: 'info' }),
     limits: z
       .object({
-        /** Largest blob accepted by a push, in bytes (default 1 TiB: models are big). */
+        /** Largest blob accepted by a push, in bytes (default 1 TiB: models are big). A larger Content-Length gets 413 before the body is read. */
         maxBlobBytes: z.number().int().positive().default(1024 ** 4),
+        /** A request body that delivers no byte for this long is aborted; an upload session keeps what it got (0: never). */
+        bodyIdleSeconds: z.number().int().min(0).default(30),
+        /** Time to receive a request's headers. */
+        headersTimeoutSeconds: z.number().int().positive().default(30),
+        /** Time to receive a whole request, body included (a single-request upload of a big layer must fit; chunked PATCHes each get it anew). 0: no limit. */
+        requestTimeoutSeconds: z.number().int().min(0).default(6 * 3600),
+        /** Upload requests one principal may have in progress at once; more get 429 with Retry-After. */
+        maxConcurrentUploadsPerPrincipal: z.number().int().positive().default(32),
       })
       .strict()
-      .default({ maxBlobBytes: 1024 ** 4 }),
+      .prefault({}),
     uploads: z
       .object({
         /** Upload sessions untouched this long are removed. */

@@ -6,6 +6,7 @@ import { getRequestListener, type HttpBindings } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { toHttpError } from './errors.js';
 import type { HttpMetrics } from './metrics.js';
+import { closeAfterRefusal } from './request-body.js';
 import { contextOf, setContext, type RequestContext } from './request-context.js';
 import { sendBytes } from './reply.js';
 import { v2Handler, type V2Services } from './v2.js';
@@ -59,6 +60,7 @@ function sendError(req: IncomingMessage, res: ServerResponse, e: unknown, deps: 
     return RESPONSE_ALREADY_SENT;
   }
   const headers: Record<string, string> = { 'content-type': 'application/json' };
+  closeAfterRefusal(req, headers);
   const detail = (e as { detail?: { challenge?: string; size?: number; retryAfter?: number } }).detail;
   if (http.status === 401 && detail?.challenge) headers['www-authenticate'] = detail.challenge;
   // An upstream's rate limit, passed on (pull-through): when to ask again, in seconds.

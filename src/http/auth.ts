@@ -22,6 +22,7 @@ export interface TokenAccessOptions {
 
 const ADMIN: readonly Permission[] = [{ repositories: ['**'], actions: ['admin'] }];
 const SESSION_PREFIX = 'cst_';
+const SESSION_TOKEN = /^cst_([A-Za-z0-9_-]{1,2048})\.[A-Za-z0-9_-]{43}$/;
 
 /**
  * Access control: API tokens and users from config (scrypt hashes), the generated
@@ -137,9 +138,12 @@ export class TokenAccess implements Access {
 
   /** The subject of a valid, unexpired issued token. */
   private sessionSubject(token: string): string | undefined {
-    if (!token.startsWith(SESSION_PREFIX)) return undefined;
-    const [payload, mac] = token.slice(SESSION_PREFIX.length).split('.');
-    if (!payload || !mac || !safeEqual(mac, this.mac(payload))) return undefined;
+    // Exactly `cst_<payload>.<mac>`: nothing appended, prepended or re-encoded is accepted, and the whole
+    // value is compared with the one this key issues for that payload, in constant time.
+    const m = SESSION_TOKEN.exec(token);
+    if (!m) return undefined;
+    const payload = m[1]!;
+    if (!safeEqual(token, `${SESSION_PREFIX}${payload}.${this.mac(payload)}`)) return undefined;
     let claims: { sub?: unknown; exp?: unknown };
     try {
       claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as typeof claims;

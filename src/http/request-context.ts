@@ -22,21 +22,18 @@ export const contextOf = (req: IncomingMessage): RequestContext => {
   return ctx;
 };
 
-/** Reads a small body (manifests) with a hard cap; never trusts Content-Length. */
-export async function readSmallBody(req: IncomingMessage, max: number): Promise<Buffer> {
+/**
+ * Reads a small body (manifests) with a hard cap; never trusts Content-Length. A declared length over
+ * the cap is refused before a byte is read (`open` lets the body in: 100-continue, idle timeout).
+ */
+export async function readSmallBody(req: IncomingMessage, max: number, open: () => IncomingMessage = () => req): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > max) {
-    req.resume();
-    throw err('TOO_LARGE', `body exceeds ${max} bytes`);
-  }
+  if (Number.isFinite(declared) && declared > max) throw err('TOO_LARGE', `body of ${declared} bytes exceeds ${max} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
+  for await (const chunk of open() as AsyncIterable<Buffer>) {
     size += chunk.byteLength;
-    if (size > max) {
-      req.resume();
-      throw err('TOO_LARGE', `body exceeds ${max} bytes`);
-    }
+    if (size > max) throw err('TOO_LARGE', `body exceeds ${max} bytes`);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, size);

@@ -5,6 +5,7 @@ import type { BlobRead, BlobService, ListingService, ManifestService, ReadDecisi
 import type { Access, AccessRequest, Action, Principal } from './access.js';
 import { parseContentRange, parseRangeHeader, uploadRange } from './range.js';
 import { sendBytes, sendEmpty, sendJson, type Headers } from './reply.js';
+import { letBodyIn, UploadSlots } from './request-body.js';
 import { contentLength, contextOf, readSmallBody } from './request-context.js';
 import { sendBlobBody } from './send-blob.js';
 import { parseV2Path, type V2Route } from './v2-path.js';
@@ -17,6 +18,10 @@ export interface V2Services {
   readonly access: Access;
   /** Namespaces served by an upstream (for `ns` and push rules). */
   readonly isProxied: (repository: string) => boolean;
+  /** A request body that delivers no byte for this long is aborted (0: never). */
+  readonly bodyIdleMs: number;
+  /** Concurrent upload requests per principal. */
+  readonly uploadSlots: UploadSlots;
 }
 
 type Handler = (s: V2Services, route: V2Route, req: IncomingMessage, res: ServerResponse, query: URLSearchParams, who: Principal) => Promise<unknown>;
@@ -138,7 +143,8 @@ const startUpload: Handler = async (s, route, req, res, query, who) => {
     from: query.get('from') ?? undefined,
   };
   if (q.from !== undefined) parseV2Path(`/v2/${q.from}/tags/list`); // validates the name
-  const result = await s.uploads.start(repo, q, () => req, (from) => s.access.mayPull(who, accessRequest(req), from), contentLength(req));
+  if (q.digest !== undefined && q.mount === undefined) s.uploadSlots.acquire(who.actor, res);
+  const result = await s.uploads.start(repo, q, () => letBodyIn(req, res, s.bodyIdleMs), (from) => s.access.mayPull(who, accessRequest(req), from), contentLength(req));
   if (result.kind === 'created') {
     return sendEmpty(res, 201, { location: `/v2/${repo}/blobs/${result.blob.digest}`, 'docker-content-digest': result.blob.digest });
   }
@@ -157,16 +163,18 @@ const uploadStatus: Handler = async (s, route, _req, res) => {
   return sendEmpty(res, 204, uploadHeaders(name(route), id, session.size));
 };
 
-const patchUpload: Handler = async (s, route, req, res) => {
+const patchUpload: Handler = async (s, route, req, res, _query, who) => {
   const { id } = route as { id: string };
-  const session = await s.uploads.append(name(route), id, req, parseContentRange(req.headers['content-range']), contentLength(req));
+  s.uploadSlots.acquire(who.actor, res);
+  const session = await s.uploads.append(name(route), id, () => letBodyIn(req, res, s.bodyIdleMs), parseContentRange(req.headers['content-range']), contentLength(req));
   return sendEmpty(res, 202, uploadHeaders(name(route), id, session.size));
 };
 
-const putUpload: Handler = async (s, route, req, res, query) => {
+const putUpload: Handler = async (s, route, req, res, query, who) => {
   const { id } = route as { id: string };
   const repo = name(route);
-  const blob = await s.uploads.finish(repo, id, query.get('digest') ?? undefined, req, parseContentRange(req.headers['content-range']), contentLength(req));
+  s.uploadSlots.acquire(who.actor, res);
+  const blob = await s.uploads.finish(repo, id, query.get('digest') ?? undefined, () => letBodyIn(req, res, s.bodyIdleMs), parseContentRange(req.headers['content-range']), contentLength(req));
   return sendEmpty(res, 201, { location: `/v2/${repo}/blobs/${blob.digest}`, 'docker-content-digest': blob.digest });
 };
 
@@ -192,7 +200,7 @@ const getManifest: Handler = async (s, route, req, res) => {
 const putManifest: Handler = async (s, route, req, res, _query, who) => {
   const repo = name(route);
   const reference = parseReference((route as { reference: string }).reference);
-  const bytes = await readSmallBody(req, MAX_MANIFEST_BYTES);
+  const bytes = await readSmallBody(req, MAX_MANIFEST_BYTES, () => letBodyIn(req, res, s.bodyIdleMs));
   const result = await s.manifests.put(repo, reference, bytes, req.headers['content-type'], { actor: who.actor });
   const headers: Headers = { location: `/v2/${repo}/manifests/${result.digest}`, 'docker-content-digest': result.digest };
   if (result.subject) headers['oci-subject'] = result.subject;

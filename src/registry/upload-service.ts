@@ -48,6 +48,7 @@ export class UploadService {
     }
     if (q.digest !== undefined) {
       const expected = parseDigest(q.digest).digest;
+      this.refuseDeclared(0, contentLength);
       const blob = await this.blobs.put(body(), { expected, expectedSize: contentLength, maxSize: this.limits.maxBlobBytes });
       await this.blobService.link(repository, blob);
       return { kind: 'created', blob };
@@ -61,15 +62,26 @@ export class UploadService {
     return s;
   }
 
-  /** PATCH: appends in order; a chunk that does not start at the current size is RANGE_INVALID. */
-  async append(repository: string, id: string, body: Readable, range: ChunkRange | undefined, contentLength: number | undefined): Promise<UploadSession> {
+  /**
+   * PATCH: appends in order; a chunk that does not start at the current size is RANGE_INVALID.
+   * `body()` is called only once the request is accepted: a refusal reads none of it.
+   */
+  async append(repository: string, id: string, body: () => Readable, range: ChunkRange | undefined, contentLength: number | undefined): Promise<UploadSession> {
     const s = await this.status(repository, id);
     const offset = range?.start ?? s.size;
     const length = range ? range.end - range.start + 1 : contentLength;
     if (range && contentLength !== undefined && contentLength !== length) {
       throw err('BLOB_UPLOAD_INVALID', `Content-Length ${contentLength} does not match Content-Range ${range.start}-${range.end}`);
     }
-    return this.uploads.append(id, body, offset, { expectedLength: length, maxSize: this.limits.maxBlobBytes });
+    this.refuseDeclared(offset, length);
+    return this.uploads.append(id, body(), offset, { expectedLength: length, maxSize: this.limits.maxBlobBytes });
+  }
+
+  /** A declared length that would take the blob over the limit: 413 before the body is read. */
+  private refuseDeclared(offset: number, length: number | undefined): void {
+    if (length !== undefined && offset + length > this.limits.maxBlobBytes) {
+      throw err('TOO_LARGE', `a blob of ${offset + length} bytes exceeds the limit of ${this.limits.maxBlobBytes} bytes (limits.maxBlobBytes)`);
+    }
   }
 
   /** PUT: optional last chunk, then verify `digest` and commit. */
@@ -77,7 +89,7 @@ export class UploadService {
     repository: string,
     id: string,
     digestParam: string | undefined,
-    body: Readable | undefined,
+    body: (() => Readable) | undefined,
     range: ChunkRange | undefined,
     contentLength: number | undefined,
   ): Promise<BlobInfo> {
