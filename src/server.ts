@@ -8,13 +8,14 @@ import type { Config } from './config/schema.js';
 import { createApp, requestListener } from './http/app.js';
 import { adminApp } from './http/admin.js';
 import { adminGcApp } from './http/admin-gc.js';
+import { adminInspectApp } from './http/admin-inspect.js';
 import { adminVerifyApp } from './http/admin-verify.js';
 import { loadAdminToken, loadSessionKey } from './http/admin-token.js';
 import { TokenAccess } from './http/auth.js';
 import { HttpMetrics } from './http/metrics.js';
 import { UploadSlots } from './http/request-body.js';
 import { tokenApp } from './http/token-endpoint.js';
-import { err, referenceString, type Reference } from './oci/index.js';
+import { err, referenceString, type Digest, type Reference } from './oci/index.js';
 import { createOps, type Ops } from './ops/index.js';
 import { parseUpstreamFlag, upstreamsConfigSchema, type UpstreamConfig } from './proxy/config.js';
 import { PullThroughService } from './proxy/pull-through-service.js';
@@ -151,6 +152,15 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     if (policy !== undefined) return makeGate(parseSliceAt(loaded, policySchema, 'policy', policy)).check(repository, found.record.digest);
     return judged.check(repository, found.record.digest);
   };
+  // Operators read refused content only through /admin/inspect (admin, a reason, audited).
+  const inspectable = {
+    manifest: async (repository: string, reference: Reference) => (await v2.manifests.resolve(repository, reference))?.record,
+    blob: async (repository: string, digest: Digest) => {
+      const info = await blobService.linkedInfo(repository, digest);
+      return info && { size: info.size, open: () => blobs.get(digest) };
+    },
+    denial: (repository: string, digest: Digest) => gate.manifest(repository, digest).then(() => undefined, (e: Error) => e.message),
+  };
   const unsubscribe = applyCacheEvents(notifier, { gate: verdicts, manifests: v2.manifests });
   const collector = new GarbageCollector(v2.manifests, blobService, metadata, v2.isProxied, pullRecorder);
   const gcAbort = new AbortController();
@@ -164,6 +174,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       ['/auth', tokenApp(access)],
       ['/admin', adminApp(ops, access)],
       ['/admin', adminVerifyApp(verifyRef, access)],
+      ['/admin', adminInspectApp(inspectable, access, (e) => ops.audit.record(e))],
       ['/admin', adminGcApp((o, by) => collector.run({ ...gcDefaults(config.gc, upstreams), ...defined(o), signal: gcAbort.signal }, by), access)],
     ],
     ready: async () => {

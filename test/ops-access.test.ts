@@ -50,6 +50,8 @@ describe('/admin/ access', () => {
     ['GET', '/admin/audit/export'],
     ['GET', '/admin/audit/verify'],
     ['POST', '/admin/gc', { dryRun: true }],
+    ['GET', `/admin/inspect/manifest?repository=team/model&reference=prod&reason=r`],
+    ['GET', `/admin/inspect/blob?repository=team/model&digest=${m.layer}&reason=r`],
     ['POST', '/admin/pin', { nonsense: true }], // bad input: still 401/403 first for those without admin
   ];
   const call = (method: string, path: string, body: unknown, headers: Record<string, string>) =>

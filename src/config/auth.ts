@@ -1,7 +1,11 @@
 import { z } from 'zod';
 
 /** The `auth:` slice: who may do what, secrets stored hashed (scrypt). */
-export const actionSchema = z.enum(['pull', 'push', 'delete', 'admin']);
+/**
+ * `discover`: may learn that a denied manifest exists (HEAD answers 200 with the denial in a header, no
+ * content), so `oras discover` finds the signatures of something the gate refuses; `admin` implies it.
+ */
+export const actionSchema = z.enum(['pull', 'push', 'delete', 'discover', 'admin']);
 
 export const permissionSchema = z
   .object({

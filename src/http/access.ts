@@ -4,7 +4,7 @@
  * at the composition root. Throws RegistryError UNAUTHORIZED (no or bad
  * credentials; `detail.challenge` carries the WWW-Authenticate value) or DENIED.
  */
-export type Action = 'pull' | 'push' | 'delete' | 'admin';
+export type Action = 'pull' | 'push' | 'delete' | 'discover' | 'admin';
 
 export interface AccessRequest {
   readonly authorization: string | undefined;

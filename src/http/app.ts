@@ -8,7 +8,7 @@ import { toHttpError } from './errors.js';
 import type { HttpMetrics } from './metrics.js';
 import { closeAfterRefusal } from './request-body.js';
 import { contextOf, setContext, type RequestContext } from './request-context.js';
-import { sendBytes } from './reply.js';
+import { headerText, sendBytes } from './reply.js';
 import { v2Handler, type V2Services } from './v2.js';
 
 export interface AppDeps {
@@ -61,6 +61,8 @@ function sendError(req: IncomingMessage, res: ServerResponse, e: unknown, deps: 
   }
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   closeAfterRefusal(req, headers);
+  // A HEAD answer has no body: the reason travels in a header (the CLI prints it).
+  if (http.status === 403) headers['customs-denied-reason'] = headerText((e as Error).message);
   const detail = (e as { detail?: { challenge?: string; size?: number; retryAfter?: number } }).detail;
   if (http.status === 401 && detail?.challenge) headers['www-authenticate'] = detail.challenge;
   // An upstream's rate limit, passed on (pull-through): when to ask again, in seconds.

@@ -21,3 +21,6 @@ export function sendBytes(res: ServerResponse, status: number, body: Buffer | st
 export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Headers = {}, head = false): Response {
   return sendBytes(res, status, JSON.stringify(value), { 'content-type': 'application/json', ...headers }, head);
 }
+
+/** A header value from free text (a denial's reason): printable ASCII, bounded. */
+export const headerText = (s: string): string => s.replace(/[^\x20-\x7e]/g, ' ').slice(0, 2000);

@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RESPONSE_ALREADY_SENT as RESPONSE } from '@hono/node-server/utils/response';
-import { err, isRegistryError, MAX_MANIFEST_BYTES, parseDigest, parseReference, type Digest } from '../oci/index.js';
-import type { BlobRead, BlobService, ListingService, ManifestService, ReadDecision, UploadService } from '../registry/index.js';
+import { err, isRegistryError, MAX_MANIFEST_BYTES, parseDigest, parseReference, type Digest, type Reference } from '../oci/index.js';
+import type { BlobRead, BlobService, ListingService, ManifestRead, ManifestService, ReadDecision, UploadService } from '../registry/index.js';
 import type { Access, AccessRequest, Action, Principal } from './access.js';
 import { parseContentRange, parseRangeHeader, uploadRange } from './range.js';
-import { sendBytes, sendEmpty, sendJson, type Headers } from './reply.js';
+import { headerText, sendBytes, sendEmpty, sendJson, type Headers } from './reply.js';
 import { letBodyIn, UploadSlots } from './request-body.js';
 import { contentLength, contextOf, readSmallBody } from './request-context.js';
 import { sendBlobBody } from './send-blob.js';
@@ -185,7 +185,14 @@ const cancelUpload: Handler = async (s, route, _req, res) => {
 
 const getManifest: Handler = async (s, route, req, res) => {
   const reference = parseReference((route as { reference: string }).reference);
-  const { record, decision, stale } = await s.manifests.get(name(route), reference);
+  let read: ManifestRead;
+  try {
+    read = await s.manifests.get(name(route), reference);
+  } catch (e) {
+    if (await discoverDenied(s, name(route), reference, req, res, e)) return RESPONSE;
+    throw e;
+  }
+  const { record, decision, stale } = read;
   const headers: Headers = {
     'content-type': record.mediaType,
     'docker-content-digest': record.digest,
@@ -196,6 +203,23 @@ const getManifest: Handler = async (s, route, req, res) => {
   if (stale) headers.warning = '110 customs "served stale: upstream unavailable"';
   return sendBytes(res, 200, record.bytes, headers, isHead(req));
 };
+
+/**
+ * HEAD of a denied manifest by a caller with `discover` (or `admin`) on the repository: 200 with its
+ * descriptor headers and the denial in `customs-denied-reason`, no content (HEAD has none; GET stays
+ * refused). Clients resolve a reference with HEAD before they ask the referrers API, so this is what
+ * lets an operator find the signatures of something the gate refuses. Everyone else gets the 403.
+ */
+async function discoverDenied(s: V2Services, repo: string, reference: Reference, req: IncomingMessage, res: ServerResponse, e: unknown): Promise<boolean> {
+  if (!isHead(req) || !isRegistryError(e) || e.code !== 'DENIED') return false;
+  const may = await s.access.authorize(accessRequest(req), repo, 'discover').then(() => true, () => false);
+  const found = may ? await s.manifests.resolve(repo, reference) : undefined;
+  if (!found) return false;
+  const r = found.record;
+  res.writeHead(200, { 'content-type': r.mediaType, 'content-length': r.size, 'docker-content-digest': r.digest, etag: `"${r.digest}"`, 'customs-verdict': 'denied', 'customs-denied-reason': headerText(e.message), ...(r.subject ? { 'oci-subject': r.subject } : {}) });
+  res.end();
+  return true;
+}
 
 const putManifest: Handler = async (s, route, req, res, _query, who) => {
   const repo = name(route);
