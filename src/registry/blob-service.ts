@@ -141,13 +141,16 @@ export class BlobService {
 
   /** Cross-repository mount: links `digest` into `repository` when `from` may read it. */
   /**
-   * Cross-repository mount: links `from`'s blob here. A quarantined blob is not mounted (the client
-   * gets an upload session, as for a blob `from` lacks): quarantine follows a digest into no new repository.
+   * Cross-repository mount: links `from`'s blob here. Quarantined content is not mounted (the client
+   * gets an upload session, as for a blob `from` lacks): neither a quarantined blob nor one that only
+   * quarantined manifests of `from` reference. Quarantine follows a digest into no new repository.
    */
   async mount(repository: string, digest: Digest, from: string): Promise<BlobInfo | undefined> {
     const info = await this.localInfo(from, digest);
     if (!info) return undefined;
-    if ((await this.metadata.quarantinedAmong([digest])).length > 0) return undefined;
+    const owners = await this.metadata.manifestsReferencing(from, digest);
+    const q = await this.metadata.quarantinedAmong([digest, ...owners]);
+    if (q.includes(digest) || (owners.length > 0 && owners.every((o) => q.includes(o)))) return undefined;
     await this.link(repository, info);
     return info;
   }

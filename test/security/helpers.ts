@@ -12,7 +12,7 @@ import { startTestServer, type TestServer, type TestServerOptions } from '../hel
  */
 export interface Arena {
   readonly srv: TestServer;
-  /** Tokens by id: `ci` pushes models/fraud, `attacker` pushes team/**, `reader` pulls everything, `ops` is the operator (admin). */
+  /** Tokens by id: `ci` pushes models/fraud, `attacker` pushes team/** and pulls everything, `reader` pulls everything, `ops` is the operator (admin). */
   token(id: 'ci' | 'attacker' | 'reader' | 'ops'): string;
   client(id: 'ci' | 'attacker' | 'reader' | 'ops'): RegistryClient;
   /** The operator, for the ops CLI functions. */
@@ -30,7 +30,8 @@ export async function startArena(opts: TestServerOptions = {}): Promise<Arena> {
       auth: {
         tokens: [
           { id: 'ci', hash: await hashSecret(secrets.ci), permissions: [{ repositories: ['models/fraud'], actions: ['pull', 'push'] }] },
-          { id: 'attacker', hash: await hashSecret(secrets.attacker), permissions: [{ repositories: ['team/**'], actions: ['pull', 'push'] }] },
+          // A CI token as they are often issued: push to its team's repositories, pull from everywhere.
+          { id: 'attacker', hash: await hashSecret(secrets.attacker), permissions: [{ repositories: ['team/**'], actions: ['pull', 'push'] }, { repositories: ['**'], actions: ['pull'] }] },
           { id: 'reader', hash: await hashSecret(secrets.reader), permissions: [{ repositories: ['**'], actions: ['pull'] }] },
           { id: 'ops', hash: await hashSecret(secrets.ops), permissions: [{ repositories: ['**'], actions: ['admin'] }] },
         ],
