@@ -35,7 +35,7 @@ export const configSchema = z
         /** Time to receive a whole request, body included (a single-request upload of a big layer must fit; chunked PATCHes each get it anew). 0: no limit. */
         requestTimeoutSeconds: z.number().int().min(0).default(6 * 3600),
         /** Upload requests one principal may have in progress at once; more get 429 with Retry-After. */
-        maxConcurrentUploadsPerPrincipal: z.number().int().positive().default(32),
+        maxConcurrentUploadsPerPrincipal: z.number().int().positive().default(64),
       })
       .strict()
       .prefault({}),

@@ -141,9 +141,9 @@ export class TokenAccess implements Access {
     // Exactly `cst_<payload>.<mac>`: nothing appended, prepended or re-encoded is accepted, and the whole
     // value is compared with the one this key issues for that payload, in constant time.
     const m = SESSION_TOKEN.exec(token);
-    if (!m) return undefined;
-    const payload = m[1]!;
-    if (!safeEqual(token, `${SESSION_PREFIX}${payload}.${this.mac(payload)}`)) return undefined;
+    const payload = m?.[1] ?? '';
+    const matches = safeEqual(token, `${SESSION_PREFIX}${payload}.${this.mac(payload)}`); // always compared, whatever the shape
+    if (!m || !matches) return undefined;
     let claims: { sub?: unknown; exp?: unknown };
     try {
       claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as typeof claims;
