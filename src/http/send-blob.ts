@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { BlobBody } from '../registry/index.js';
-import type { RandomAccessBlob } from '../storage/index.js';
+import type { RandomAccessBlob, SharedBytes } from '../storage/index.js';
 
 /**
  * Sends a blob body; `head` writes the status line and headers. For files it reads into a
@@ -83,6 +83,10 @@ async function sendStream(res: ServerResponse, stream: Readable, head: () => voi
  * The headers wait for the first bytes: a read that fails before them (a
  * pull-through fill whose upstream broke or sent the wrong bytes) still becomes
  * an error response with its code, not a connection closed without a word.
+ *
+ * A blob that lends its memory (`readShared`: a pull-through fill, for bytes that
+ * just arrived) is sent from it, views written as they are, two lends in flight at
+ * most; bytes it does not hold any more are read into the pooled buffers as usual.
  */
 async function sendRandomAccess(res: ServerResponse, blob: RandomAccessBlob, start: number, length: number, head: () => void): Promise<number> {
   let headed = false;
@@ -94,6 +98,8 @@ async function sendRandomAccess(res: ServerResponse, blob: RandomAccessBlob, sta
   // A buffer goes back to the pool only once the socket is done with it, else another response could overwrite bytes still queued here.
   const inFlight: Array<Promise<void> | undefined> = [undefined, undefined];
   const free = [true, true];
+  // Writes of lent views, oldest first: each releases its lend in its callback.
+  const lent: Promise<void>[] = [];
   let closed = false;
   let onClose = (): void => undefined;
   const closedP = new Promise<void>((resolve) => {
@@ -106,7 +112,26 @@ async function sendRandomAccess(res: ServerResponse, blob: RandomAccessBlob, sta
   let sent = 0;
   let failed = false;
   try {
-    for (let i = 0; sent < length && !closed; i ^= 1) {
+    for (let i = 0; sent < length && !closed; ) {
+      if (blob.readShared) {
+        if (lent.length >= 2) await Promise.race([lent.shift(), closedP]);
+        if (closed) break;
+        const asked = blob.readShared(start + sent, Math.min(CHUNK, length - sent));
+        const shared = await Promise.race([asked, closedP.then(() => null)]);
+        if (closed) {
+          // A lend that arrives after the client left goes straight back.
+          void asked.then((s) => s?.release(), () => undefined);
+          break;
+        }
+        if (shared) {
+          if (shared.length <= 0) throw new Error('blob shorter than its recorded size');
+          headOnce();
+          lent.push(writeViews(res, shared));
+          sent += shared.length;
+          continue;
+        }
+        // Not in memory (any more): read it like a file.
+      }
       await Promise.race([inFlight[i], closedP]);
       if (closed) break;
       const buf = buffers[i]!;
@@ -128,8 +153,9 @@ async function sendRandomAccess(res: ServerResponse, blob: RandomAccessBlob, sta
         });
       });
       sent += n;
+      i ^= 1;
     }
-    await Promise.race([Promise.all(inFlight), closedP]);
+    await Promise.race([Promise.all([...inFlight, ...lent]), closedP]);
     if (!closed) headOnce();
     if (!closed) await Promise.race([new Promise<void>((resolve) => res.end(resolve)), closedP]);
     return sent;
@@ -139,11 +165,30 @@ async function sendRandomAccess(res: ServerResponse, blob: RandomAccessBlob, sta
     // The status line and the chunks before the failure may still sit in the socket's buffer (node sends
     // the first write on the next tick): let them out before the abort, or the client sees a connection
     // closed without a word instead of a 200 whose body breaks off.
-    if (headed && !closed) await Promise.race([Promise.all(inFlight), closedP, sleep(FLUSH_WAIT_MS)]);
+    if (headed && !closed) await Promise.race([Promise.all([...inFlight, ...lent]), closedP, sleep(FLUSH_WAIT_MS)]);
     throw e;
   } finally {
     res.off('close', onClose);
     if (closed || failed) res.destroy();
     buffers.forEach((b, i) => free[i] && give(b));
   }
+}
+
+/** Writes lent views in one writev (corked) and releases them once the socket has them. */
+function writeViews(res: ServerResponse, shared: SharedBytes): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      shared.release();
+      resolve();
+    };
+    const last = shared.bytes.length - 1;
+    if (last === 0) {
+      res.write(shared.bytes[0]!, done);
+      return;
+    }
+    res.cork();
+    for (let i = 0; i < last; i++) res.write(shared.bytes[i]!);
+    res.write(shared.bytes[last]!, done);
+    res.uncork();
+  });
 }

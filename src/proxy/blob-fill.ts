@@ -3,9 +3,10 @@ import { mkdir, open, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Digester, err, isRegistryError, parseDigest, type Digest } from '../oci/index.js';
-import { hasRandomAccess, randomAccessStream, writeAllCapped, type BlobBody, type BlobInfo, type BlobLinks, type BlobStore, type ByteRange, type RandomAccessBlob } from '../storage/index.js';
+import { hasRandomAccess, randomAccessStream, type BlobBody, type BlobInfo, type BlobLinks, type BlobStore, type ByteRange, type RandomAccessBlob, type SharedBytes } from '../storage/index.js';
 import { leaseOrWait, type FillLease, type LeaseHandle } from '../storage/fill-lease.js';
-import { isBulkBody } from './bulk-get.js';
+import { pipeToSink } from './body-sink.js';
+import { FillBytes } from './fill-bytes.js';
 import type { ProxyLogger } from './logger.js';
 import type { UpstreamBlob } from './pull-through.js';
 
@@ -13,14 +14,16 @@ import type { UpstreamBlob } from './pull-through.js';
  * Single-flight streaming fill of blobs from an upstream.
  *
  * One upstream GET per digest, however many clients ask: the first request starts
- * a `Fill`, which hashes the upstream body as it arrives and writes it to a private
- * temporary file; every client reads that growing file, waiting on progress events
- * when it has caught up. Clients therefore get bytes as they arrive, the download
- * does not depend on any client staying (it is bounded by the overall timeout),
- * and the file enters the store (renamed in, on a filesystem store) only if its
- * digest verified. A client whose range reaches the last byte is held back by one
- * byte until verification: on a digest mismatch its stream is destroyed with an
- * error instead of ending, so no client mistakes unverified bytes for a blob.
+ * a `Fill`, which hashes the upstream body as it arrives, writes it to a private
+ * temporary file and keeps the newest bytes in memory (fill-bytes.ts). Clients that
+ * keep up are sent those very buffers as they arrive; a client that joins late,
+ * asks for a range or falls behind reads the growing file, waiting on progress
+ * events when it has caught up. The download does not depend on any client staying
+ * (it is bounded by the overall timeout), and the file enters the store (renamed
+ * in, on a filesystem store) only if its digest verified. A client whose range
+ * reaches the last byte is held back by one byte until verification: on a digest
+ * mismatch its stream is destroyed with an error instead of ending, so no client
+ * mistakes unverified bytes for a blob.
  *
  * Keyed by digest (content is the same whichever repository asked), reference
  * counted (the temporary file goes when the fill is over and its last reader has
@@ -150,16 +153,17 @@ interface BlobFileCommit {
 }
 const hasCommitFile = (s: object): s is BlobFileCommit => typeof (s as Partial<BlobFileCommit>).commitFile === 'function';
 
-/** One upstream download of one digest, and the readers of its temporary file. */
+/** One upstream download of one digest, and the readers of its bytes. */
 class Fill {
   readonly repositories = new Set<string>();
   readonly head: Promise<Head>;
   readonly done: Promise<void>;
   /** The temporary file, opened read-write; readers share it (positional reads), so a rename does not disturb them. */
   fh: FileHandle | undefined;
-  written = 0;
+  /** The body as it arrives: memory window and file writes. Set before `head` resolves as streaming. */
+  bytes: FillBytes | undefined;
   size: number | undefined;
-  /** The whole body arrived and hashed to the digest (the store commit may still be running). */
+  /** The whole body arrived and hashed to the digest (its file writes and the store commit may still be running). */
   verified = false;
   committed = false;
   error: Error | undefined;
@@ -167,7 +171,7 @@ class Fill {
   private finished = false;
   private closed = false;
   private renamed = false;
-  /** Resolved (and replaced) at each step of the fill: bytes written, verified, over. */
+  /** Resolved (and replaced) at each step of the fill: bytes arrived or written, verified, over. */
   private progressed = deferred();
   private resolveHead!: (h: Head) => void;
   private resolveDone!: () => void;
@@ -202,19 +206,19 @@ class Fill {
       body = res.body;
       this.size = res.size;
       this.fh = await open(this.tempPath, 'wx+', 0o600);
-      this.resolveHead(res.size === undefined ? { kind: 'unsized' } : { kind: 'streaming', size: res.size });
-      // Hashed as it arrives: clients get their last byte once the digest verified, without waiting for the store.
+      // Hashed as it arrives: clients get their last byte once the digest verified, without waiting for the disk or the store.
       const digester = new Digester(parseDigest(this.digest).algorithm);
-      await copyToFile(body, this.fh, digester, (n) => {
-        this.written += n;
-        this.emitProgress();
-      });
+      const bytes = new FillBytes(this.fh, digester, () => this.emitProgress());
+      this.bytes = bytes;
+      this.resolveHead(res.size === undefined ? { kind: 'unsized' } : { kind: 'streaming', size: res.size });
+      await pipeToSink(body, bytes, (resume) => bytes.bindResume(resume));
       if (ac.signal.aborted) throw ac.signal.reason;
-      if (res.size !== undefined && this.written !== res.size) throw err('SIZE_INVALID', `upstream sent ${this.written} bytes, announced ${res.size}`);
+      if (res.size !== undefined && bytes.received !== res.size) throw err('SIZE_INVALID', `upstream sent ${bytes.received} bytes, announced ${res.size}`);
       const actual = digester.digest();
       if (actual !== this.digest) throw err('DIGEST_INVALID', `upstream bytes hash to ${actual}`);
       this.verified = true;
       this.emitProgress();
+      await bytes.flushed();
       const info = await this.commit();
       for (const repository of this.repositories) await this.opts.links.linkBlob(repository, info);
       this.committed = true;
@@ -236,23 +240,24 @@ class Fill {
   /** Moves the verified file into the store (a rename when the store allows it), else copies it in with `put`. */
   private async commit(): Promise<BlobInfo> {
     const { blobs } = this.opts;
+    const size = this.bytes!.written;
     if (hasCommitFile(blobs)) {
       try {
         await this.fh!.datasync();
         await this.fh!.chmod(0o644); // as the store's own blobs (the temporary file was private)
         await blobs.commitFile(this.tempPath, this.digest);
         this.renamed = true;
-        return { digest: this.digest, size: this.written };
+        return { digest: this.digest, size };
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e; // another filesystem: copy instead
       }
     }
-    return blobs.put(randomAccessStream(this.reader()!, 0, this.written - 1), { expected: this.digest, expectedSize: this.written });
+    return blobs.put(randomAccessStream(this.reader()!, 0, size - 1), { expected: this.digest, expectedSize: size });
   }
 
   private fail(e: unknown, upstream: string, signal: AbortSignal): void {
     if (this.verified) {
-      // Verified bytes whose commit failed (disk full, say): readers of the temporary file may finish; nothing is stored.
+      // Verified bytes whose commit failed (disk full, say): readers may finish; nothing is stored.
       this.opts.logger.error({ upstream, digest: this.digest, err: e instanceof Error ? e.message : String(e) }, 'verified blob could not be stored');
       return;
     }
@@ -271,7 +276,7 @@ class Fill {
     }
   }
 
-  /** Positional reads of the growing file; undefined once the file is gone (the fill is over and had no readers left). */
+  /** Reads of the fill's bytes; undefined once they are gone (the fill is over and had no readers left). */
   reader(): FillReader | undefined {
     if (this.closed) return undefined;
     this.readers++;
@@ -296,68 +301,22 @@ class Fill {
     return this.finished;
   }
 
-  /** The last one out (the fill or a reader) closes the file and removes it unless the store took it. */
+  /** The last one out (the fill or a reader) gives the memory back, closes the file and removes it unless the store took it. */
   private async cleanup(): Promise<void> {
     if (!this.finished || this.readers > 0 || this.closed) return;
     this.closed = true;
+    this.bytes?.release();
     await this.fh?.close().catch(() => undefined);
     if (!this.renamed) await unlink(this.tempPath).catch(() => undefined);
   }
 }
 
 /**
- * Appends `body` to `fh`, writing whatever has arrived at once (writev, 1 MiB at most per call): per-chunk
- * writes (64 KiB socket reads) cost a syscall and a wake-up of every reader each.
- * At most QUEUE_BYTES wait in memory; beyond that the socket is paused.
- */
-const QUEUE_BYTES = 8 * 1024 * 1024;
-
-async function copyToFile(body: Readable, fh: FileHandle, digester: Digester, onWritten: (n: number) => void): Promise<void> {
-  // A bulk GET's body writes itself from the slabs it read into (bulk-get.ts).
-  if (isBulkBody(body)) return body.copyTo(fh, digester, onWritten);
-  let queue: Buffer[] = [];
-  let queued = 0;
-  let ended = false;
-  let error: Error | undefined;
-  let wake: (() => void) | undefined;
-  const poke = () => wake?.();
-  body.on('data', (c: Buffer) => {
-    queue.push(c);
-    queued += c.length;
-    digester.update(c);
-    if (queued >= QUEUE_BYTES) body.pause();
-    poke();
-  });
-  body.once('end', () => ((ended = true), poke()));
-  body.once('error', (e) => ((error ??= e), poke()));
-  body.once('close', () => ((error ??= ended ? undefined : err('UPSTREAM_UNAVAILABLE', 'upstream closed the connection mid-blob')), poke()));
-  // Reset while the temporary file was being opened: its 'close' has passed (and node emits no 'error' without a listener).
-  if (body.destroyed && !body.readableEnded) error ??= body.errored ?? err('UPSTREAM_UNAVAILABLE', 'upstream closed the connection mid-blob');
-  let position = 0;
-  for (;;) {
-    if (queue.length > 0) {
-      const batch = queue;
-      const n = queued;
-      queue = [];
-      queued = 0;
-      if (body.isPaused()) body.resume();
-      await writeAllCapped(fh, batch, position);
-      position += n;
-      onWritten(n);
-      continue;
-    }
-    if (error) throw error;
-    if (ended) return;
-    await new Promise<void>((r) => (wake = r));
-    wake = undefined;
-  }
-}
-
-/**
- * A reader of the fill's temporary file. A read waits until bytes at its position
- * have been written, and the blob's last byte is held back until the digest
- * verified: on a mismatch the read fails instead, so no client mistakes
- * unverified bytes for a blob.
+ * A reader of a fill. A read waits until bytes at its position have arrived, and
+ * the blob's last byte is held back until the digest verified: on a mismatch the
+ * read fails instead, so no client mistakes unverified bytes for a blob. Bytes
+ * still in the fill's memory window are lent (`readShared`) or copied; older ones
+ * are read from the temporary file.
  */
 class FillReader implements RandomAccessBlob {
   readonly size: number;
@@ -371,34 +330,52 @@ class FillReader implements RandomAccessBlob {
     this.size = fill.size ?? 0;
   }
 
-  async read(buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
+  /** Waits until bytes at `position` may be given out; resolves with where they end, or `position` at the verified end. */
+  private async ready(position: number, want: number): Promise<number> {
     const f = this.fill;
     let patience: Promise<void> | undefined;
     let impatient = false;
     for (;;) {
       if (this.closed) throw err('INTERNAL', 'read of a closed fill reader');
       if (f.error) throw f.error;
-      let limit = f.written;
-      if (!f.verified && f.size !== undefined) limit = Math.min(limit, f.size - 1);
-      // A reader that has caught up with the fill would otherwise wake at every write and send
+      const received = f.bytes!.received;
+      const limit = f.verified || f.size === undefined ? received : Math.min(received, f.size - 1);
+      // A reader that has caught up with the fill would otherwise wake at every arrival and send
       // slivers: with 32 readers that is many times the syscalls of sending from the store. It
       // waits for a full chunk or COALESCE_MS, whichever comes first (a trickle still gets through).
-      const short = position < limit && limit - position < Math.min(length, COALESCE_BYTES) && !f.verified && !f.isOver();
+      const short = position < limit && limit - position < Math.min(want, COALESCE_BYTES) && !f.verified && !f.isOver();
       if (short && !impatient) {
         patience ??= sleep(COALESCE_MS).then(() => void (impatient = true));
         await Promise.race([f.nextProgress(), patience, this.closing.promise]);
         continue;
       }
-      if (position < limit) {
-        const { bytesRead } = await f.fh!.read(buffer, offset, Math.min(length, limit - position), position);
-        if (bytesRead === 0) throw err('INTERNAL', 'temporary fill file shorter than written');
-        return bytesRead;
-      }
-      if (f.verified && position >= f.written) return 0;
+      if (position < limit) return limit;
+      if (f.verified && position >= received) return position;
       // Over, no error recorded, bytes still missing: the upstream ended short.
       if (f.isOver()) throw f.error ?? err('UPSTREAM_UNAVAILABLE', 'blob fill ended before the requested bytes arrived');
       await Promise.race([f.nextProgress(), this.closing.promise]);
     }
+  }
+
+  async readShared(position: number, max: number): Promise<SharedBytes | undefined> {
+    const limit = await this.ready(position, max);
+    if (limit <= position) return { bytes: [], length: 0, release: () => undefined };
+    return this.fill.bytes!.share(position, max, limit);
+  }
+
+  async read(buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
+    const limit = await this.ready(position, length);
+    if (limit <= position) return 0;
+    const n = Math.min(length, limit - position);
+    const bytes = this.fill.bytes!;
+    if (position >= bytes.memoryStart) {
+      const copied = bytes.copyOut(buffer, offset, n, position);
+      if (copied > 0) return copied;
+    }
+    // Behind the memory window: those bytes are in the file.
+    const { bytesRead } = await this.fill.fh!.read(buffer, offset, Math.min(n, bytes.written - position), position);
+    if (bytesRead === 0) throw err('INTERNAL', 'temporary fill file shorter than written');
+    return bytesRead;
   }
 
   async close(): Promise<void> {

@@ -1,12 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Digester, isRegistryError } from '../oci/index.js';
-import { BulkPool, BulkUnsupported, bulkGet, parseHead } from './bulk-get.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { isRegistryError } from '../oci/index.js';
+import type { Memory } from './body-sink.js';
+import { BulkPool, BulkUnsupported, bulkGet, parseHead, type BulkBody } from './bulk-get.js';
 import { createTransport } from './http-transport.js';
 
 /** A raw TCP server: each connection gets the request head, then `answer` writes whatever bytes it likes. */
@@ -29,38 +27,48 @@ async function rawServer(answer: (socket: Socket, requestHead: string) => unknow
   return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server, heads };
 }
 
+/**
+ * Takes a body through a sink that keeps every view it is handed (retaining its slab) until the end,
+ * then checks them: a slab reused while still held would show as wrong bytes.
+ */
+async function sinkAll(body: BulkBody): Promise<{ bytes: Buffer; digest: string; pieces: number[] }> {
+  const held: { view: Buffer; memory: Memory }[] = [];
+  try {
+    await body.pipeToSink(
+      {
+        data: (view, memory) => {
+          memory.retain();
+          held.push({ view, memory });
+          return true;
+        },
+      },
+      () => undefined,
+    );
+    const bytes = Buffer.concat(held.map((h) => h.view));
+    return { bytes, digest: sha(bytes), pieces: held.map((h) => h.view.length) };
+  } finally {
+    for (const h of held) h.memory.release();
+  }
+}
+
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('bulkGet', () => {
-  let dir: string;
   const servers: Server[] = [];
   const serve = async (answer: Parameters<typeof rawServer>[0]) => {
     const s = await rawServer(answer);
     servers.push(s.server);
     return s;
   };
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'bulk-get-'));
-  });
-  afterAll(async () => {
+  afterAll(() => {
     for (const s of servers) s.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
-  /** GETs `url` and copies the body to a new file: its bytes, digest and the sizes reported written. */
+  /** GETs `url` and takes the body through a sink: its bytes, digest and the sizes handed over. */
   async function copy(url: string, opts: { idleMs?: number; signal?: AbortSignal } = {}) {
     const res = await bulkGet(new URL(url), { headers: { 'user-agent': 't' }, signal: opts.signal ?? new AbortController().signal, idleMs: opts.idleMs });
-    const file = join(dir, randomBytes(6).toString('hex'));
-    const fh = await open(file, 'w+');
-    const digester = new Digester();
-    const written: number[] = [];
-    try {
-      await res.body.copyTo(fh, digester, (n) => written.push(n));
-    } finally {
-      await fh.close();
-    }
-    return { res, bytes: await readFile(file), digest: digester.digest(), written };
+    return { res, ...(await sinkAll(res.body)) };
   }
 
   it('copies a Content-Length body of many slabs to a file, hashed, the head and body split across reads', async () => {
@@ -74,14 +82,14 @@ describe('bulkGet', () => {
       await sleep(10);
       s.end(body.subarray(1000));
     });
-    const { res, bytes, digest, written } = await copy(`${url}/v2/x/blobs/sha256:abc?q=1`);
+    const { res, bytes, digest, pieces } = await copy(`${url}/v2/x/blobs/sha256:abc?q=1`);
     expect(res.status).toBe(200);
     expect(res.headers['content-length']).toBe(String(body.length));
     expect(res.headersDistinct['x-multi']).toEqual(['a', 'b']);
     expect(res.headers['x-multi']).toBe('a, b');
     expect(bytes.equals(body)).toBe(true);
     expect(digest).toBe(sha(body));
-    expect(written.reduce((a, b) => a + b, 0)).toBe(body.length);
+    expect(pieces.reduce((a, b) => a + b, 0)).toBe(body.length);
     expect(heads[0]).toMatch(/^GET \/v2\/x\/blobs\/sha256:abc\?q=1 HTTP\/1\.1\r\n/);
     expect(heads[0]).toMatch(/\r\nuser-agent: t(\r\n|$)/);
   });
@@ -143,11 +151,9 @@ describe('bulkGet', () => {
     const { url } = await serve((s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nxyz'));
     const ac2 = new AbortController();
     const res = await bulkGet(new URL(url), { headers: {}, signal: ac2.signal });
-    const fh = await open(join(dir, 'aborted'), 'w+');
-    const copying = res.body.copyTo(fh, new Digester(), () => undefined);
+    const copying = sinkAll(res.body);
     ac2.abort(new Error('fill timed out'));
     await expect(copying).rejects.toThrow();
-    await fh.close();
   });
 
   it('refuses a chunked response with BulkUnsupported; the transport then asks again with node:http', async () => {
@@ -172,6 +178,30 @@ describe('bulkGet', () => {
     await expect(bulkGet(new URL(notHttp.url), { headers: {}, signal: new AbortController().signal })).rejects.toThrow(/status line/);
   });
 
+  it('a sink that asks for a pause gets nothing more until it resumes', async () => {
+    const body = randomBytes(4 * 1024 * 1024);
+    const { url } = await serve((s) => {
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
+      s.end(body);
+    });
+    const res = await bulkGet(new URL(url), { headers: {}, signal: new AbortController().signal });
+    const parts: Buffer[] = [];
+    let resume = (): void => undefined;
+    let calls = 0;
+    const done = res.body.pipeToSink({ data: (b) => (calls++, parts.push(Buffer.from(b)), false) }, (r) => (resume = r));
+    await sleep(100);
+    // Paused after each arrival: one call per resume.
+    expect(calls).toBe(1);
+    for (let i = 0; i < 1000 && Buffer.concat(parts).length < body.length; i++) {
+      const before = calls;
+      resume();
+      await sleep(2);
+      expect(calls - before).toBeLessThanOrEqual(1);
+    }
+    await done;
+    expect(Buffer.concat(parts).equals(body)).toBe(true);
+  });
+
   it('runs many copies at once without one overwriting another (slabs are pooled)', async () => {
     const bodies = Array.from({ length: 6 }, () => randomBytes(3 * 1024 * 1024 + 17));
     const { url } = await serve(async (s, head) => {
@@ -189,11 +219,6 @@ describe('bulkGet', () => {
 
 describe('BulkPool: keep-alive', () => {
   const body = randomBytes(2 * 1024 * 1024 + 9);
-  let dir: string;
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'bulk-pool-'));
-  });
-  afterAll(() => rm(dir, { recursive: true, force: true }));
 
   /** node:http with keep-alive: /redirect answers 307 to /blob; ?close answers with Connection: close. */
   async function keepAliveServer(keepAliveMs = 5000) {
@@ -218,11 +243,7 @@ describe('BulkPool: keep-alive', () => {
       await new Promise((r) => res.body.on('end', r));
       return `status ${res.status}`;
     }
-    const fh = await open(join(dir, randomBytes(6).toString('hex')), 'w+');
-    const digester = new Digester();
-    await res.body.copyTo(fh, digester, () => undefined);
-    await fh.close();
-    return digester.digest();
+    return (await sinkAll(res.body)).digest;
   }
 
   it('carries a redirect and the GETs after it on one connection', async () => {

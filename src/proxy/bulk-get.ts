@@ -1,18 +1,18 @@
-import type { FileHandle } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import { connect as netConnect, type OnReadOpts, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions, type SecureContext } from 'node:tls';
-import { err, type Digester } from '../oci/index.js';
-import { writeAllCapped } from '../storage/index.js';
+import { err } from '../oci/index.js';
+import type { BodySink, Memory, SinkableBody } from './body-sink.js';
 
 /**
- * A GET whose body is a blob bound for a file: HTTP/1.1 over a socket that reads
- * into reused 1 MiB slabs (`onread`), hashed and written to the file straight from
- * them. node:http allocates a fresh Buffer for every 64 KiB socket read, and on a
- * gigabyte body that garbage costs more CPU than receiving it (measured: 3.0-5.5
- * CPU-s/GiB with node:http against 1.5 here, hashing and writing included; see
- * bench/proxy.mjs).
+ * A GET whose body is a blob bound for a fill: HTTP/1.1 over a socket that reads
+ * into reused 1 MiB slabs (`onread`), handed to the fill (body-sink.ts) as views
+ * of those slabs, which the fill hashes, writes and lends to its clients. A slab
+ * is reused only once every holder has released it. node:http allocates a fresh
+ * Buffer for every 64 KiB socket read, and on a gigabyte body that garbage costs
+ * more CPU than receiving it (measured: 3.0-5.5 CPU-s/GiB with node:http against
+ * 1.5 here, hashing and writing included; see bench/proxy.mjs).
  *
  * Deliberately small: GET only, a body framed by Content-Length or by the end of
  * the connection. A chunked response is refused with `BulkUnsupported` and the
@@ -48,12 +48,38 @@ const SLAB = 1024 * 1024;
 /** A read gets at least this much room; less left in a slab and the next slab takes over. */
 const MIN_READ = 64 * 1024;
 const MAX_HEAD = 32 * 1024;
-/** Slabs waiting for the disk before the socket is paused. */
-const MAX_QUEUED = 8;
-const slabs: Buffer[] = [];
-const takeSlab = (): Buffer => slabs.pop() ?? Buffer.allocUnsafeSlow(SLAB);
-const giveSlab = (b: Buffer): void => {
-  if (slabs.length < 32) slabs.push(b);
+
+/**
+ * 1 MiB of socket reads, reference counted: the exchange reads into it until it is
+ * full (retired), and whoever keeps a view of its bytes (the fill's write queue,
+ * its memory window, a client's socket write) holds a reference. Back to the pool
+ * when retired and unreferenced, never sooner.
+ */
+class Slab implements Memory {
+  readonly buf = Buffer.allocUnsafeSlow(SLAB);
+  filled = 0;
+  private refs = 0;
+  private retired = false;
+  retain(): void {
+    this.refs++;
+  }
+  release(): void {
+    if (--this.refs === 0 && this.retired) recycle(this);
+  }
+  retire(): void {
+    this.retired = true;
+    if (this.refs === 0) recycle(this);
+  }
+  reset(): this {
+    this.filled = 0;
+    this.retired = false;
+    return this;
+  }
+}
+const slabs: Slab[] = [];
+const takeSlab = (): Slab => slabs.pop()?.reset() ?? new Slab();
+const recycle = (s: Slab): void => {
+  if (slabs.length < 32) slabs.push(s);
 };
 
 export async function bulkGet(url: URL, req: BulkRequest, pool?: BulkPool): Promise<BulkResponse> {
@@ -191,23 +217,16 @@ class Conn {
   }
 }
 
-/** Where the bytes of a slab stand: [0, written) handed to the file, [written, filled) not yet. */
-interface SlabState {
-  readonly buf: Buffer;
-  filled: number;
-  written: number;
-  /** No more bytes will land in it. */
-  retired: boolean;
-  /** Writes of its bytes still running. */
-  pending: number;
-}
-
-type Sink = { kind: 'none' } | { kind: 'stream' } | { kind: 'file'; fh: FileHandle; digester: Digester; onWritten: (n: number) => void; done: Deferred };
+type Sink = { kind: 'none' } | { kind: 'stream' } | { kind: 'sink'; sink: BodySink; done: Deferred };
 
 class Exchange {
-  private current: SlabState = { buf: takeSlab(), filled: 0, written: 0, retired: false, pending: 0 };
-  /** Slabs holding body bytes not yet written or still being written, oldest first. */
-  private queue: SlabState[] = [];
+  private current: Slab = takeSlab();
+  /** The current slab's bytes from here on are not yet handed to the consumer. */
+  private handed = 0;
+  /** The current slab's bytes up to here are counted against the framing. */
+  private counted = 0;
+  /** The current slab was retired for good (the exchange is over): never twice, it may be someone else's by then. */
+  private slabDropped = false;
   private headParsed = false;
   /** Body bytes still to come; Infinity when the body runs to the end of the connection. */
   private remaining = Infinity;
@@ -215,8 +234,7 @@ class Exchange {
   private failure: Error | undefined;
   private sink: Sink = { kind: 'none' };
   private body!: BulkBody;
-  private position = 0;
-  private writing = false;
+  /** Reading is stopped (returned false from onread): after the head until a consumer takes the body, or at its request. */
   private paused = false;
   /** The connection went back to its pool (or closed): no more socket calls from here. */
   private released = false;
@@ -240,6 +258,7 @@ class Exchange {
     if (req.signal.aborted) {
       if (conn.uses === 0) conn.destroy();
       else conn.release();
+      this.dropSlab();
       return this.reject(req.signal.reason);
     }
     conn.exchange = this;
@@ -260,18 +279,15 @@ class Exchange {
 
   private readonly onAbort = (): void => this.fail(this.req.signal.reason instanceof Error ? this.req.signal.reason : err('UPSTREAM_UNAVAILABLE', 'upstream request aborted'));
 
-  /** The memory the next socket read lands in: the rest of the current slab. */
+  /** The memory the next socket read lands in: the rest of the current slab (every byte before it was handed over). */
   nextBuffer(): Buffer {
-    if (SLAB - this.current.filled < MIN_READ) this.retireCurrent();
+    if (SLAB - this.current.filled < MIN_READ && !this.slabDropped) {
+      this.current.retire();
+      this.current = takeSlab();
+      this.handed = 0;
+      this.counted = 0;
+    }
     return this.current.buf.subarray(this.current.filled);
-  }
-
-  private retireCurrent(): void {
-    const c = this.current;
-    c.retired = true;
-    this.current = { buf: takeSlab(), filled: 0, written: 0, retired: false, pending: 0 };
-    if (c.written === c.filled && c.pending === 0) giveSlab(c.buf);
-    else if (!this.queue.includes(c)) this.queue.push(c);
   }
 
   /** `n` bytes landed in `buf`; returns false to pause the socket. */
@@ -281,11 +297,15 @@ class Exchange {
     // A read set up before this exchange held the connection landed in its idle buffer: move the bytes over.
     if (buf.buffer !== slab.buf.buffer || buf.byteOffset !== slab.buf.byteOffset + slab.filled) buf.copy(slab.buf, slab.filled, 0, n);
     this.bytesIn += n;
-    const start = slab.filled;
     slab.filled += n;
     if (!this.headParsed) return this.onHeadBytes();
-    this.onBody(slab, start);
-    return this.keepReading();
+    this.countBody();
+    const more = this.handOver();
+    if (this.complete) this.finishSocket();
+    if (!more) {
+      this.paused = true;
+      return false;
+    }
   }
 
   private onHeadBytes(): boolean | undefined {
@@ -314,51 +334,59 @@ class Exchange {
     }
     this.headParsed = true;
     // Bytes already received after the head are the body's first; they wait in the slab for the consumer.
-    slab.written = end + 4;
+    this.handed = end + 4;
+    this.counted = end + 4;
     const noBody = head.status === 204 || head.status === 304;
     this.remaining = noBody ? 0 : (head.contentLength ?? Infinity);
     this.reusable = head.http11 && !/(^|,)\s*close\s*(,|$)/i.test(String(head.headers.connection ?? '')) && this.remaining !== Infinity;
     this.body = new BulkBody(this);
+    this.countBody();
+    if (this.complete) this.finishSocket();
     this.resolve({ status: head.status, headers: head.headers, headersDistinct: head.headersDistinct, body: this.body });
-    this.onBody(slab, end + 4);
-    // The consumer has not chosen how to take the body yet (copyTo or a stream): hold the socket until it does.
+    // The consumer has not chosen how to take the body yet (a sink or a stream): hold the socket until it does.
     this.paused = true;
     return false;
   }
 
-  /** Body bytes [start, filled) of `slab` arrived. */
-  private onBody(slab: SlabState, start: number): void {
-    let n = slab.filled - start;
+  /** Counts the current slab's new bytes against the framing; drops bytes past the declared length. */
+  private countBody(): void {
+    const slab = this.current;
+    let n = slab.filled - this.counted;
     if (n > this.remaining) {
       // Bytes past the declared length: not ours, and a connection that sends them is not used again.
-      slab.filled = start + this.remaining;
+      slab.filled = this.counted + this.remaining;
       n = this.remaining;
       this.reusable = false;
     }
     this.remaining -= n;
+    this.counted = slab.filled;
     if (this.remaining === 0) this.complete = true;
-    const sink = this.sink;
-    if (sink.kind === 'file') {
-      if (n > 0) sink.digester.update(slab.buf.subarray(start, slab.filled));
-      if (slab.filled > slab.written && !this.queue.includes(slab)) this.queue.push(slab);
-      void this.drain();
-    } else if (sink.kind === 'stream') {
-      if (n > 0) this.body.deliver(Buffer.from(slab.buf.subarray(start, slab.filled)));
-      slab.written = slab.filled;
-      if (this.complete) this.body.deliver(null);
-    }
-    if (this.complete) this.finishSocket();
   }
 
-  private keepReading(): boolean | undefined {
-    if (this.sink.kind === 'file' && this.queue.length >= MAX_QUEUED) {
-      this.paused = true;
-      return false;
+  /**
+   * Hands the current slab's counted, new bytes to the consumer (once it has chosen how to take
+   * them), and the end of the body after them. False when the consumer asks for a pause.
+   */
+  private handOver(): boolean {
+    const sink = this.sink;
+    if (sink.kind === 'none') return false;
+    const slab = this.current;
+    const from = this.handed;
+    let more = true;
+    if (this.counted > from) {
+      this.handed = this.counted;
+      if (sink.kind === 'sink') more = sink.sink.data(slab.buf.subarray(from, this.counted), slab);
+      else {
+        this.body.deliver(Buffer.from(slab.buf.subarray(from, this.counted)));
+        more = !this.body.wantsPause();
+      }
     }
-    if (this.sink.kind === 'stream' && this.body.wantsPause()) {
-      this.paused = true;
-      return false;
+    if (this.complete && !this.failure) {
+      if (sink.kind === 'sink') sink.done.resolve();
+      else this.body.deliver(null);
+      this.dropSlab();
     }
+    return more;
   }
 
   resume(): void {
@@ -367,22 +395,14 @@ class Exchange {
     this.socket.resume();
   }
 
-  /** The body goes to a file, hashed on the way, from the slabs the socket read into. */
-  copyTo(fh: FileHandle, digester: Digester, onWritten: (n: number) => void): Promise<void> {
+  /** The body goes to `sink` as views of the slabs the socket read into (see body-sink.ts). */
+  pipeToSink(sink: BodySink, bindResume: (resume: () => void) => void): Promise<void> {
     if (this.sink.kind !== 'none') throw new Error('bulk body already taken');
     const done = deferred();
-    this.sink = { kind: 'file', fh, digester, onWritten, done };
-    const slab = this.current;
-    // Bytes that came with the head.
-    if (slab.filled > slab.written) {
-      digester.update(slab.buf.subarray(slab.written, slab.filled));
-      this.queue.push(slab);
-    }
+    this.sink = { kind: 'sink', sink, done };
+    bindResume(() => this.resume());
     if (this.failure) done.reject(this.failure);
-    else {
-      void this.drain();
-      this.resume();
-    }
+    else if (this.handOver()) this.resume(); // the bytes that came with the head
     return done.promise;
   }
 
@@ -390,49 +410,8 @@ class Exchange {
   streamTo(): void {
     if (this.sink.kind !== 'none') return;
     this.sink = { kind: 'stream' };
-    const slab = this.current;
-    if (slab.filled > slab.written) this.body.deliver(Buffer.from(slab.buf.subarray(slab.written, slab.filled)));
-    slab.written = slab.filled;
-    if (this.complete) this.body.deliver(null);
-    else if (this.failure) this.body.destroy(this.failure);
-    else this.resume();
-  }
-
-  /** One positional write at a time, of everything that has arrived: the fill's `written` only grows. */
-  private async drain(): Promise<void> {
-    const sink = this.sink;
-    if (sink.kind !== 'file' || this.writing) return;
-    this.writing = true;
-    try {
-      while (this.queue.length > 0 && !this.failure) {
-        const batch = this.queue.filter((s) => s.filled > s.written);
-        const views = batch.map((s) => s.buf.subarray(s.written, s.filled));
-        let n = 0;
-        for (const s of batch) {
-          n += s.filled - s.written;
-          s.written = s.filled;
-          s.pending++;
-        }
-        // Retired slabs fully handed over leave the queue; the current one stays for its later bytes.
-        this.queue = this.queue.filter((s) => !s.retired || s.written < s.filled);
-        if (n > 0) await writeAllCapped(sink.fh, views, this.position);
-        for (const s of batch) {
-          s.pending--;
-          if (s.retired && s.pending === 0 && s.written === s.filled) giveSlab(s.buf);
-        }
-        this.position += n;
-        if (n > 0) sink.onWritten(n);
-        if (this.queue.length < MAX_QUEUED / 2) this.resume();
-        this.queue = this.queue.filter((s) => s.filled > s.written);
-      }
-    } catch (e) {
-      this.fail(e);
-    } finally {
-      this.writing = false;
-    }
-    if (this.failure) return;
-    if (this.queue.some((s) => s.filled > s.written)) return void this.drain();
-    if (this.complete) sink.done.resolve();
+    if (this.failure) this.body.destroy(this.failure);
+    else if (this.handOver()) this.resume();
   }
 
   /** The whole body is in: the connection goes back to the pool when it may carry another request. */
@@ -444,6 +423,13 @@ class Exchange {
     else this.conn.destroy();
   }
 
+  private dropSlab(): void {
+    if (this.slabDropped) return;
+    this.slabDropped = true;
+    // Views a consumer still holds keep it from the pool until they are released.
+    this.current.retire();
+  }
+
   onEnd(): void {
     if (this.complete || this.failure) return;
     if (this.headParsed && this.remaining === Infinity) {
@@ -453,8 +439,7 @@ class Exchange {
       this.req.signal.removeEventListener('abort', this.onAbort);
       this.released = true;
       this.conn.destroy();
-      if (this.sink.kind === 'file') void this.drain();
-      else if (this.sink.kind === 'stream') this.body.deliver(null);
+      this.handOver();
       return;
     }
     this.fail(Object.assign(new Error('upstream closed the connection'), { code: 'ECONNRESET' }));
@@ -468,6 +453,7 @@ class Exchange {
       this.released = true;
       this.conn.destroy();
     }
+    this.dropSlab();
     if (!this.headParsed) {
       // Nothing came back on a reused connection before it failed: the server had closed it while idle.
       const code = (e as NodeJS.ErrnoException).code;
@@ -475,11 +461,8 @@ class Exchange {
       return this.reject(stale ? new StaleConnection() : this.failure);
     }
     const reason = this.failure.name === 'RegistryError' || this.failure.name === 'BulkUnsupported' ? this.failure : err('UPSTREAM_UNAVAILABLE', 'upstream closed the connection mid-blob');
-    if (this.sink.kind === 'file') this.sink.done.reject(reason);
+    if (this.sink.kind === 'sink') this.sink.done.reject(reason);
     else if (this.sink.kind === 'stream') this.body.destroy(reason);
-    // Slabs still being written go back when their writes finish (drain); the rest now, each once.
-    for (const s of new Set([...this.queue, this.current])) if (s.pending === 0) giveSlab(s.buf);
-    this.queue = [];
   }
 
   destroy(): void {
@@ -487,16 +470,16 @@ class Exchange {
   }
 }
 
-/** The body of a bulk response: a Readable for small bodies, `copyTo` for a blob. */
-export class BulkBody extends Readable {
+/** The body of a bulk response: a Readable for small bodies, `pipeToSink` for a blob. */
+export class BulkBody extends Readable implements SinkableBody {
   private waiting = false;
 
   constructor(private readonly exchange: Exchange) {
     super({ highWaterMark: SLAB });
   }
 
-  copyTo(fh: FileHandle, digester: Digester, onWritten: (n: number) => void): Promise<void> {
-    return this.exchange.copyTo(fh, digester, onWritten);
+  pipeToSink(sink: BodySink, bindResume: (resume: () => void) => void): Promise<void> {
+    return this.exchange.pipeToSink(sink, bindResume);
   }
 
   override _read(): void {
@@ -519,8 +502,6 @@ export class BulkBody extends Readable {
     callback(error);
   }
 }
-
-export const isBulkBody = (b: unknown): b is BulkBody => b instanceof BulkBody;
 
 interface ParsedHead {
   status: number;

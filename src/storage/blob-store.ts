@@ -62,7 +62,21 @@ export interface BlobStore extends BlobStat, BlobFetcher, BlobPusher, BlobDelete
 export interface RandomAccessBlob {
   readonly size: number;
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
+  /**
+   * Optional: bytes at `position` (`max` at most) as views of the source's own memory, lent
+   * until `release` (a pull-through fill lends what just arrived from the upstream, so clients
+   * that keep up get it without a copy or a re-read). Undefined when those bytes are not in
+   * memory: use `read`. An empty result is the blob's end.
+   */
+  readShared?(position: number, max: number): Promise<SharedBytes | undefined>;
   close(): Promise<void>;
+}
+
+/** Views of a source's memory lent to the caller; `release` once done with them (a socket write's callback). */
+export interface SharedBytes {
+  readonly bytes: readonly Buffer[];
+  readonly length: number;
+  release(): void;
 }
 
 /** How a blob's bytes are handed to the HTTP layer: positional reads when the source has them, else a stream. */
