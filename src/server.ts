@@ -14,6 +14,7 @@ import { loadAdminToken, loadSessionKey } from './http/admin-token.js';
 import { TokenAccess } from './http/auth.js';
 import { HttpMetrics } from './http/metrics.js';
 import { UploadSlots } from './http/request-body.js';
+import { CustomsResponse } from './http/request-context.js';
 import { tokenApp } from './http/token-endpoint.js';
 import { err, referenceString, type Digest, type Reference } from './oci/index.js';
 import { createOps, type Ops } from './ops/index.js';
@@ -190,9 +191,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   expiry.unref();
   const gc = scheduleGc(collector, gcDefaults(config.gc, upstreams), config.gc.intervalSeconds, gcAbort.signal, log);
 
-  const listener = requestListener(app, { log, metrics, v2, onDenied });
+  const listener = requestListener(app, { log, metrics, v2, onDenied, access: { access: config.log.access, sampleEvery: config.log.accessSampleEvery } });
   const server = createServer(
-    { keepAliveTimeout: 65_000, headersTimeout: config.limits.headersTimeoutSeconds * 1000, requestTimeout: config.limits.requestTimeoutSeconds * 1000 },
+    { ServerResponse: CustomsResponse, keepAliveTimeout: 65_000, headersTimeout: config.limits.headersTimeoutSeconds * 1000, requestTimeout: config.limits.requestTimeoutSeconds * 1000 },
     listener,
   );
   // `Expect: 100-continue` on /v2/ is answered by the handler once it accepts the body (request-body.ts), so a
@@ -238,6 +239,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         pullThrough?.close();
         await flushPulls();
         await storage.close();
+        listener.flush();
         log.info('stopped');
         log.flush();
       })()),

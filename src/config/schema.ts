@@ -23,7 +23,16 @@ export const configSchema = z
   .object({
     listen: listenSchema.default('127.0.0.1:5000'),
     data: z.string().default('./data'),
-    log: z.object({ level: z.enum(['silent', 'error', 'warn', 'info', 'debug']).default('info') }).strict().default({ level: 'info' }),
+    log: z
+      .object({
+        level: z.enum(['silent', 'error', 'warn', 'info', 'debug']).default('info'),
+        /** Access lines: `all` (every request) or `errors` (status 400 and up, and clients that left). See docs/performance.md for what each costs. */
+        access: z.enum(['all', 'errors']).default('all'),
+        /** With `access: errors`, also log one successful request in this many (0: none). */
+        accessSampleEvery: z.number().int().min(0).default(0),
+      })
+      .strict()
+      .default({ level: 'info', access: 'all', accessSampleEvery: 0 }),
     limits: z
       .object({
         /** Largest blob accepted by a push, in bytes (default 1 TiB: models are big). A larger Content-Length gets 413 before the body is read. */

@@ -4,10 +4,11 @@ import { Hono } from 'hono';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { getRequestListener, type HttpBindings } from '@hono/node-server';
 import type { Logger } from 'pino';
+import { AccessLog, type AccessLogSettings } from './access-log.js';
 import { toHttpError } from './errors.js';
 import type { HttpMetrics } from './metrics.js';
 import { closeAfterRefusal } from './request-body.js';
-import { contextOf, setContext, type RequestContext } from './request-context.js';
+import { Context, CustomsResponse, contextOf, setContext } from './request-context.js';
 import { headerText, sendBytes } from './reply.js';
 import { v2Handler, type V2Services } from './v2.js';
 
@@ -78,45 +79,48 @@ function sendError(req: IncomingMessage, res: ServerResponse, e: unknown, deps: 
 /**
  * The Node request listener: request id, one JSON log line per request, metrics.
  * Done here rather than in Hono middleware because most /v2/ responses are written
- * straight to the socket.
+ * straight to the socket. The server should create its responses as
+ * `CustomsResponse` (request-context.ts), which carries the request id into
+ * `writeHead`; any other response gets it with `setHeader`.
  */
-export function requestListener(app: Hono<{ Bindings: HttpBindings }>, deps: Pick<AppDeps, 'log' | 'metrics' | 'v2' | 'onDenied'>) {
+export function requestListener(app: Hono<{ Bindings: HttpBindings }>, deps: Pick<AppDeps, 'log' | 'metrics' | 'v2' | 'onDenied'> & { readonly access?: AccessLogSettings }) {
   const honoListener = getRequestListener(app.fetch, { autoCleanupIncoming: false, overrideGlobalObjects: false });
   const v2 = v2Handler(deps.v2);
-  return (req: IncomingMessage, res: ServerResponse): void => {
-    const started = process.hrtime.bigint();
-    const incomingId = req.headers['x-request-id'];
-    const id = typeof incomingId === 'string' && /^[\w.-]{1,64}$/.test(incomingId) ? incomingId : randomUUID();
+  const { log, metrics } = deps;
+  const accessLog = new AccessLog(log, deps.access);
+  // One function for every response's 'close' (no closure per request): `this` is the response.
+  function onClose(this: ServerResponse): void {
+    const res = this;
+    const req = res.req;
+    const ctx = contextOf(req) as Context;
+    const seconds = (performance.now() - ctx.started) / 1000;
+    const status = res.writableFinished ? res.statusCode : 499;
     const socket = req.socket;
-    const readAt = socket.bytesRead;
-    const writtenAt = socket.bytesWritten;
-    let child: Logger | undefined;
-    const ctx: RequestContext = {
-      id,
-      // Most requests never log anything but the access line: make the child logger only when asked.
-      get log() {
-        return (child ??= deps.log.child({ reqId: id }));
-      },
-      route: 'other',
-      actor: undefined,
-    };
-    setContext(req, ctx);
-    res.setHeader('x-request-id', id);
-    res.once('close', () => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const status = res.writableFinished ? res.statusCode : 499;
-      const bytesIn = socket.bytesRead - readAt;
-      const bytesOut = socket.bytesWritten - writtenAt;
-      deps.metrics.observe(ctx.route, req.method ?? 'GET', status, seconds, bytesIn, bytesOut);
-      // The query string is logged without values that could be secrets (none of the spec's are, but a client may add some).
-      deps.log.info(
-        { reqId: id, method: req.method, path: (req.url ?? '').split('?')[0], route: ctx.route, status, ms: Math.round(seconds * 1e4) / 10, actor: ctx.actor, in: bytesIn, out: bytesOut },
-        'request',
-      );
-    });
+    const bytesIn = socket.bytesRead - ctx.readAt;
+    const bytesOut = socket.bytesWritten - ctx.writtenAt;
+    const method = req.method ?? 'GET';
+    metrics.observe(ctx.route, method, status, seconds, bytesIn, bytesOut);
+    // The query string is logged without values that could be secrets (none of the spec's are, but a client may add some).
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    accessLog.write({ reqId: ctx.id, method, path: q < 0 ? url : url.slice(0, q), route: ctx.route, status, ms: Math.round(seconds * 1e4) / 10, actor: ctx.actor, bytesIn, bytesOut });
+  }
+  const listener = (req: IncomingMessage, res: ServerResponse): void => {
+    const started = performance.now();
+    const incomingId = req.headers['x-request-id'];
+    const id = typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
+    const socket = req.socket;
+    setContext(req, new Context(id, log, started, socket.bytesRead, socket.bytesWritten));
+    if (res instanceof CustomsResponse) res.requestId = id;
+    else res.setHeader('x-request-id', id);
+    res.on('close', onClose);
     const url = req.url ?? '/';
     if (url.startsWith('/v2/') || url === '/v2' || url.startsWith('/v2?')) {
       v2(req, res).catch((e: unknown) => sendError(req, res, e, deps));
     } else void honoListener(req, res);
   };
+  /** Writes access lines still waiting for their batch (call at shutdown). */
+  return Object.assign(listener, { flush: () => accessLog.flush() });
 }
+
+const REQUEST_ID = /^[\w.-]{1,64}$/;

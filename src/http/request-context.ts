@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import { ServerResponse, type IncomingMessage, type OutgoingHttpHeader, type OutgoingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
 import { err } from '../oci/index.js';
 
@@ -8,6 +8,53 @@ export interface RequestContext {
   readonly log: Logger;
   route: string;
   actor: string | undefined;
+}
+
+/** The request context as a class: its lazy logger is a prototype getter, not a closure made per request. */
+export class Context implements RequestContext {
+  route = 'other';
+  actor: string | undefined = undefined;
+  private child: Logger | undefined;
+  constructor(
+    readonly id: string,
+    private readonly root: Logger,
+    /** performance.now() at arrival, and the socket's byte counts then (keep-alive sockets carry many requests). */
+    readonly started: number,
+    readonly readAt: number,
+    readonly writtenAt: number,
+  ) {}
+  // Most requests never log anything but the access line: the child logger is made only when asked.
+  get log(): Logger {
+    return (this.child ??= this.root.child({ reqId: this.id }));
+  }
+}
+
+type Headers = OutgoingHttpHeaders | OutgoingHttpHeader[];
+
+/**
+ * A response that adds `x-request-id` to the headers given to its `writeHead`. Setting it with
+ * `setHeader` when the request arrives made node merge every later `writeHead` through its slow
+ * path (measured: about 8% of a cached manifest GET's CPU).
+ */
+export class CustomsResponse<Request extends IncomingMessage = IncomingMessage> extends ServerResponse<Request> {
+  requestId: string | undefined;
+
+  override writeHead(statusCode: number, reasonOrHeaders?: string | Headers, headers?: Headers): this {
+    const id = this.requestId;
+    if (id === undefined || this.headersSent) return super.writeHead(statusCode, reasonOrHeaders as string, headers);
+    if (typeof reasonOrHeaders === 'string') return super.writeHead(statusCode, reasonOrHeaders, withId(headers, id));
+    return super.writeHead(statusCode, withId(reasonOrHeaders, id));
+  }
+}
+
+/** Adds the id to the object given (callers pass one made for the response; a frozen one is copied). */
+function withId(headers: Headers | undefined, id: string): Headers {
+  if (headers === undefined) return { 'x-request-id': id };
+  // node takes a flat [name, value, name, value...] list too.
+  if (Array.isArray(headers)) return [...headers, 'x-request-id', id];
+  if (Object.isFrozen(headers)) return { ...headers, 'x-request-id': id };
+  headers['x-request-id'] = id;
+  return headers;
 }
 
 const CTX = Symbol('customs.request');
