@@ -21,6 +21,10 @@ export class SwappableVerdicts {
     return `${repository}|${digest}|${g.policyHash}|${g.trustHash}`;
   }
 
+  peek(repository: string, digest: string): Verdict | undefined {
+    return this.current.peek(repository, digest);
+  }
+
   async check(repository: string, digest: string): Promise<Verdict> {
     const g = this.current;
     const hit = g.peek(repository, digest);

@@ -82,6 +82,13 @@ export class ManifestService {
 
   async get(repository: string, reference: Reference): Promise<ManifestRead> {
     const proxied = this.pullThrough?.handles(repository) ?? false;
+    if (!proxied) {
+      // The hot path: tag, record and decision all cached, answered without awaiting anything.
+      const digest = reference.kind === 'tag' ? this.tags.get(`${repository}:${reference.tag}`) : reference.digest;
+      const record = digest && this.records.get(`${repository}@${digest}`);
+      const decision = record && this.gate.manifestCached?.(repository, record.digest);
+      if (decision) return { record, decision, stale: false };
+    }
     const found = await this.find(repository, reference, proxied);
     if (!found) throw err('MANIFEST_UNKNOWN', 'manifest unknown to registry', { reference: reference.kind === 'tag' ? reference.tag : reference.digest });
     const decision = await this.gate.manifest(repository, found.record.digest);

@@ -13,6 +13,8 @@ export interface ReadDecision {
 export interface ReadGate {
   /** May the manifest `digest` in `repository` be served? Throws DENIED when not. */
   manifest(repository: string, digest: Digest): Promise<ReadDecision>;
+  /** Optional: the same answer at once when it is "allowed" and everything it rests on is cached; else undefined (ask `manifest`). */
+  manifestCached?(repository: string, digest: Digest): ReadDecision | undefined;
   /** May the blob be served in `repository` (it must belong to an allowed manifest or its referrers)? */
   blob(repository: string, digest: Digest): Promise<ReadDecision>;
   /** Content arrived or left for `subject` (a referrer pushed/deleted): drop cached verdicts. */

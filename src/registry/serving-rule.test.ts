@@ -187,4 +187,41 @@ describe('ServingRule', () => {
     allowed.add(blob('allowed as a digest'));
     await expect(rule.blob('m/orphans', blob('allowed as a digest'))).resolves.toEqual({});
   });
+
+  it('the cached answer (hot path) is "allowed" only when the full rule says so, and undefined otherwise', async () => {
+    // A rule whose verdict source can peek: what `check` would answer, when it was asked before.
+    const asked = new Map<string, Verdict>();
+    const peeking: VerdictSource = {
+      ...verdicts,
+      check: async (r, d) => {
+        const v = await verdicts.check(r, d);
+        asked.set(`${r} ${d}`, v);
+        return v;
+      },
+      peek: (r, d) => asked.get(`${r} ${d}`),
+    };
+    const hot = new ServingRule(peeking, store);
+    const layer = blob('hot layer');
+    const m = await put('m/hot', { layers: [layer] });
+    const unsigned = await put('m/hot', { layers: [blob('hot unsigned layer')] });
+    allowed.add(m);
+    // Nothing cached yet: no answer, the full rule decides.
+    expect(hot.manifestCached('m/hot', m)).toBeUndefined();
+    await expect(hot.manifest('m/hot', m)).resolves.toEqual({});
+    expect(hot.manifestCached('m/hot', m)).toEqual({});
+    // A denied manifest never gets a cached answer.
+    await expect(hot.manifest('m/hot', unsigned)).rejects.toMatchObject({ code: 'DENIED' });
+    expect(hot.manifestCached('m/hot', unsigned)).toBeUndefined();
+    // Quarantine of the manifest or of a layer it references: no cached answer, and the full rule refuses.
+    await store.quarantine(layer, op);
+    expect(hot.manifestCached('m/hot', m)).toBeUndefined();
+    await expect(hot.manifest('m/hot', m)).rejects.toMatchObject({ code: 'DENIED' });
+    await store.release(layer, op);
+    expect(hot.manifestCached('m/hot', m)).toEqual({});
+    await store.quarantine(m, op);
+    expect(hot.manifestCached('m/hot', m)).toBeUndefined();
+    await store.release(m, op);
+    // A source that cannot peek: never a cached answer.
+    expect(rule.manifestCached('m/hot', m)).toBeUndefined();
+  });
 });

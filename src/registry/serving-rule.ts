@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { err, isIndexMediaType, isRegistryError, type Digest, type RegistryError } from '../oci/index.js';
-import type { ManifestRecord, MetadataStore, QuarantineStore } from '../storage/index.js';
+import type { ManifestRecord, MetadataStore, QuarantineSnapshot, QuarantineStore } from '../storage/index.js';
 import type { Verdict } from '../verify/types.js';
 import type { ReadDecision, ReadGate } from './read-gate.js';
 
@@ -11,6 +11,8 @@ export interface VerdictSource {
   /** Does the manifest verify as evidence about `subject` (its own bytes, the subject's trust policy)? */
   checkEvidence(repository: string, digest: string, subject: string, legacy?: LegacyKind): Promise<Verdict>;
   invalidate(subject: string): void;
+  /** Optional: the manifest's own verdict if it is cached (valid as `check` would return it), without computing one. */
+  peek?(repository: string, digest: string): Verdict | undefined;
 }
 
 export type LegacyKind = 'sig' | 'att' | 'sbom';
@@ -26,7 +28,7 @@ export function legacyTag(tag: string): { subject: Digest; kind: LegacyKind } | 
 /** The digest a cosign legacy tag is evidence about, if `tag` is one. */
 export const legacyTagSubject = (tag: string): Digest | undefined => legacyTag(tag)?.subject;
 
-type ServingStore = Pick<MetadataStore, 'getManifest' | 'tagsOf' | 'manifestsReferencing'> & Pick<QuarantineStore, 'quarantinedAmong'>;
+type ServingStore = Pick<MetadataStore, 'getManifest' | 'tagsOf' | 'manifestsReferencing'> & Pick<QuarantineStore, 'quarantinedAmong'> & Partial<QuarantineSnapshot>;
 
 /** What the rule needs to know of a stored manifest; immutable per (repository, digest). */
 interface Facts {
@@ -67,6 +69,22 @@ export class ServingRule implements ReadGate {
 
   manifest(repository: string, digest: Digest): Promise<ReadDecision> {
     return this.manifestAt(repository, digest, 0);
+  }
+
+  /**
+   * The same rule for the hot path, answered at once from what is cached: the manifest's facts,
+   * its own verdict (allowed), and a quarantine check the store answers from memory. Undefined
+   * whenever any of that is missing or the answer is not a plain "allowed" (then `manifest`
+   * decides, with its reasons); never a different answer from `manifest`'s.
+   */
+  manifestCached(repository: string, digest: Digest): ReadDecision | undefined {
+    const { store, verdicts } = this;
+    if (!store.quarantinedAmongNow || !verdicts.peek) return undefined;
+    const facts = this.facts.get(`${repository}@${digest}`);
+    if (!facts) return undefined;
+    if (store.quarantinedAmongNow([digest]).length > 0 || (facts.refs.length > 0 && store.quarantinedAmongNow(facts.refs).length > 0)) return undefined;
+    const own = verdicts.peek(repository, digest);
+    return own?.allowed ? decisionOf(own) : undefined;
   }
 
   async blob(repository: string, digest: Digest): Promise<ReadDecision> {

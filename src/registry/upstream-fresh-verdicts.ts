@@ -24,6 +24,13 @@ export class UpstreamFreshVerdicts implements VerdictSource {
     return this.inner.check(repository, digest);
   }
 
+  peek(repository: string, digest: string): Verdict | undefined {
+    const v = this.inner.peek?.(repository, digest);
+    if (!v) return undefined;
+    const max = this.maxAgeMs(repository);
+    return max === undefined || this.now() - Date.parse(v.checkedAt) < max ? v : undefined;
+  }
+
   checkEvidence(repository: string, digest: string, subject: string, legacy?: LegacyKind): Promise<Verdict> {
     return this.inner.checkEvidence(repository, digest, subject, legacy);
   }

@@ -49,6 +49,17 @@ export interface QuarantineStore {
   listQuarantine(): Promise<QuarantineRecord[]>;
 }
 
+/**
+ * Optional capability: the quarantine check answered at once, from memory the store keeps coherent
+ * (the embedded store: the table is small, and it re-reads it when another process changed the
+ * database). The serving rule's cached path uses it; without it, the path awaits `quarantinedAmong`.
+ */
+export interface QuarantineSnapshot {
+  quarantinedAmongNow(digests: readonly Digest[]): Digest[];
+}
+
+export const hasQuarantineSnapshot = (s: object): s is QuarantineSnapshot => typeof (s as Partial<QuarantineSnapshot>).quarantinedAmongNow === 'function';
+
 /** What a caller records; the store adds sequence, time and the chain hashes. */
 export interface AuditInput {
   readonly actor: string;

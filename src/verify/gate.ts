@@ -55,8 +55,10 @@ export class Gate {
   }
 
   private key(repository: string, digest: string): string {
-    // The repository is part of the key: the same digest can fall under different rules.
-    return `${digest}\n${repository}\n${this.policyHash}\n${this.trustHash}`;
+    // The repository is part of the key: the same digest can fall under different rules. The policy and
+    // trust hashes are not: this cache belongs to one policy and trust (a reload builds a new Gate), and
+    // `remember` takes only verdicts made under them. A cached manifest GET builds this key every time.
+    return `${digest}\n${repository}`;
   }
 
   /** A cached verdict, without computing one (for HEAD fast paths and metrics). */

@@ -3,7 +3,7 @@ import { err, type Descriptor, type Digest } from '../../oci/index.js';
 import { prefixEnd, pushAuditEntry, toMove, toRecord, type HistoryRow, type ManifestRow } from '../rows.js';
 import type { BlobInfo } from '../blob-store.js';
 import type { Actor, BlobLink, BlobLinkKey, ManifestKey, ManifestPull, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from '../metadata-store.js';
-import type { AuditEntry, AuditInput, AuditQuery, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from '../ops-store.js';
+import type { AuditEntry, AuditInput, AuditQuery, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord, QuarantineSnapshot } from '../ops-store.js';
 import { SqliteOpsTables } from './sqlite-ops.js';
 import type { VerdictStore } from '../verdict-store.js';
 import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
@@ -30,7 +30,7 @@ const UNPULLED = `
  * synchronous; each method runs one statement or one transaction, so the async
  * interface costs a microtask and nothing else.
  */
-export class SqliteMetadataStore implements MetadataStore, VerdictStore {
+export class SqliteMetadataStore implements MetadataStore, VerdictStore, QuarantineSnapshot {
   private readonly db: Database.Database;
   private readonly stmt;
   private readonly ops: SqliteOpsTables;
@@ -366,6 +366,9 @@ export class SqliteMetadataStore implements MetadataStore, VerdictStore {
     });
   }
   async quarantinedAmong(digests: readonly Digest[]): Promise<Digest[]> {
+    return this.ops.quarantinedAmong(digests);
+  }
+  quarantinedAmongNow(digests: readonly Digest[]): Digest[] {
     return this.ops.quarantinedAmong(digests);
   }
   async listQuarantine(): Promise<QuarantineRecord[]> {

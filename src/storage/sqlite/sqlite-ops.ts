@@ -160,8 +160,10 @@ export class SqliteOpsTables {
     // Inside a transaction the table may hold writes that could still roll back: ask it, and cache nothing.
     if (!this.db.inTransaction) {
       const q = (this.quarantined ??= new Set((this.stmt.allQuarantined.all() as { digest: Digest }[]).map((r) => r.digest)));
-      if (digests.length === 1) return q.has(digests[0]!) ? [digests[0]!] : [];
-      return [...new Set(digests)].filter((d) => q.has(d));
+      // Nothing quarantined among them is the common answer: no array or set made for it.
+      let hits: Digest[] | undefined;
+      for (const d of digests) if (q.has(d) && !hits?.includes(d)) (hits ??= []).push(d);
+      return hits ?? [];
     }
     if (digests.length === 1) return this.stmt.isQuarantined.get(digests[0]) ? [digests[0]!] : [];
     const hit = new Set((this.stmt.quarantinedAmong.all(JSON.stringify(digests)) as { digest: Digest }[]).map((r) => r.digest));
