@@ -7,6 +7,7 @@ import type { AuditEntry, AuditInput, AuditQuery, MaterialConsumer, NewProvenanc
 import { SqliteOpsTables } from './sqlite-ops.js';
 import type { VerdictStore } from '../verdict-store.js';
 import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
+import { SqliteFillLease, SqliteLeases, SqliteNotifier } from './sqlite-coordination.js';
 
 /** Which manifests (`m`) retention may delete: see `ManifestIndex.expiredUntaggedManifests`. Named parameter: @before. */
 const EXPIRED_UNTAGGED = `
@@ -35,14 +36,35 @@ export class SqliteMetadataStore implements MetadataStore, VerdictStore, Quarant
   private readonly stmt;
   private readonly ops: SqliteOpsTables;
 
-  constructor(file: string) {
+  /** Set when worker processes share the database: cross-process leases (blob link/delete exclusion). */
+  private readonly leases: SqliteLeases | undefined;
+
+  /**
+   * `shared`: other processes (`customs serve --workers N`) use the same file. SQLite then
+   * serialises their writes (WAL, one writer at a time, each waiting up to busy_timeout), the
+   * in-memory quarantine set is re-read when another process wrote, and a blob's link and the
+   * deletion of its bytes exclude each other across processes through a lease row.
+   */
+  constructor(file: string, o: { shared?: boolean } = {}) {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL'); // WAL + NORMAL: durable across process crashes, the case we test
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     migrate(this.db);
-    this.ops = new SqliteOpsTables(this.db);
+    let othersWrote = (): boolean => false;
+    if (o.shared) {
+      const version = this.db.prepare('PRAGMA data_version').pluck();
+      let seen = version.get();
+      othersWrote = () => {
+        const v = version.get();
+        if (v === seen) return false;
+        seen = v;
+        return true;
+      };
+      this.leases = new SqliteLeases(this.db);
+    }
+    this.ops = new SqliteOpsTables(this.db, othersWrote);
     const p = <T extends unknown[] = unknown[]>(sql: string) => this.db.prepare<T>(sql);
     this.stmt = {
       addRepo: p('INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)'),
@@ -122,13 +144,26 @@ export class SqliteMetadataStore implements MetadataStore, VerdictStore, Quarant
   }
   // One process owns a SQLite file: the caller's in-process lock per digest (BlobService) is the exclusion.
   async linkBlobIf(repository: string, blob: BlobInfo, present: () => Promise<boolean>): Promise<boolean> {
-    if (!(await present())) return false;
-    await this.linkBlob(repository, blob);
-    return true;
+    return this.blobExclusive(blob.digest, async () => {
+      if (!(await present())) return false;
+      await this.linkBlob(repository, blob);
+      return true;
+    });
   }
   async deleteIfUnlinked(digest: Digest, remove: () => Promise<boolean>): Promise<boolean> {
-    return (await this.blobLinkCount(digest)) === 0 && remove();
+    return this.blobExclusive(digest, async () => (await this.blobLinkCount(digest)) === 0 && remove());
   }
+  /** One process: the caller's in-process lock is the exclusion. Shared: a lease row too. */
+  private blobExclusive<T>(digest: Digest, fn: () => Promise<T>): Promise<T> {
+    return this.leases ? this.leases.exclusive(`blob:${digest}`, fn) : fn();
+  }
+
+  /** The coordination objects of worker processes sharing this database (opened with `shared`). */
+  coordination(): { fillLease: SqliteFillLease; notifier: SqliteNotifier } {
+    if (!this.leases) throw new Error('coordination needs a store opened with shared: true');
+    return (this.coordinated ??= { fillLease: new SqliteFillLease(this.leases), notifier: new SqliteNotifier(this.db) });
+  }
+  private coordinated: { fillLease: SqliteFillLease; notifier: SqliteNotifier } | undefined;
   async unreferencedBlobLinks(before: number, limit: number, after?: BlobLinkKey): Promise<BlobLink[]> {
     const [repo, digest] = after ? [after.repository, after.digest] : ['', ''];
     return this.stmt.unreferenced.all(before, repo, repo, digest, limit) as BlobLink[];

@@ -25,12 +25,16 @@ export class SqliteOpsTables {
   private readonly stmt;
   /**
    * The quarantined digests, read once and dropped whenever this store writes the
-   * table. Exact because one process owns a SQLite store (replicas use PostgreSQL):
-   * the gate asks on every pull, and a Set lookup is much cheaper than a query.
+   * table, and, when worker processes share the database, whenever `othersWrote()`
+   * says another connection committed anything: the gate asks on every pull, and a
+   * Set lookup is much cheaper than a query.
    */
   private quarantined: Set<Digest> | undefined;
 
-  constructor(private readonly db: Database.Database) {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly othersWrote: () => boolean = () => false,
+  ) {
     const p = <T extends unknown[] = unknown[]>(sql: string) => db.prepare<T>(sql);
     this.stmt = {
       auditHead: p('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1'),
@@ -159,6 +163,7 @@ export class SqliteOpsTables {
     if (digests.length === 0) return [];
     // Inside a transaction the table may hold writes that could still roll back: ask it, and cache nothing.
     if (!this.db.inTransaction) {
+      if (this.othersWrote()) this.quarantined = undefined;
       const q = (this.quarantined ??= new Set((this.stmt.allQuarantined.all() as { digest: Digest }[]).map((r) => r.digest)));
       // Nothing quarantined among them is the common answer: no array or set made for it.
       let hits: Digest[] | undefined;
