@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -21,7 +21,7 @@ import { createOps, type Ops } from './ops/index.js';
 import { parseUpstreamFlag, upstreamsConfigSchema, type UpstreamConfig } from './proxy/config.js';
 import { PullThroughService } from './proxy/pull-through-service.js';
 import { BlobService, GarbageCollector, ListingService, ManifestService, PullRecorder, ServingRule, RegistryContentSource, UpstreamFreshVerdicts, UploadService, type GcOptions } from './registry/index.js';
-import { openStorage } from './storage/open.js';
+import { openStorage, type WorkerIdentity } from './storage/open.js';
 import { hasVerdictStore } from './storage/verdict-store.js';
 import { buildGate, describeFailures, policySchema, warmUpSbomValidators, type Gate } from './verify/index.js';
 import { applyCacheEvents, publishingGate, publishingHooks } from './coherence.js';
@@ -43,6 +43,8 @@ export interface ServeOptions {
   logLevel?: 'silent' | 'error' | 'warn' | 'info' | 'debug';
   /** Where log lines go (default stdout). */
   logDestination?: NodeJS.WritableStream;
+  /** One of several worker processes sharing the data directory (`customs serve --workers N`, src/cli/cluster.ts). */
+  worker?: WorkerIdentity;
 }
 export interface RunningServer {
   /** http://HOST:PORT actually bound. */
@@ -57,7 +59,7 @@ export interface RunningServer {
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const loaded = await loadConfig(opts.configFile);
   const { config } = loaded;
-  const log = pino({ level: opts.logLevel ?? config.log.level, base: { svc: 'customs' } }, (opts.logDestination as pino.DestinationStream | undefined) ?? pino.destination({ sync: false }));
+  const log = pino({ level: opts.logLevel ?? config.log.level, base: { svc: 'customs', ...(opts.worker ? { worker: opts.worker.id } : {}) } }, (opts.logDestination as pino.DestinationStream | undefined) ?? pino.destination({ sync: false }));
   const dataDir = resolve(opts.dataDir);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const configDir = opts.configFile ? dirname(resolve(opts.configFile)) : undefined;
@@ -68,7 +70,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   ];
 
   // filesystem + SQLite, or S3 + PostgreSQL shared by replicas; throws StorageStartupError naming what is unreachable.
-  const storage = await openStorage(config, dataDir, log);
+  const storage = await openStorage(config, dataDir, log, opts.worker);
   const { blobs, uploads, metadata, notifier } = storage;
 
   let recordRefusal: ((e: AuditInput) => void) | undefined;
@@ -89,12 +91,13 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         metadata,
         upstreams,
         logger: log,
-        tempDir: join(dataDir, 'proxy-fill'),
+        tempDir: opts.worker ? join(dataDir, 'proxy-fill', `w${opts.worker.id}`) : join(dataDir, 'proxy-fill'),
         fillLease: storage.fillLease,
         pins: { isPinned: (r, t) => ops!.pins.isPinned(r, t) },
         ...(configDir ? { configDir } : {}),
       })
     : undefined;
+  if (opts.worker?.first) await rm(join(dataDir, 'proxy-fill'), { recursive: true, force: true }); // every worker's leftovers
   await pullThrough?.init();
 
   // The gate: verdicts (verify) and quarantine applied to manifests, evidence and blobs by one rule (registry/serving-rule.ts).
@@ -191,7 +194,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   expiry.unref();
   const gc = scheduleGc(collector, gcDefaults(config.gc, upstreams), config.gc.intervalSeconds, gcAbort.signal, log);
 
-  const listener = requestListener(app, { log, metrics, v2, onDenied, access: { access: config.log.access, sampleEvery: config.log.accessSampleEvery } });
+  const listener = requestListener(app, { log, metrics, v2, onDenied, access: { access: config.log.access, sampleEvery: config.log.accessSampleEvery }, beforeRequest: storage.sync });
   const server = createServer(
     { ServerResponse: CustomsResponse, keepAliveTimeout: 65_000, headersTimeout: config.limits.headersTimeoutSeconds * 1000, requestTimeout: config.limits.requestTimeoutSeconds * 1000 },
     listener,

@@ -6,6 +6,7 @@ import { register as registerProducer } from './producer/index.js';
 import { register as registerOps } from './ops/index.js';
 import { registerVerify } from './verify.js';
 import { tuneHeapForServing } from './heap-tuning.js';
+import { isClusterPrimary, parseWorkers, runPrimary, workerIdentity } from './cluster.js';
 
 /** `customs`: the server and the client commands. */
 export function buildProgram(): Command {
@@ -19,7 +20,11 @@ export function buildProgram(): Command {
     .addOption(new Option('--gate <mode>', 'override the mode of every policy rule').choices(['enforce', 'audit', 'off']))
     .option('--upstream <name=url>', 'add an anonymous upstream (repeatable)', collect, [] as string[])
     .option('--log-level <level>', 'silent|error|warn|info|debug')
-    .action(async (o: { listen?: string; data: string; config?: string; gate?: 'enforce' | 'audit' | 'off'; upstream: string[]; logLevel?: 'info' }) => {
+    .option('--workers <n>', 'worker processes sharing the port and the data directory (a number, or auto: one per CPU)', '1')
+    .action(async (o: { listen?: string; data: string; config?: string; gate?: 'enforce' | 'audit' | 'off'; upstream: string[]; logLevel?: 'info'; workers?: string }) => {
+      // Several workers: this process becomes their primary (cluster.ts) and serves nothing itself.
+      const workers = parseWorkers(o.workers);
+      if (isClusterPrimary(workers)) return process.exit(await runPrimary(workers, o.logLevel));
       const upstreams: Record<string, string> = {};
       for (const u of o.upstream) {
         const i = u.indexOf('=');
@@ -27,7 +32,7 @@ export function buildProgram(): Command {
         upstreams[u.slice(0, i)] = u.slice(i + 1);
       }
       tuneHeapForServing();
-      const server = await startServer({ listen: o.listen, dataDir: o.data, configFile: o.config, gate: o.gate, upstreams, logLevel: o.logLevel });
+      const server = await startServer({ listen: o.listen, dataDir: o.data, configFile: o.config, gate: o.gate, upstreams, logLevel: o.logLevel, worker: workerIdentity() });
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;

@@ -83,7 +83,13 @@ function sendError(req: IncomingMessage, res: ServerResponse, e: unknown, deps: 
  * `CustomsResponse` (request-context.ts), which carries the request id into
  * `writeHead`; any other response gets it with `setHeader`.
  */
-export function requestListener(app: Hono<{ Bindings: HttpBindings }>, deps: Pick<AppDeps, 'log' | 'metrics' | 'v2' | 'onDenied'> & { readonly access?: AccessLogSettings }) {
+export interface ListenerDeps extends Pick<AppDeps, 'log' | 'metrics' | 'v2' | 'onDenied'> {
+  readonly access?: AccessLogSettings;
+  /** Runs before each request is handled (worker processes: apply the other workers' cache events). */
+  readonly beforeRequest?: () => void;
+}
+
+export function requestListener(app: Hono<{ Bindings: HttpBindings }>, deps: ListenerDeps) {
   const honoListener = getRequestListener(app.fetch, { autoCleanupIncoming: false, overrideGlobalObjects: false });
   const v2 = v2Handler(deps.v2);
   const { log, metrics } = deps;
@@ -105,8 +111,10 @@ export function requestListener(app: Hono<{ Bindings: HttpBindings }>, deps: Pic
     const q = url.indexOf('?');
     accessLog.write({ reqId: ctx.id, method, path: q < 0 ? url : url.slice(0, q), route: ctx.route, status, ms: Math.round(seconds * 1e4) / 10, actor: ctx.actor, bytesIn, bytesOut });
   }
+  const { beforeRequest } = deps;
   const listener = (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
+    beforeRequest?.();
     const incomingId = req.headers['x-request-id'];
     const id = typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
     const socket = req.socket;

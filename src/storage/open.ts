@@ -30,8 +30,21 @@ export interface OpenedStorage {
    * (`storage.redirect.enabled` on S3); the registry decides per request.
    */
   readonly redirect: { readonly expiresSeconds: number; readonly minBytes: number } | undefined;
+  /**
+   * Worker processes sharing an embedded store: applies the cache events other workers published.
+   * Cheap when there were none; call it before serving each request. Undefined otherwise.
+   */
+  readonly sync?: () => void;
   /** Closes everything opened here, in reverse order. */
   close(): Promise<void>;
+}
+
+/** This process as one of several `customs serve --workers N` processes sharing the data directory. */
+export interface WorkerIdentity {
+  /** 1..N, stable across restarts of that worker. */
+  readonly id: number;
+  /** The first worker of a start (alone until it listens): it may clean every worker's leftovers. */
+  readonly first: boolean;
 }
 
 /** A storage component that cannot be used; the message says which and why. */
@@ -53,7 +66,7 @@ export class StorageStartupError extends Error {
  * one database. PostgreSQL is checked and migrated first, then S3; a failure
  * closes what was opened and throws a StorageStartupError naming the component.
  */
-export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, dataDir: string, log: StorageLog): Promise<OpenedStorage> {
+export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, dataDir: string, log: StorageLog, worker?: WorkerIdentity): Promise<OpenedStorage> {
   const closers: Array<() => Promise<void>> = [];
   const close = async (): Promise<void> => {
     for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
@@ -67,6 +80,7 @@ export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, 
     let pool: pg.Pool | undefined;
     let notifier: Notifier = new LocalNotifier();
     let fillLease: FillLease = new LocalFillLease();
+    let sync: (() => void) | undefined;
     if (config.metadata.driver === 'postgres') {
       // The scale-out drivers load only when configured: pg and the AWS SDK are about a third of
       // the heap a process starts with, and every full GC walks it (a blob download triggers many).
@@ -95,9 +109,17 @@ export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, 
       metadata = new PostgresMetadataStore(p);
       log.info({ url: redact(url) }, 'metadata in PostgreSQL');
     } else {
-      const m = new SqliteMetadataStore(join(dataDir, 'metadata.sqlite'));
+      const m = new SqliteMetadataStore(join(dataDir, 'metadata.sqlite'), { shared: worker !== undefined });
       closers.push(() => m.close());
       metadata = m;
+      if (worker) {
+        // Workers coordinate through the database, as replicas do through PostgreSQL.
+        const c = m.coordination();
+        notifier = c.notifier;
+        fillLease = c.fillLease;
+        sync = () => c.notifier.sync();
+        closers.push(() => c.notifier.close());
+      }
     }
 
     let blobs: BlobStore;
@@ -126,8 +148,8 @@ export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, 
       if (s.redirect?.enabled) redirect = { expiresSeconds: s.redirect.expiresSeconds, minBytes: s.redirect.minBytes };
       log.info({ bucket: s.bucket, prefix: s.prefix, endpoint: s.endpoint, redirect: s.redirect?.enabled ?? false }, 'blobs in S3');
     } else {
-      const fsBlobs = new FsBlobStore(dataDir);
-      await fsBlobs.init();
+      const fsBlobs = new FsBlobStore(dataDir, worker ? `w${worker.id}` : undefined);
+      await fsBlobs.init({ allInstances: !worker || worker.first });
       const fsUploads = new FsUploadStore(fsBlobs);
       await fsUploads.init();
       if (config.metadata.driver === 'postgres') {
@@ -137,7 +159,7 @@ export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, 
       uploads = fsUploads;
     }
 
-    return { blobs, uploads, metadata, notifier, fillLease, shared: config.metadata.driver === 'postgres', redirect, close };
+    return { blobs, uploads, metadata, notifier, fillLease, shared: config.metadata.driver === 'postgres' || worker !== undefined, redirect, sync, close };
   } catch (e) {
     await close();
     throw e;

@@ -16,13 +16,17 @@ import { HashingFileWriter } from '../hashing-writer.js';
  */
 export class FsBlobStore implements BlobStore, BlobRandomAccess, BlobLister {
   readonly layout: FsLayout;
-  constructor(root: string) {
-    this.layout = new FsLayout(root);
+  /** `instance`: this worker process's name, when several share the directory (its ingest files are its own). */
+  constructor(root: string, instance?: string) {
+    this.layout = new FsLayout(root, instance);
   }
 
-  /** Creates directories and removes ingest files a crash left behind. */
-  async init(): Promise<void> {
-    await rm(this.layout.ingestDir(), { recursive: true, force: true });
+  /**
+   * Creates directories and removes ingest files a crash left behind: this process's own, or
+   * with `allInstances` (the first process of a start, alone) every process's.
+   */
+  async init(o: { allInstances?: boolean } = {}): Promise<void> {
+    await rm(o.allInstances ? this.layout.ingestRoot() : this.layout.ingestDir(), { recursive: true, force: true });
     await mkdir(this.layout.ingestDir(), { recursive: true });
     await mkdir(this.layout.blobsDir(), { recursive: true });
   }

@@ -6,21 +6,31 @@ import type { Algorithm } from '../../oci/index.js';
  * (distribution's paths.go habit). Nothing outside src/storage sees these paths.
  *   <root>/blobs/<alg>/<first two hex>/<hex>   committed blobs
  *   <root>/ingest/<random>                      blobs being written (cleaned at startup)
+ *   <root>/ingest/<worker>/<random>             the same, per worker process (`serve --workers N`)
  *   <root>/uploads/<id>/{data,info.json}         upload sessions
  */
 export class FsLayout {
-  constructor(readonly root: string) {}
+  /** `instance`: a worker process's own ingest directory under <root>/ingest (`customs serve --workers`). */
+  constructor(
+    readonly root: string,
+    readonly instance?: string,
+  ) {}
   blobsDir(): string {
     return join(this.root, 'blobs');
   }
   blob(algorithm: Algorithm, hex: string): string {
     return join(this.root, 'blobs', algorithm, hex.slice(0, 2), hex);
   }
+  /** Where this process writes blobs being ingested. */
   ingestDir(): string {
+    return this.instance ? join(this.root, 'ingest', this.instance) : join(this.root, 'ingest');
+  }
+  /** Every process's ingest files (what a fresh start may clean). */
+  ingestRoot(): string {
     return join(this.root, 'ingest');
   }
   ingest(name: string): string {
-    return join(this.root, 'ingest', name);
+    return join(this.ingestDir(), name);
   }
   uploadsDir(): string {
     return join(this.root, 'uploads');
