@@ -1,12 +1,16 @@
 #!/usr/bin/env node
-// Pull-through benchmark (issue 3). An upstream docker-registry (CNCF
+// Pull-through benchmark (issues 3 and 16). An upstream docker-registry (CNCF
 // distribution 2.8) is seeded over HTTP; customs runs with
-// `--upstream up=<upstream url>` and serves it as `up/<repo>`.
-//   1. cold pull of a 1 GiB blob through customs vs a pull straight from the
-//      upstream (target >= 0.8x the upstream's throughput);
-//   2. 32 concurrent cold pulls of a fresh 1 GiB blob through customs
-//      (target < 1.3x the time of one cold pull), with the number of GETs the
-//      upstream saw for that blob (single-flight: 1).
+// `--upstream up=<upstream url>` and serves it as `up/<repo>`. Targets, all
+// against a peer or floor measured in the same run (issue 16):
+//   1. a cold pull of a 1 GiB blob through customs: >= 1.0x the throughput of
+//      docker-registry's pull-through cache (the peer), >= 0.8x that of a pull
+//      straight from the upstream, and <= 1.0x the peer's CPU-s per GiB, each
+//      server's CPU counted until it is done with the pull (the peer stores its
+//      copy from a second upstream GET after its client has every byte);
+//   2. N concurrent cold pulls of a fresh blob through customs: <= 1.2x the time
+//      of N concurrent warm pulls (the clients' own cost is the floor), with one
+//      upstream GET.
 // Also, measured in the same run:
 //   - a pull through a bare node:http relay (bench/lib/relay.mjs: no hashing, no
 //     storage): what piping node:http streams alone reaches, the reason customs
@@ -24,7 +28,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchOptions } from './lib/cli.mjs';
-import { freePort, installCleanup, makeTempDir, run, setKeepTemp, spawnServer, waitFor, withCpu } from './lib/proc.mjs';
+import { cpuSeconds, freePort, installCleanup, makeTempDir, run, setKeepTemp, spawnServer, waitCpuQuiet, waitFor, withCpu } from './lib/proc.mjs';
 import { ensureBuilt, startCustoms, startDistribution } from './lib/servers.mjs';
 import { GiB, checkManifest, diskWriteProbe, makeBlobFile, pushBlobFile, pushManifestFor, setVariant, warmFile } from './lib/oci.mjs';
 import { download, median } from './lib/measure.mjs';
@@ -155,9 +159,12 @@ const warmUpstreamGets = [];
 for (let i = 0; i < reps; i++) {
   const d = await freshUpstreamBlob();
   log(`GET cold through customs (${i + 1}/${reps})`);
+  const cpu0 = cpuSeconds(customs.pid);
   const [[r, upCpu], cpu] = await withCpu(customs.pid, () => withCpu(upstream.pid, () => download(proxyUrl(d), { headers: customs.headers, size })));
   cold.push(r.secs);
-  coldCpu.push({ customsSecsPerGiB: cpu / (size / GiB), upstreamSecsPerGiB: upCpu / (size / GiB) });
+  // The fill's last file writes, fsync and commit finish after the client has its last byte.
+  const doneAfter = await waitCpuQuiet(customs.pid);
+  coldCpu.push({ customsSecsPerGiB: cpu / (size / GiB), customsUntilDoneSecsPerGiB: (cpuSeconds(customs.pid) - cpu0) / (size / GiB), doneSecsAfterClient: doneAfter, upstreamSecsPerGiB: upCpu / (size / GiB) });
   coldUpstreamGets.push(upstreamGets(d) - 1); // minus our own warm-up GET
   log(`GET warm (cached) through customs (${i + 1}/${reps})`);
   warm.push((await download(proxyUrl(d), { headers: customs.headers, size })).secs);
@@ -170,18 +177,25 @@ const peerCpu = [];
 const peerUpstreamGets = [];
 let peerConc;
 let peerConcUpstreamGets;
+const peerDone = [];
 if (peer) {
   for (let i = 0; i < reps; i++) {
     const d = await freshUpstreamBlob();
     log(`GET cold through docker-registry in proxy mode (${i + 1}/${reps})`);
+    const cpu0 = cpuSeconds(peer.pid);
     const [r, cpu] = await withCpu(peer.pid, () => download(peerUrl(d), { size }));
+    const atClient = upstreamGets(d) - 1;
+    // Its client has every byte; its own copy comes from a second upstream GET that goes on (proxyblobstore.go's storeLocal).
+    const doneAfter = await waitCpuQuiet(peer.pid);
     peerCold.push(r.secs);
     peerCpu.push(cpu / (size / GiB));
+    peerDone.push({ cpuSecsPerGiB: (cpuSeconds(peer.pid) - cpu0) / (size / GiB), doneSecsAfterClient: doneAfter, upstreamGetsAtClientEnd: atClient });
     peerUpstreamGets.push(upstreamGets(d) - 1);
   }
   const d = await freshUpstreamBlob();
   log(`GET ${clients} concurrent cold pulls through docker-registry in proxy mode`);
   peerConc = await download(peerUrl(d), { size, clients });
+  await waitCpuQuiet(peer.pid);
   peerConcUpstreamGets = upstreamGets(d) - 1;
 }
 
@@ -194,6 +208,7 @@ for (let i = 0; i < reps; i++) newFile.push(size / GiB / (await diskWriteProbe(f
 const dN = await freshUpstreamBlob();
 log(`GET ${clients} concurrent cold pulls through customs`);
 const concCold = await download(proxyUrl(dN), { headers: customs.headers, size, clients });
+await waitCpuQuiet(customs.pid);
 const concUpstreamGets = upstreamGets(dN) - 1;
 const concWarmBefore = upstreamGets(dN);
 log(`GET ${clients} concurrent warm pulls through customs (same blob, now cached)`);
@@ -224,10 +239,12 @@ const budget = {
   newFile: tNewFile,
 };
 budget.unavoidableCpuSecs = budget.upstreamSend + budget.clientReceive + budget.sha256 + budget.newFile;
+const customsCpu = median(coldCpu.map((c) => c.customsUntilDoneSecsPerGiB));
+const peerCpuDone = peer ? median(peerDone.map((p) => p.cpuSecsPerGiB)) : undefined;
 const results = {
   direct: { secs: tDirect, gibps: gibps(tDirect), runs: direct, upstreamCpuSecsPerGiB: median(directCpu) },
   bareNodeRelay: { secs: tRelay, gibps: gibps(tRelay), runs: relayed, relayCpuSecsPerGiB: median(relayCpu) },
-  coldThroughCustoms: { secs: tCold, gibps: gibps(tCold), runs: cold, upstreamGets: coldUpstreamGets, cpu: coldCpu },
+  coldThroughCustoms: { secs: tCold, gibps: gibps(tCold), runs: cold, upstreamGets: coldUpstreamGets, cpu: coldCpu, cpuSecsPerGiBUntilDone: customsCpu },
   warmThroughCustoms: { secs: tWarm, gibps: gibps(tWarm), runs: warm, upstreamGets: warmUpstreamGets },
   concurrentCold: { clients, secs: concCold.secs, aggregateGibps: concCold.gibps, slowestClientSecs: Math.max(...concCold.clientSecs), upstreamGets: concUpstreamGets },
   concurrentWarm: { clients, secs: concWarm.secs, aggregateGibps: concWarm.gibps, upstreamGets: concWarmUpstreamGets },
@@ -235,7 +252,7 @@ const results = {
   newFileWrite: { secs: tNewFile, runs: newFile },
   cpuBudget: budget,
   ...(peer && {
-    coldThroughPeer: { secs: tPeer, gibps: gibps(tPeer), runs: peerCold, upstreamGets: peerUpstreamGets, peerCpuSecsPerGiB: median(peerCpu) },
+    coldThroughPeer: { secs: tPeer, gibps: gibps(tPeer), runs: peerCold, upstreamGets: peerUpstreamGets, peerCpuSecsPerGiBAtClientEnd: median(peerCpu), peerCpuSecsPerGiBUntilDone: peerCpuDone, done: peerDone },
     concurrentColdThroughPeer: { clients, secs: peerConc.secs, aggregateGibps: peerConc.gibps, upstreamGets: peerConcUpstreamGets },
   }),
 };
@@ -249,53 +266,84 @@ const ratios = {
   cold_vs_new_file_write_time: tCold / tNewFile,
   ...(peer && {
     cold_vs_peer_throughput: tPeer / tCold,
+    cold_cpu_vs_peer_cpu: customsCpu / peerCpuDone,
+    cold_cpu_vs_peer_cpu_at_client_end: median(coldCpu.map((c) => c.customsSecsPerGiB)) / median(peerCpu),
     concurrent_cold_vs_peer_concurrent_cold_time: concCold.secs / peerConc.secs,
   }),
 };
 printTable(
   `customs pull-through bench (${fmt(size / GiB)} GiB blobs, ${reps} reps, median; ${machineBefore.cpus} CPUs)`,
-  ['measure', 'seconds', 'GiB/s (aggregate)', 'upstream GETs', 'CPU s/GiB proxy', 'CPU s/GiB upstream'],
+  ['measure', 'seconds', 'GiB/s (aggregate)', 'upstream GETs', 'CPU s/GiB proxy', 'CPU s/GiB until done', 'CPU s/GiB upstream'],
   [
-    ['1 pull direct from upstream', fmt(tDirect), fmt(gibps(tDirect)), '-', '-', fmt(median(directCpu))],
-    ['1 pull through a bare node:http relay', fmt(tRelay), fmt(gibps(tRelay)), '-', fmt(median(relayCpu)), ''],
-    ['1 cold pull through customs', fmt(tCold), fmt(gibps(tCold)), coldUpstreamGets.join(','), fmt(median(coldCpu.map((c) => c.customsSecsPerGiB))), fmt(median(coldCpu.map((c) => c.upstreamSecsPerGiB)))],
-    ['1 warm pull through customs', fmt(tWarm), fmt(gibps(tWarm)), warmUpstreamGets.join(','), '', ''],
-    [`${clients} concurrent cold pulls through customs`, fmt(concCold.secs), fmt(concCold.gibps), String(concUpstreamGets), '', ''],
-    [`${clients} concurrent warm pulls through customs`, fmt(concWarm.secs), fmt(concWarm.gibps), String(concWarmUpstreamGets), '', ''],
-    [`${clients} concurrent pulls direct from upstream`, fmt(concDirect.secs), fmt(concDirect.gibps), '-', '', ''],
+    ['1 pull direct from upstream', fmt(tDirect), fmt(gibps(tDirect)), '-', '-', '-', fmt(median(directCpu))],
+    ['1 pull through a bare node:http relay', fmt(tRelay), fmt(gibps(tRelay)), '-', fmt(median(relayCpu)), '', ''],
+    ['1 cold pull through customs', fmt(tCold), fmt(gibps(tCold)), coldUpstreamGets.join(','), fmt(median(coldCpu.map((c) => c.customsSecsPerGiB))), fmt(customsCpu), fmt(median(coldCpu.map((c) => c.upstreamSecsPerGiB)))],
+    ['1 warm pull through customs', fmt(tWarm), fmt(gibps(tWarm)), warmUpstreamGets.join(','), '', '', ''],
+    [`${clients} concurrent cold pulls through customs`, fmt(concCold.secs), fmt(concCold.gibps), String(concUpstreamGets), '', '', ''],
+    [`${clients} concurrent warm pulls through customs`, fmt(concWarm.secs), fmt(concWarm.gibps), String(concWarmUpstreamGets), '', '', ''],
+    [`${clients} concurrent pulls direct from upstream`, fmt(concDirect.secs), fmt(concDirect.gibps), '-', '', '', ''],
     ...(peer
       ? [
-          ['1 cold pull through docker-registry proxy', fmt(tPeer), fmt(gibps(tPeer)), peerUpstreamGets.join(','), fmt(median(peerCpu)), ''],
-          [`${clients} concurrent cold pulls through docker-registry proxy`, fmt(peerConc.secs), fmt(peerConc.gibps), String(peerConcUpstreamGets), '', ''],
+          ['1 cold pull through docker-registry proxy', fmt(tPeer), fmt(gibps(tPeer)), peerUpstreamGets.join(','), fmt(median(peerCpu)), fmt(peerCpuDone), ''],
+          [`${clients} concurrent cold pulls through docker-registry proxy`, fmt(peerConc.secs), fmt(peerConc.gibps), String(peerConcUpstreamGets), '', '', ''],
         ]
       : []),
-    ['a new file of the blob size written (no fsync)', fmt(tNewFile), fmt(gibps(tNewFile)), '-', '', ''],
+    ['a new file of the blob size written (no fsync)', fmt(tNewFile), fmt(gibps(tNewFile)), '-', '', '', ''],
   ],
 );
+console.log('("CPU s/GiB proxy": while its client downloads; "until done": until the server is idle again, its copy of the blob stored)');
+
+const customsCpuAtClient = median(coldCpu.map((c) => c.customsSecsPerGiB));
+// Each target carries the reason it is missed, from this run's own figures.
 const targets = [
-  target('cold pull through customs vs direct (throughput)', ratios.cold_vs_direct_throughput, '>=', 0.8),
-  target(`${clients} concurrent cold pulls vs 1 cold pull (time)`, ratios.concurrent_cold_vs_one_cold_time, '<', 1.3),
+  ...(peer
+    ? [
+        target('1 cold pull through customs vs docker-registry proxy (throughput)', ratios.cold_vs_peer_throughput, '>=', 1.0),
+        target('1 cold pull through customs vs docker-registry proxy (CPU-s per GiB, until done)', ratios.cold_cpu_vs_peer_cpu, '<=', 1.0),
+      ]
+    : []),
+  target('1 cold pull through customs vs direct from upstream (throughput)', ratios.cold_vs_direct_throughput, '>=', 0.8),
+  target(`${clients} concurrent cold pulls vs ${clients} concurrent warm pulls (time)`, ratios.concurrent_cold_vs_concurrent_warm_time, '<=', 1.2),
   target(`upstream GETs for ${clients} concurrent cold pulls`, concUpstreamGets, '<', 2, ''),
 ];
+const why = {
+  'throughput-peer': () =>
+    `the peer's client path is a relay (no hashing, no file on it: it stores its copy from a second upstream GET afterwards); customs hashes and keeps the bytes on the way, ` +
+    `${fmt(customsCpuAtClient)} CPU-s/GiB while its client downloads against the peer's ${fmt(median(peerCpu))}, on ${machineBefore.cpus} CPUs shared with the upstream and the client`,
+  'throughput-direct': () =>
+    `a pull at 0.8x direct may take ${fmt(budget.availableCpuSecs)} CPU-s here; the work no caching proxy can skip measures ${fmt(budget.unavoidableCpuSecs)} CPU-s ` +
+    `(upstream ${fmt(budget.upstreamSend)}, client ${fmt(budget.clientReceive)}, SHA-256 ${fmt(budget.sha256)}, new file ${fmt(budget.newFile)}), customs itself ${fmt(customsCpuAtClient * (size / GiB))}`,
+  cpu: () => `customs ${fmt(customsCpu)} CPU-s/GiB until its commit, the peer ${fmt(peerCpuDone)} until its copy is stored`,
+  concurrent: () =>
+    `${clients} cold pulls took ${fmt(concCold.secs)} s against ${fmt(concWarm.secs)} s warm and ${fmt(concDirect.secs)} s straight from the upstream: the upstream itself needs that long to send one copy while ${clients} clients receive theirs`,
+  gets: () => `single flight broken: ${concUpstreamGets} upstream GETs`,
+};
+const reasons = [peer ? why['throughput-peer'] : undefined, peer ? why.cpu : undefined, why['throughput-direct'], why.concurrent, why.gets].filter(Boolean);
+targets.forEach((t, i) => {
+  if (t.pass === false) t.reason = reasons[i]();
+});
 printTargets(targets);
+for (const t of targets.filter((x) => x.pass === false)) process.stdout.write(`missed: ${t.name}: ${t.reason}\n`);
+
 process.stdout.write(
   `\n(a bare node:http relay, no hashing or storage, reaches ${fmt(ratios.bare_relay_vs_direct_throughput)}x direct here: node:http's own streams cost that much;\n` +
     ` a cold pull through customs reaches ${fmt(ratios.cold_vs_bare_relay_throughput)}x the relay)\n`,
 );
+if (peer) {
+  const p = peerDone;
+  process.stdout.write(
+    `\n(docker-registry's proxy answers its client from one upstream GET and stores its own copy from a second one: at its client's end it has used\n` +
+      ` ${fmt(median(peerCpu))} CPU-s/GiB and the upstream had logged ${p.map((x) => x.upstreamGetsAtClientEnd).join(',')} GET(s); it went on for ${p.map((x) => fmt(x.doneSecsAfterClient, 1)).join(', ')} s more,\n` +
+      ` ${fmt(peerCpuDone)} CPU-s/GiB in all, ${peerUpstreamGets.join(',')} upstream GETs. Timed and counted at the client's end only, as this bench did before,\n` +
+      ` the peer looks ${fmt(peerCpuDone / median(peerCpu))}x cheaper than it is, and its background copy runs into the next measurement)\n`,
+  );
+}
 process.stdout.write(
-  `\n(${clients} x ${fmt(size / GiB)} GiB = ${fmt((clients * size) / GiB, 0)} GiB reach the clients; on this machine that is bounded by loopback/client CPU,\n` +
-    ` so also compare with ${clients} warm pulls: cold/warm time = ${fmt(ratios.concurrent_cold_vs_concurrent_warm_time)}x, cold/direct = ${fmt(ratios.concurrent_cold_vs_concurrent_direct_time)}x)\n`,
+  `\n(${clients} x ${fmt(size / GiB)} GiB = ${fmt((clients * size) / GiB, 0)} GiB reach the clients; cold/warm time = ${fmt(ratios.concurrent_cold_vs_concurrent_warm_time)}x, cold/direct = ${fmt(ratios.concurrent_cold_vs_concurrent_direct_time)}x, cold/one cold = ${fmt(ratios.concurrent_cold_vs_one_cold_time)}x)\n`,
 );
 process.stdout.write(
   `\n(keeping the blob costs at least a new ${fmt(size / GiB)} GiB file here: ${fmt(tNewFile)} s, against ${fmt(tDirect)} s for the whole direct pull;\n` +
-    ` a cold pull through customs takes ${fmt(ratios.cold_vs_new_file_write_time)}x that floor` +
-    (peer ? `; docker-registry's own pull-through cache reaches ${fmt(gibps(tPeer))} GiB/s, customs ${fmt(ratios.cold_vs_peer_throughput)}x that)\n` : ')\n'),
-);
-process.stdout.write(
-  `\n(CPU budget of the 0.8x target: a pull at 0.8x direct takes ${fmt(tDirect / 0.8)} s, ${fmt(budget.availableCpuSecs)} CPU-s on ${budget.cpus} CPUs;\n` +
-    ` what no caching proxy can skip measures ${fmt(budget.unavoidableCpuSecs)} CPU-s here: upstream sending ${fmt(budget.upstreamSend)}, client receiving ${fmt(budget.clientReceive)},\n` +
-    ` SHA-256 ${fmt(budget.sha256)}, the new file ${fmt(budget.newFile)}; before the proxy receives or sends a byte, ` +
-    (budget.unavoidableCpuSecs >= budget.availableCpuSecs ? 'already over budget: the target cannot be met on this machine)\n' : `${fmt(budget.availableCpuSecs - budget.unavoidableCpuSecs)} CPU-s are left for that)\n`),
+    ` a cold pull through customs takes ${fmt(ratios.cold_vs_new_file_write_time)}x that floor)\n`,
 );
 emitJson({ bench: 'pull-through', date: new Date().toISOString(), machine: machineBefore, cpuBusyBefore: busyBefore, loadavgAfter: machine().loadavg, params: { sizeGiB: size / GiB, reps, clients }, results, ratios, targets }, opt.json);
 process.exitCode = targets.some((t) => t.pass === false) ? 2 : 0;

@@ -235,3 +235,19 @@ export async function withCpu(pid, fn) {
   const result = await fn();
   return [result, cpuSeconds(pid) - before];
 }
+
+/**
+ * Waits until pid's tree stops using CPU (less than `idleCpuSecs` over `intervalMs`, or `maxMs`
+ * passed): work a server goes on doing after its client is done (docker-registry's proxy stores
+ * its second copy of a blob; customs commits its fill) belongs to the same pull.
+ */
+export async function waitCpuQuiet(pid, { intervalMs = 300, idleCpuSecs = 0.02, maxMs = 120000 } = {}) {
+  const t0 = Date.now();
+  let last = cpuSeconds(pid);
+  for (;;) {
+    await sleep(intervalMs);
+    const now = cpuSeconds(pid);
+    if (now - last < idleCpuSecs || Date.now() - t0 > maxMs) return (Date.now() - t0) / 1000;
+    last = now;
+  }
+}

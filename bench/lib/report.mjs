@@ -22,9 +22,9 @@ export function printTable(title, header, rows) {
   for (const r of all.slice(1)) process.stdout.write(`${line(r)}\n`);
 }
 
-/** A target check: value compared with limit by op ('>=' or '<'). */
+/** A target check: value compared with limit by op ('>=', '<=' or '<'). */
 export function target(name, value, op, limit, unit = 'x') {
-  const pass = Number.isFinite(value) ? (op === '>=' ? value >= limit : value < limit) : null;
+  const pass = Number.isFinite(value) ? (op === '>=' ? value >= limit : op === '<=' ? value <= limit : value < limit) : null;
   return { name, value: Number.isFinite(value) ? +value.toFixed(3) : null, op, limit, unit, pass };
 }
 
