@@ -26,6 +26,7 @@ import { hasVerdictStore } from './storage/verdict-store.js';
 import { buildGate, describeFailures, policySchema, warmUpSbomValidators, type Gate } from './verify/index.js';
 import { applyCacheEvents, publishingGate, publishingHooks } from './coherence.js';
 import { SwappableVerdicts } from './swappable-verdicts.js';
+import { manifestsUngated, withoutQuarantine, type Ablation } from './bench-ablation.js';
 import { refusalRecorder } from './refusal-audit.js';
 import type { AuditInput } from './storage/ops-store.js';
 
@@ -45,6 +46,8 @@ export interface ServeOptions {
   logDestination?: NodeJS.WritableStream;
   /** One of several worker processes sharing the data directory (`customs serve --workers N`, src/cli/cluster.ts). */
   worker?: WorkerIdentity;
+  /** Benchmark ablations (bench-ablation.ts); never for serving. */
+  ablate?: readonly Ablation[];
 }
 export interface RunningServer {
   /** http://HOST:PORT actually bound. */
@@ -108,7 +111,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   // Upstream evidence changes without a push here: verdicts about proxied content expire with the upstream's tagFreshness.
   const freshnessMs = new Map(upstreams.map((u) => [u.name, u.tagFreshness * 1000]));
   const judged = pullThrough ? new UpstreamFreshVerdicts(verdicts, (r) => freshnessMs.get(pullThrough.resolve(r)?.upstream ?? '')) : verdicts;
-  const policyGate = publishingGate(new ServingRule(judged, metadata), notifier, log);
+  const ablate = new Set(opts.ablate ?? []);
+  if (ablate.size > 0) log.warn({ ablate: [...ablate] }, 'BENCHMARK ABLATION (CUSTOMS_BENCH_ABLATE): duties of the request are switched off; never serve like this');
+  const policyGate = publishingGate(new ServingRule(judged, ablate.has('quarantine') ? withoutQuarantine(metadata) : metadata), notifier, log);
   ops = createOps({
     metadata,
     blobs,
@@ -139,7 +144,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const v2 = {
     blobs: blobService,
     uploads: new UploadService(blobs, uploads, blobService, { maxBlobBytes: config.limits.maxBlobBytes }),
-    manifests: new ManifestService(metadata, gate, pullThrough, publishingHooks(ops.hooks, notifier, log), pullRecorder),
+    manifests: new ManifestService(metadata, ablate.has('gate') ? manifestsUngated(gate) : gate, pullThrough, publishingHooks(ops.hooks, notifier, log), pullRecorder),
     listing: new ListingService(metadata, pullThrough, async (repository, referrer, subject) => {
       const v = await judged.checkEvidence(repository, referrer, subject);
       return v.allowed ? (v.evidence?.kind ?? 'verified') : 'unverified';
@@ -169,6 +174,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const collector = new GarbageCollector(v2.manifests, blobService, metadata, v2.isProxied, pullRecorder);
   const gcAbort = new AbortController();
   const metrics = new HttpMetrics();
+  if (ablate.has('metrics')) metrics.observe = () => undefined;
   const onDenied = (actor: string, target: string, reason: string) => recordRefusal?.({ actor, action: 'deny', target, reason });
   const app = createApp({
     log,

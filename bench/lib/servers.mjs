@@ -172,9 +172,9 @@ export async function ensureBuilt({ force = false } = {}) {
  * log line; the admin token, if one was written, from <data>/admin-token.
  * `quiet` adds --log-level warn (the "listening" line is still read: see below).
  * `nodeArgs` go to node itself (e.g. --cpu-prof --cpu-prof-dir=DIR: written at exit).
- * `prepare(dataDir)` runs before start (e.g. to drop trust keys in place).
+ * `prepare(dataDir)` runs before start (e.g. to drop trust keys in place). `env` is added to the environment.
  */
-export async function startCustoms({ gate = 'off', extraArgs = [], nodeArgs = [], prepare, label = 'customs', quiet = false, dataDir: existingData } = {}) {
+export async function startCustoms({ gate = 'off', extraArgs = [], nodeArgs = [], prepare, label = 'customs', quiet = false, dataDir: existingData, env } = {}) {
   const dir = makeTempDir(label);
   // An existing data dir: a restart of a server on what it stored before.
   const dataDir = existingData ?? join(dir, 'data');
@@ -188,7 +188,7 @@ export async function startCustoms({ gate = 'off', extraArgs = [], nodeArgs = []
   if (gate) args.push('--gate', gate);
   if (quiet) args.push('--log-level', 'warn'); // no per-request log line
   args.push(...extraArgs);
-  const srv = spawnServer(process.execPath, args, { logFile, cwd: repoRoot });
+  const srv = spawnServer(process.execPath, args, { logFile, cwd: repoRoot, env: env ? { ...process.env, ...env } : undefined });
   let url;
   try {
     url = await waitFor(

@@ -7,6 +7,7 @@ import { register as registerOps } from './ops/index.js';
 import { registerVerify } from './verify.js';
 import { tuneHeapForServing } from './heap-tuning.js';
 import { isClusterPrimary, parseWorkers, runPrimary, workerIdentity } from './cluster.js';
+import { benchAblations } from '../bench-ablation.js';
 
 /** `customs`: the server and the client commands. */
 export function buildProgram(): Command {
@@ -32,7 +33,7 @@ export function buildProgram(): Command {
         upstreams[u.slice(0, i)] = u.slice(i + 1);
       }
       tuneHeapForServing();
-      const server = await startServer({ listen: o.listen, dataDir: o.data, configFile: o.config, gate: o.gate, upstreams, logLevel: o.logLevel, worker: workerIdentity() });
+      const server = await startServer({ listen: o.listen, dataDir: o.data, configFile: o.config, gate: o.gate, upstreams, logLevel: o.logLevel, worker: workerIdentity(), ablate: benchAblations() });
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
