@@ -55,7 +55,7 @@ describe('sendBlobBody', () => {
 
   it('sends the status and what was read before a read fails, then aborts (never a silent close)', async () => {
     // The second read fails at once: the first chunk and the headers are still queued when it does.
-    const url = await serve(scripted(3 * 1024 * 1024, ['ok', 'fail']), 3 * 1024 * 1024);
+    const url = await serve(scripted(12 * 1024 * 1024, ['ok', 'fail']), 12 * 1024 * 1024);
     const seen = await client(url);
     expect(seen.status).toBe(200);
     expect(seen.outcome).toBe('aborted');

@@ -5,18 +5,24 @@ import type { RandomAccessBlob, SharedBytes } from '../storage/index.js';
 
 /**
  * Sends a blob body; `head` writes the status line and headers. For files it reads into a
- * small pool of reused 1 MiB buffers and writes them straight to the socket,
+ * small pool of reused 4 MiB buffers and writes them straight to the socket,
  * two in flight (read the next while the last is being sent): measured ~2.5x the
  * throughput of a stream that allocates a Buffer per chunk, with no GC churn.
+ *
+ * Node has no sendfile, so each byte is copied twice by the kernel (file to buffer, buffer to
+ * socket): about 0.3 CPU-s per GiB of system time on the 2-core VM, against nginx's 0.05 with
+ * sendfile. Measured per GiB served (server CPU, 1 client, page cache): 1 MiB reads 0.30-0.49
+ * (user 0.04-0.11), 4 MiB 0.32-0.37 (user 0.01-0.06), 8 MiB 0.29-0.33, four reads ahead on the
+ * thread pool no better, a read stream 0.52. 4 MiB: the least user time for 8 MiB per response.
  */
-const CHUNK = 1024 * 1024;
+const CHUNK = 4 * 1024 * 1024;
 /** How long an aborted response waits for its queued bytes to leave (a stuck client is not waited for). */
 const FLUSH_WAIT_MS = 1000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 const pool: Buffer[] = [];
 const take = (): Buffer => pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
 const give = (b: Buffer): void => {
-  if (pool.length < 64) pool.push(b);
+  if (pool.length < 16) pool.push(b);
 };
 
 export async function sendBlobBody(res: ServerResponse, body: BlobBody, start: number, length: number, head: () => void): Promise<number> {
