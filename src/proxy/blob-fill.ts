@@ -2,11 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { Digester, err, isRegistryError, parseDigest, type Digest } from '../oci/index.js';
+import { err, isRegistryError, parseDigest, type Digest } from '../oci/index.js';
 import { hasRandomAccess, randomAccessStream, type BlobBody, type BlobInfo, type BlobLinks, type BlobStore, type ByteRange, type RandomAccessBlob, type SharedBytes } from '../storage/index.js';
 import { leaseOrWait, type FillLease, type LeaseHandle } from '../storage/fill-lease.js';
-import { pipeToSink } from './body-sink.js';
+import { isSinkable, pipeToSink } from './body-sink.js';
 import { FillBytes } from './fill-bytes.js';
+import { HashThread, InlineHasher } from './hash-thread.js';
 import type { ProxyLogger } from './logger.js';
 import type { UpstreamBlob } from './pull-through.js';
 
@@ -50,13 +51,24 @@ export interface BlobFillerOptions {
    * shared store once committed (no streaming across replicas). Omitted: one process.
    */
   readonly lease?: FillLease;
+  /** Hashes bodies that arrive in shared memory off the event loop (set by BlobFiller). */
+  readonly hashThread?: HashThread;
 }
 
 type Head = { kind: 'streaming'; size: number } | { kind: 'local' } | { kind: 'absent' } | { kind: 'unsized' } | { kind: 'failed' };
 
 export class BlobFiller {
   private readonly fills = new Map<Digest, Fill>();
-  constructor(private readonly opts: BlobFillerOptions) {}
+  private readonly opts: BlobFillerOptions;
+  private readonly hashThread = new HashThread();
+  constructor(opts: BlobFillerOptions) {
+    this.opts = { hashThread: this.hashThread, ...opts };
+  }
+
+  /** Stops the hash thread (fills still running hash nothing more and fail). */
+  async close(): Promise<void> {
+    await this.hashThread.close();
+  }
 
   /** Empties the temporary directory (files a crash left behind). */
   async init(): Promise<void> {
@@ -207,14 +219,17 @@ class Fill {
       this.size = res.size;
       this.fh = await open(this.tempPath, 'wx+', 0o600);
       // Hashed as it arrives: clients get their last byte once the digest verified, without waiting for the disk or the store.
-      const digester = new Digester(parseDigest(this.digest).algorithm);
-      const bytes = new FillBytes(this.fh, digester, () => this.emitProgress());
+      // Slabs of a bulk body are shared memory: a worker thread hashes them where they are (hash-thread.ts).
+      const algorithm = parseDigest(this.digest).algorithm;
+      const { hashThread } = this.opts;
+      const makeHasher = (onHashed: () => void) => (isSinkable(body) && hashThread ? hashThread.hasher(algorithm, onHashed) : new InlineHasher(algorithm));
+      const bytes = new FillBytes(this.fh, makeHasher, () => this.emitProgress());
       this.bytes = bytes;
       this.resolveHead(res.size === undefined ? { kind: 'unsized' } : { kind: 'streaming', size: res.size });
       await pipeToSink(body, bytes, (resume) => bytes.bindResume(resume));
       if (ac.signal.aborted) throw ac.signal.reason;
       if (res.size !== undefined && bytes.received !== res.size) throw err('SIZE_INVALID', `upstream sent ${bytes.received} bytes, announced ${res.size}`);
-      const actual = digester.digest();
+      const actual = await bytes.digest();
       if (actual !== this.digest) throw err('DIGEST_INVALID', `upstream bytes hash to ${actual}`);
       this.verified = true;
       this.emitProgress();

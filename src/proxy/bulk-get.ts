@@ -56,7 +56,8 @@ const MAX_HEAD = 32 * 1024;
  * when retired and unreferenced, never sooner.
  */
 class Slab implements Memory {
-  readonly buf = Buffer.allocUnsafeSlow(SLAB);
+  // Shared memory: a fill's hash thread reads the bytes where they landed (hash-thread.ts).
+  readonly buf = Buffer.from(new SharedArrayBuffer(SLAB));
   filled = 0;
   private refs = 0;
   private retired = false;

@@ -3,9 +3,9 @@ import { mkdtemp, open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Digester } from '../oci/index.js';
 import type { Memory } from './body-sink.js';
 import { FillBytes, QUEUE_BYTES, WINDOW_BYTES } from './fill-bytes.js';
+import { HashThread, InlineHasher } from './hash-thread.js';
 
 /** Memory that counts its holders, as bulk-get's slabs do. */
 class Counted implements Memory {
@@ -37,8 +37,7 @@ describe('FillBytes', () => {
 
   it('hashes and writes every byte once, in order, and lends the newest from memory', async () => {
     const body = randomBytes(3 * MiB + 5);
-    const digester = new Digester();
-    const bytes = new FillBytes(fh, digester, () => undefined);
+    const bytes = new FillBytes(fh, () => new InlineHasher('sha256'), () => undefined);
     const mem = new Counted();
     for (let o = 0; o < body.length; o += 100_000) expect(bytes.data(body.subarray(o, o + 100_000), mem)).toBe(true);
     // Lent at once, before any write finished: the very memory that arrived, no copy.
@@ -52,7 +51,7 @@ describe('FillBytes', () => {
     lent.release(); // once only
     await bytes.flushed();
     expect(bytes.written).toBe(body.length);
-    expect(digester.digest()).toBe(sha(body));
+    expect(await bytes.digest()).toBe(sha(body));
     expect((await readFile(file)).equals(body)).toBe(true);
     // Under WINDOW_BYTES: all still in memory, until the fill lets go of it.
     expect(bytes.memoryStart).toBe(0);
@@ -61,7 +60,7 @@ describe('FillBytes', () => {
   });
 
   it('keeps a window of WINDOW_BYTES once written; older bytes are the file\'s only', async () => {
-    const bytes = new FillBytes(fh, new Digester(), () => undefined);
+    const bytes = new FillBytes(fh, () => new InlineHasher('sha256'), () => undefined);
     const mem = new Counted();
     const piece = randomBytes(MiB);
     const total = WINDOW_BYTES + 4 * MiB;
@@ -82,7 +81,7 @@ describe('FillBytes', () => {
   });
 
   it('asks the source to pause when the disk falls QUEUE_BYTES behind, and resumes it once it caught up', async () => {
-    const bytes = new FillBytes(fh, new Digester(), () => undefined);
+    const bytes = new FillBytes(fh, () => new InlineHasher('sha256'), () => undefined);
     let resumed = 0;
     bytes.bindResume(() => resumed++);
     const piece = Buffer.alloc(MiB, 7);
@@ -103,12 +102,53 @@ describe('FillBytes', () => {
   });
 
   it('a failed write fails flushed(), and memory still goes back', async () => {
-    const bytes = new FillBytes(fh, new Digester(), () => undefined);
+    const bytes = new FillBytes(fh, () => new InlineHasher('sha256'), () => undefined);
     const mem = new Counted();
     await fh.close(); // every write now fails (EBADF)
     bytes.data(Buffer.alloc(1000), mem);
     await expect(bytes.flushed()).rejects.toThrow();
     bytes.release();
     expect(mem.refs).toBe(0);
+  });
+
+  it('bytes in shared memory are hashed on the hash thread, where they are, and their memory released once hashed', async () => {
+    const thread = new HashThread();
+    try {
+      const shared = Buffer.from(new SharedArrayBuffer(6 * MiB));
+      randomBytes(shared.length).copy(shared);
+      const mem = new Counted();
+      const bytes = new FillBytes(fh, (onHashed) => thread.hasher('sha256', onHashed), () => undefined);
+      for (let o = 0; o < shared.length; o += 300_000) bytes.data(shared.subarray(o, o + 300_000), mem);
+      expect(await bytes.digest()).toBe(sha(Buffer.from(shared)));
+      await bytes.flushed();
+      bytes.release();
+      expect(mem.refs).toBe(0);
+      // Two fills at once keep their states apart.
+      const a = new FillBytes(fh, (h) => thread.hasher('sha256', h), () => undefined);
+      const b = new FillBytes(fh, (h) => thread.hasher('sha512', h), () => undefined);
+      a.data(shared.subarray(0, 1000), mem);
+      b.data(shared.subarray(1000, 5000), mem);
+      a.data(shared.subarray(1000, 2000), mem);
+      expect(await b.digest()).toBe(`sha512:${createHash('sha512').update(shared.subarray(1000, 5000)).digest('hex')}`);
+      expect(await a.digest()).toBe(sha(shared.subarray(0, 2000)));
+      await Promise.all([a.flushed(), b.flushed()]);
+      a.release();
+      b.release();
+      expect(mem.refs).toBe(0);
+    } finally {
+      await thread.close();
+    }
+  });
+
+  it('a hash thread that is gone fails the digest instead of hanging', async () => {
+    const thread = new HashThread();
+    const shared = Buffer.from(new SharedArrayBuffer(1024));
+    const bytes = new FillBytes(fh, (h) => thread.hasher('sha256', h), () => undefined);
+    bytes.data(shared, new Counted());
+    const digest = bytes.digest();
+    await thread.close();
+    await expect(digest).rejects.toThrow(/hash thread/);
+    await bytes.flushed();
+    bytes.release();
   });
 });

@@ -1,21 +1,23 @@
 import type { FileHandle } from 'node:fs/promises';
-import type { Digester } from '../oci/index.js';
+import type { Digest } from '../oci/index.js';
 import { writeAllCapped, type SharedBytes } from '../storage/index.js';
 import type { BodySink, Memory } from './body-sink.js';
+import type { Hasher } from './hash-thread.js';
 
 /**
- * The bytes of one blob fill as they arrive: hashed once, queued for the
- * temporary file, and kept in memory for a while so that clients who keep up
- * with the fill are sent the very buffers that arrived (no re-read of the file,
- * no copy). Only a client that falls behind the memory window (a late joiner, a
- * range, a slow socket) reads the file.
+ * The bytes of one blob fill as they arrive: hashed once (on a worker thread when
+ * they arrived in shared memory: hash-thread.ts), queued for the temporary file,
+ * and kept in memory for a while so that clients who keep up with the fill are
+ * sent the very buffers that arrived (no re-read of the file, no copy). Only a
+ * client that falls behind the memory window (a late joiner, a range, a slow
+ * socket) reads the file.
  *
  * Writes go to libuv's thread pool, one writev of at most 1 MiB at a time
  * (file-writes.ts), so the main thread never waits on the disk: measured on the
  * 2-core VM, a new 1 GiB file costs the same 0.2 CPU-s however it is written (one
  * large write, a queue of 1 MiB writes, or writeSync on a worker thread), and only
- * the queue keeps the event loop free. When the disk falls more than QUEUE_BYTES
- * behind the network, the upstream is paused (bounded memory).
+ * the queue keeps the event loop free. When the disk or the hash falls more than
+ * QUEUE_BYTES behind the network, the upstream is paused (bounded memory).
  */
 export const QUEUE_BYTES = 16 * 1024 * 1024;
 /** Bytes kept in memory behind the newest, for clients slightly behind (their socket was full for a moment). */
@@ -41,12 +43,33 @@ export class FillBytes implements BodySink {
   private flushedWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   private released = false;
 
+  private readonly hasher: Hasher;
+
   constructor(
     private readonly fh: FileHandle,
-    private readonly digester: Digester,
+    /** Makes the fill's hasher; its progress callback lets a paused source go on. */
+    makeHasher: (onHashed: () => void) => Hasher,
     /** Called after every arrival and every write. */
     private readonly onProgress: () => void,
-  ) {}
+  ) {
+    this.hasher = makeHasher(() => this.maybeResume());
+  }
+
+  /** The digest of every byte received, once they are all hashed. */
+  digest(): Promise<Digest> {
+    return this.hasher.digest();
+  }
+
+  private behind(): number {
+    return Math.max(this.received - this.written, this.hasher.lag);
+  }
+
+  private maybeResume(): void {
+    if (this.sourcePaused && this.behind() < QUEUE_BYTES / 2) {
+      this.sourcePaused = false;
+      this.resumeSource?.();
+    }
+  }
 
   bindResume(resume: () => void): void {
     this.resumeSource = resume;
@@ -55,13 +78,13 @@ export class FillBytes implements BodySink {
   data(bytes: Buffer, memory: Memory): boolean {
     if (this.released) return false;
     if (bytes.length === 0) return true;
-    this.digester.update(bytes);
+    this.hasher.update(bytes, memory);
     memory.retain();
     this.pieces.push({ start: this.received, bytes, memory });
     this.received += bytes.length;
     this.onProgress();
     void this.drain();
-    if (this.received - this.written >= QUEUE_BYTES) this.sourcePaused = true;
+    if (this.behind() >= QUEUE_BYTES) this.sourcePaused = true;
     return !this.sourcePaused;
   }
 
@@ -88,10 +111,7 @@ export class FillBytes implements BodySink {
         this.written += n;
         this.trim();
         this.onProgress();
-        if (this.sourcePaused && this.received - this.written < QUEUE_BYTES / 2) {
-          this.sourcePaused = false;
-          this.resumeSource?.();
-        }
+        this.maybeResume();
       }
     } catch (e) {
       this.writeError = e as Error;
@@ -191,6 +211,7 @@ export class FillBytes implements BodySink {
   release(): void {
     if (this.released) return;
     this.released = true;
+    this.hasher.abort(); // a no-op once the digest was taken
     if (!this.writing) this.freePieces();
   }
 

@@ -78,6 +78,7 @@ export class PullThroughService implements PullThrough {
   close(): void {
     this.transport.close();
     for (const t of this.ownTransports) t.close();
+    void this.filler.close();
   }
 
   handles(repository: string, ns?: string): boolean {
