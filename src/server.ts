@@ -13,6 +13,7 @@ import { loadAdminToken, loadSessionKey } from './http/admin-token.js';
 import { TokenAccess } from './http/auth.js';
 import { HttpMetrics } from './http/metrics.js';
 import { tokenApp } from './http/token-endpoint.js';
+import { createTlsServer, loadTlsMaterial, tlsConfigSchema, type TlsConfig, type TlsServer } from './http/tls.js';
 import { err, referenceString, type Reference } from './oci/index.js';
 import { createOps, type Ops } from './ops/index.js';
 import { parseUpstreamFlag, upstreamsConfigSchema, type UpstreamConfig } from './proxy/config.js';
@@ -40,9 +41,11 @@ export interface ServeOptions {
   logLevel?: 'silent' | 'error' | 'warn' | 'info' | 'debug';
   /** Where log lines go (default stdout). */
   logDestination?: NodeJS.WritableStream;
+  /** `--tls-cert`/`--tls-key`: serve HTTPS with this pair (overrides `tls.cert`/`tls.key`). */
+  tls?: { cert: string; key: string };
 }
 export interface RunningServer {
-  /** http://HOST:PORT actually bound. */
+  /** http://HOST:PORT (https:// with TLS) actually bound. */
   readonly url: string;
   readonly log: Logger;
   readonly ops: Ops;
@@ -59,6 +62,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const configDir = opts.configFile ? dirname(resolve(opts.configFile)) : undefined;
   const policyInput = parseSliceAt(loaded, policySchema.optional(), 'policy', config.policy);
+  // TLS first: a missing or mismatched pair stops the start before anything is opened.
+  const tlsConfig = tlsSettings(parseSliceAt(loaded, tlsConfigSchema.optional(), 'tls', config.tls), opts.tls);
+  if (tlsConfig) loadTlsMaterial(tlsConfig, configDir ?? process.cwd());
   const upstreams: UpstreamConfig[] = [
     ...parseSliceAt(loaded, upstreamsConfigSchema, 'upstreams', config.upstreams),
     ...Object.entries(opts.upstreams ?? {}).map(([name, url]) => parseUpstreamFlag(`${name}=${url}`)),
@@ -72,6 +78,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const access = new TokenAccess({
     config: config.auth,
     adminTokenHash: await loadAdminToken(dataDir, config.auth, log),
+    ...(tlsConfig?.clientCA ? { clientCertPermissions: tlsConfig.clientPermissions } : {}),
     sessionKey: await loadSessionKey(dataDir, config.auth),
     onAuthFailure: (who, reason, req) => {
       log.warn({ event: 'auth-failure', who, reason, remote: req.remoteAddress }, 'authentication failed');
@@ -167,11 +174,13 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   expiry.unref();
   const gc = scheduleGc(collector, gcDefaults(config.gc, upstreams), config.gc.intervalSeconds, gcAbort.signal, log);
 
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, requestListener(app, { log, metrics, v2, onDenied }));
+  const listener = requestListener(app, { log, metrics, v2, onDenied });
+  const tls: TlsServer | undefined = tlsConfig ? createTlsServer(tlsConfig, configDir ?? process.cwd(), listener) : undefined;
+  const server: Server = tls?.server ?? createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, listener);
   const [host, port] = splitListen(opts.listen ?? config.listen);
   await listen(server, host, port);
   const addr = server.address() as AddressInfo;
-  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  const url = `${tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   log.info({ url, data: dataDir, pid: process.pid, upstreams: upstreams.map((u) => u.name), gate: opts.gate ?? 'policy' }, 'listening');
   // Compiling the CycloneDX schemas takes ~0.5 s of CPU each: when the policy reads SBOMs, pay it now rather than
   // on the first pull that needs them; otherwise never (it would stall every start for nothing).
@@ -183,11 +192,20 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     log,
     ops,
     reload: async () => {
+      // The certificate first and on its own: a renewed pair is taken even when the policy has an error.
+      let tlsError: Error | undefined;
+      try {
+        tls?.reload();
+        if (tls) log.info({ names: tls.names() }, 'TLS certificate and key reloaded');
+      } catch (e) {
+        tlsError = e as Error;
+      }
       const next = await loadConfig(opts.configFile);
       const gateNext = makeGate(parseSliceAt(next, policySchema.optional(), 'policy', next.config.policy));
       verdicts.swap(gateNext);
       await notifier.publish({ kind: 'policy' }).catch(() => undefined);
       log.info({ policyHash: gateNext.policyHash, trustHash: gateNext.trustHash }, 'policy and trust material reloaded');
+      if (tlsError) throw new Error(`TLS reload failed, keeping the previous certificate: ${tlsError.message}`);
     },
     close: () =>
       (closing ??= (async () => {
@@ -245,6 +263,13 @@ function scheduleGc(collector: GarbageCollector, options: GcOptions, intervalSec
       await running;
     },
   };
+}
+
+/** `tls:` from the config, with `--tls-cert`/`--tls-key` (relative to the working directory) taking precedence. */
+function tlsSettings(fromConfig: TlsConfig | undefined, flags: ServeOptions['tls']): TlsConfig | undefined {
+  if (!flags) return fromConfig;
+  const paths = { cert: resolve(flags.cert), key: resolve(flags.key) };
+  return fromConfig ? { ...fromConfig, ...paths } : tlsConfigSchema.parse(paths);
 }
 
 function splitListen(listen: string): [string, number] {

@@ -7,6 +7,7 @@ import { parseContentRange, parseRangeHeader, uploadRange } from './range.js';
 import { sendBytes, sendEmpty, sendJson, type Headers } from './reply.js';
 import { contentLength, contextOf, readSmallBody } from './request-context.js';
 import { sendBlobBody } from './send-blob.js';
+import { clientCertActor } from './tls.js';
 import { parseV2Path, type V2Route } from './v2-path.js';
 
 export interface V2Services {
@@ -64,6 +65,7 @@ export const accessRequest = (req: IncomingMessage): AccessRequest => ({
   authorization: req.headers.authorization,
   remoteAddress: req.socket.remoteAddress,
   host: req.headers.host,
+  ...((req.socket as { encrypted?: boolean }).encrypted ? { scheme: 'https', clientCert: clientCertActor(req) } : {}),
 });
 
 function actionOf(route: V2Route, method: string): Action {
