@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { errorText } from './evidence.js';
 import { evaluateRule } from './evaluate.js';
@@ -189,6 +190,8 @@ export interface BuildGateOptions {
   /** `--gate`: overrides every rule's mode. */
   readonly mode?: Verdict['mode'];
   readonly cacheSize?: number;
+  /** customs' verifier public key: its verification summaries verify as evidence (Trust.verifier). */
+  readonly verifierKey?: KeyObject;
 }
 
 /**
@@ -198,6 +201,6 @@ export interface BuildGateOptions {
 export function buildGate(o: BuildGateOptions): Gate {
   let policy = o.policy === undefined ? defaultPolicy() : parsePolicy(o.policy);
   if (o.mode) policy = withMode(policy, o.mode);
-  const trust = loadTrust(policy, { dataDir: o.dataDir, ...(o.configDir ? { baseDir: o.configDir } : {}) });
+  const trust = loadTrust(policy, { dataDir: o.dataDir, ...(o.configDir ? { baseDir: o.configDir } : {}), ...(o.verifierKey ? { verifierKey: o.verifierKey } : {}) });
   return new Gate({ source: o.source, policy, trust, ...(o.cacheSize ? { cacheSize: o.cacheSize } : {}) });
 }
