@@ -13,6 +13,8 @@ import { loadAdminToken, loadSessionKey } from './http/admin-token.js';
 import { TokenAccess } from './http/auth.js';
 import { HttpMetrics } from './http/metrics.js';
 import { tokenApp } from './http/token-endpoint.js';
+import { admissionApp } from './http/admission.js';
+import { admissionConfigSchema, buildAdmission, defaultVerifierKeyFile, loadVerifierKey, publicKeyPem, publishingSummaries, vsaConfigSchema, type AdmissionParts } from './admission/index.js';
 import { createTlsServer, loadTlsMaterial, tlsConfigSchema, type TlsConfig, type TlsServer } from './http/tls.js';
 import { err, referenceString, type Reference } from './oci/index.js';
 import { createOps, type Ops } from './ops/index.js';
@@ -49,6 +51,8 @@ export interface RunningServer {
   readonly url: string;
   readonly log: Logger;
   readonly ops: Ops;
+  /** Verification summaries being published (tests wait for them); undefined when `vsa.enabled` is false. */
+  readonly summaries: { settled(): Promise<void> } | undefined;
   /** Re-reads the policy and trust material (SIGHUP); a bad policy keeps the old one and throws. */
   reload(): Promise<void>;
   close(): Promise<void>;
@@ -65,6 +69,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   // TLS first: a missing or mismatched pair stops the start before anything is opened.
   const tlsConfig = tlsSettings(parseSliceAt(loaded, tlsConfigSchema.optional(), 'tls', config.tls), opts.tls);
   if (tlsConfig) loadTlsMaterial(tlsConfig, configDir ?? process.cwd());
+  // Admission webhook and verification summaries (issue 18): customs' verifier key is made on first use.
+  const admissionConfig = parseSliceAt(loaded, admissionConfigSchema, 'admission', config.admission ?? {});
+  const vsaConfig = parseSliceAt(loaded, vsaConfigSchema, 'vsa', config.vsa ?? {});
+  const verifierKey = vsaConfig.enabled ? await loadVerifierKey(vsaConfig.keyFile ? resolve(configDir ?? '.', vsaConfig.keyFile) : defaultVerifierKeyFile(dataDir)) : undefined;
   const upstreams: UpstreamConfig[] = [
     ...parseSliceAt(loaded, upstreamsConfigSchema, 'upstreams', config.upstreams),
     ...Object.entries(opts.upstreams ?? {}).map(([name, url]) => parseUpstreamFlag(`${name}=${url}`)),
@@ -103,12 +111,15 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
 
   // The gate: verdicts (verify) applied to manifests, evidence and blobs (registry), quarantine on top (ops).
   const source = new RegistryContentSource(blobs, metadata, pullThrough);
-  const makeGate = (policy: unknown): Gate => buildGate({ source, policy, dataDir, ...(configDir ? { configDir } : {}), ...(opts.gate ? { mode: opts.gate } : {}) });
+  const makeGate = (policy: unknown): Gate =>
+    buildGate({ source, policy, dataDir, ...(configDir ? { configDir } : {}), ...(opts.gate ? { mode: opts.gate } : {}), ...(verifierKey ? { verifierKey: verifierKey.publicKey } : {}) });
   const verdicts = new SwappableVerdicts(makeGate(policyInput), hasVerdictStore(metadata) ? metadata : undefined, log);
   if (opts.gate && opts.gate !== 'enforce') log.warn({ gate: opts.gate }, `GATE OVERRIDDEN: every policy rule runs in ${opts.gate} mode (--gate ${opts.gate}); content is served unverified`);
   // Upstream evidence changes without a push here: verdicts about proxied content expire with the upstream's tagFreshness.
   const freshnessMs = new Map(upstreams.map((u) => [u.name, u.tagFreshness * 1000]));
-  const judged = pullThrough ? new UpstreamFreshVerdicts(verdicts, (r) => freshnessMs.get(pullThrough.resolve(r)?.upstream ?? '')) : verdicts;
+  let admission: AdmissionParts | undefined;
+  // Every verdict is offered to the summary publisher: the first allow of a digest gets a signed VSA.
+  const judged = publishingSummaries(pullThrough ? new UpstreamFreshVerdicts(verdicts, (r) => freshnessMs.get(pullThrough.resolve(r)?.upstream ?? '')) : verdicts, () => admission?.summaries);
   const policyGate = publishingGate(new PolicyReadGate(judged, metadata), notifier, log);
   ops = createOps({
     metadata,
@@ -139,6 +150,18 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     access,
     isProxied: (repository: string) => pullThrough?.handles(repository) ?? false,
   };
+  admission = buildAdmission({
+    admission: admissionConfig,
+    vsa: vsaConfig,
+    verifierKey,
+    metadata,
+    writer: { blobs, link: (r, i) => blobService.link(r, i), putManifest: (r, ref, b, ct, by) => v2.manifests.put(r, ref, b, ct, by), isProxied: v2.isProxied },
+    manifests: v2.manifests,
+    gate,
+    upstreams,
+    audit: (e) => ops!.audit.record(e),
+    log,
+  });
   const verifyRef = async (repository: string, reference: Reference, policy: unknown) => {
     const found = await v2.manifests.resolve(repository, reference);
     if (!found) throw err('MANIFEST_UNKNOWN', `manifest unknown: ${repository}@${referenceString(reference)}`);
@@ -159,6 +182,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       ['/auth', tokenApp(access)],
       ['/admin', adminApp(ops, access)],
       ['/admin', adminVerifyApp(verifyRef, access)],
+      ['/admission', admissionApp({ webhook: admission.webhook, verifierPublicKey: verifierKey ? publicKeyPem(verifierKey) : undefined })],
       ['/admin', adminGcApp((o, by) => collector.run({ ...gcDefaults(config.gc, upstreams), ...defined(o), signal: gcAbort.signal }, by), access)],
     ],
     ready: async () => {
@@ -180,6 +204,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const [host, port] = splitListen(opts.listen ?? config.listen);
   await listen(server, host, port);
   const addr = server.address() as AddressInfo;
+  admission.bound(addr, tls?.names() ?? []);
   const url = `${tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   log.info({ url, data: dataDir, pid: process.pid, upstreams: upstreams.map((u) => u.name), gate: opts.gate ?? 'policy' }, 'listening');
   // Compiling the CycloneDX schemas takes ~0.5 s of CPU each: when the policy reads SBOMs, pay it now rather than
@@ -191,6 +216,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     url,
     log,
     ops,
+    summaries: admission.summaries,
     reload: async () => {
       // The certificate first and on its own: a renewed pair is taken even when the policy has an error.
       let tlsError: Error | undefined;
@@ -220,6 +246,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         await done;
         clearTimeout(force);
         unsubscribe();
+        await admission?.summaries?.settled();
         pullThrough?.close();
         await flushPulls();
         await storage.close();
