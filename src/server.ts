@@ -205,6 +205,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   await listen(server, host, port);
   const addr = server.address() as AddressInfo;
   admission.bound(addr, tls?.names() ?? []);
+  const tlsWatch = tls && tlsConfig!.watchSeconds > 0 ? setInterval(() => tls.reloadIfChanged() && log.info({ names: tls.names() }, 'TLS certificate and key changed on disk; reloaded'), tlsConfig!.watchSeconds * 1000) : undefined;
+  tlsWatch?.unref();
   const url = `${tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   log.info({ url, data: dataDir, pid: process.pid, upstreams: upstreams.map((u) => u.name), gate: opts.gate ?? 'policy' }, 'listening');
   // Compiling the CycloneDX schemas takes ~0.5 s of CPU each: when the policy reads SBOMs, pay it now rather than
@@ -236,6 +238,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     close: () =>
       (closing ??= (async () => {
         clearInterval(expiry);
+        clearInterval(tlsWatch);
         gcAbort.abort(); // a run in progress (scheduled or an operator's) stops between two blobs
         await gc.stop();
         clearInterval(pullFlusher);

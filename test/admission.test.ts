@@ -171,6 +171,12 @@ describe('admission webhook (admission.k8s.io/v1) over HTTPS', () => {
     expect(validate.length).toBe(2); // one per denial: validate and mutate
     expect(validate[0]!.actor).toBe('k8s:system:serviceaccount:ml:deployer');
     expect(validate[0]!.reason).toContain('models/signatures: no signature found');
+
+    // A dry run is denied the same way and leaves no audit entry (sideEffects: NoneOnDryRun).
+    const dry = await post('validate', { ...review, request: { ...review.request, dryRun: true } });
+    expect(dry.response.allowed).toBe(false);
+    const after = ((await admin('GET', 'audit?since=10m')).json as { entries: { action: string; target?: string }[] }).entries;
+    expect(after.filter((e) => e.action === 'admission.deny' && e.target === 'Pod ml/fraud-scorer')).toHaveLength(2);
   });
 
   it('denies images from registries customs does not serve (the node would pull them unverified)', async () => {

@@ -128,11 +128,34 @@ describe('customs serve over TLS', () => {
     const p = await serve('half', ['--tls-cert', join(dir, 'half.pem'), '--tls-key', join(dir, 'half-key.pem')]);
     copyFileSync(join(dir, 'renewed.pem'), join(dir, 'half.pem')); // the key was not renewed with it
     p.child.kill('SIGHUP');
-    for (let i = 0; i < 200 && !p.lines.some((l) => l.includes('reload failed')); i++) await new Promise((r) => setTimeout(r, 25));
+    // Log lines are written in batches: requests meanwhile make them flush.
+    for (let i = 0; i < 400 && !p.lines.some((l) => l.includes('reload failed')); i++) {
+      await get(`${p.url}/healthz`, pem(ca.caCert), false);
+      await new Promise((r) => setTimeout(r, 25));
+    }
     expect(p.lines.find((l) => l.includes('reload failed'))).toMatch(/TLS reload failed, keeping the previous certificate: tls\.key .* is not the private key of tls\.cert/);
     const r = await get(`${p.url}/healthz`, pem(ca.caCert), false);
     expect(r.status).toBe(200);
     expect(r.fingerprint).toBe(fingerprintOf(join(dir, 'server.pem')));
+  });
+
+  it('picks up a pair renewed on disk without a signal (tls.watchSeconds), as a Kubernetes Secret is renewed', async () => {
+    copyFileSync(join(dir, 'server.pem'), join(dir, 'watched.pem'));
+    copyFileSync(join(dir, 'server-key.pem'), join(dir, 'watched-key.pem'));
+    writeFileSync(join(dir, 'watch.yaml'), 'tls:\n  cert: watched.pem\n  key: watched-key.pem\n  watchSeconds: 1\n');
+    const p = await serve('watch', ['--config', join(dir, 'watch.yaml')]);
+    const caPem = pem(ca.caCert);
+    expect((await get(`${p.url}/healthz`, caPem, false)).fingerprint).toBe(fingerprintOf(join(dir, 'server.pem')));
+    copyFileSync(join(dir, 'renewed-key.pem'), join(dir, 'watched-key.pem'));
+    copyFileSync(join(dir, 'renewed.pem'), join(dir, 'watched.pem'));
+    const want = fingerprintOf(join(dir, 'renewed.pem'));
+    let seen = '';
+    for (let i = 0; i < 300 && seen !== want; i++) {
+      seen = (await get(`${p.url}/healthz`, caPem, false)).fingerprint;
+      if (seen !== want) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(seen).toBe(want);
+    expect(p.lines.some((l) => l.includes('TLS certificate and key changed on disk; reloaded'))).toBe(true);
   });
 
   it('refuses to start with a key that is not the certificate\'s, or a missing file, with the reason', async () => {

@@ -65,15 +65,17 @@ export class AdmissionWebhook {
 
     if (failures.length > 0) {
       const message = `customs denied ${object}: ${failures.join(' | ')}`;
-      await this.d
-        .audit({
+      // A dry run has no side effects (the webhook configurations declare sideEffects: NoneOnDryRun).
+      if (!req.dryRun) {
+        const entry = {
           actor: `k8s:${req.userInfo?.username ?? 'unknown'}`.slice(0, 200),
           action: 'admission.deny',
           target: object.slice(0, 300),
           reason: message.slice(0, 4000),
           detail: { uid, operation: req.operation, endpoint: mutate ? 'mutate' : 'validate', images: failures.length },
-        })
-        .catch((e: Error) => this.d.log.warn({ err: e.message }, 'could not record the admission denial'));
+        };
+        await this.d.audit(entry).catch((e: Error) => this.d.log.warn({ err: e.message }, 'could not record the admission denial'));
+      }
       return deny(uid, message);
     }
     const patch: JsonPatchOp[] = [];

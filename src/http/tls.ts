@@ -1,4 +1,4 @@
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
@@ -27,6 +27,11 @@ export const tlsConfigSchema = z
     clientAuth: z.enum(['optional', 'require']).default('optional'),
     /** What a verified client certificate may do; its actor is `cert:<subject CN>`. Default: pull everything. */
     clientPermissions: z.array(permissionSchema).default([{ repositories: ['**'], actions: ['pull'] }]),
+    /**
+     * Also re-read the pair when its files change, checked this often (0: only on SIGHUP). Kubernetes
+     * and cert-manager renew a mounted Secret in place and send no signal.
+     */
+    watchSeconds: z.number().int().min(0).max(86_400).default(60),
   })
   .strict();
 export type TlsConfig = z.infer<typeof tlsConfigSchema>;
@@ -78,12 +83,16 @@ export interface TlsServer {
   readonly server: HttpsServer;
   /** Re-reads the pair and the client CA; a bad pair keeps the previous one and throws. */
   reload(): void;
+  /** Reloads when the files' bytes changed (a renewed Secret); returns whether it did. A pair caught mid-update waits for the next look. */
+  reloadIfChanged(): boolean;
   /** The names of the certificate in use. */
   names(): string[];
 }
 
 export function createTlsServer(cfg: TlsConfig, baseDir: string, listener: RequestListener): TlsServer {
   let material = loadTlsMaterial(cfg, baseDir);
+  const fingerprint = (m: SecureContextOptions): string => createHash('sha256').update(m.cert as Buffer).update(m.key as Buffer).update((m.ca as Buffer | undefined) ?? '').digest('hex');
+  let loaded = fingerprint(material);
   const server = createHttpsServer(
     {
       ...material,
@@ -103,6 +112,20 @@ export function createTlsServer(cfg: TlsConfig, baseDir: string, listener: Reque
       const next = loadTlsMaterial(cfg, baseDir);
       server.setSecureContext({ ...next, minVersion: cfg.minVersion });
       material = next;
+      loaded = fingerprint(next);
+    },
+    reloadIfChanged() {
+      let next: SecureContextOptions;
+      try {
+        next = loadTlsMaterial(cfg, baseDir);
+      } catch {
+        return false;
+      }
+      if (fingerprint(next) === loaded) return false;
+      server.setSecureContext({ ...next, minVersion: cfg.minVersion });
+      material = next;
+      loaded = fingerprint(next);
+      return true;
     },
     names: () => certificateNames(material),
   };
