@@ -155,7 +155,12 @@ describe('containerd pulls through customs as its registry mirror (hosts.toml, n
       const snapshots = (await containerd.ctr(['snapshots', 'ls'])).stdout;
       expect(snapshots.split('\n').length).toBeGreaterThan(1);
     }
-    // containerd named the upstream with ns=; customs recorded who it served through which upstream.
+    // customs signed a verification summary for what it served, in the pull-through repository (a referrer by digest).
+    await s.server.summaries!.settled();
+    const referrers = await httpsJson('GET', `${s.url}/v2/upstream-a.test/models/signed/referrers/${images.signed!.digest}`, pem(ca.caCert));
+    const types = (referrers.json as { manifests: { annotations?: Record<string, string> }[] }).manifests.map((m) => m.annotations?.['dev.sigstore.bundle.predicateType']);
+    expect(types).toContain('https://slsa.dev/verification_summary/v1');
+    // Nothing of either pull was denied.
     const audit = await denials();
     expect(audit.filter((e) => e.target?.includes('/models/signed/') || e.target?.includes('/models/other/'))).toEqual([]);
   });
