@@ -17,7 +17,8 @@ import { skopeo, startDistribution, writeOciLayout, type Distribution } from './
 
 /**
  * containerd as customs' client: Debian's containerd 1.6 with its own root, state and socket, a
- * hosts.toml mirror for two registry names (`ctr images pull --hosts-dir`, unpacked) (`upstream-a.test`, `upstream-b.test`) pointing at
+ * hosts.toml mirror for two registry names (`ctr images pull --hosts-dir`, unpacked, the node
+ * authenticated by a client certificate) (`upstream-a.test`, `upstream-b.test`) pointing at
  * customs over TLS (a CA made with openssl); customs pulls through from two Debian docker-registry
  * upstreams of those names, seeded with skopeo. containerd sends `ns=<registry>`; customs maps it.
  */
@@ -93,6 +94,7 @@ describe('containerd pulls through customs as its registry mirror (hosts.toml, n
     work = await mkdtemp(join(tmpdir(), 'customs-containerd-'));
     ca = makeTestCa(work);
     ca.issue('customs', { cn: 'customs', dns: ['localhost'], ips: ['127.0.0.1'] });
+    ca.issue('node-1', { cn: 'node-1', client: true });
     upstreams.push(await startDistribution(), await startDistribution());
     const [a, b] = upstreams as [Distribution, Distribution];
     for (const name of ['signed', 'unsigned', 'quarantined', 'other']) images[name] = buildImage(work, name);
@@ -108,7 +110,9 @@ describe('containerd pulls through customs as its registry mirror (hosts.toml, n
       dataDir: data,
       gate: undefined,
       config: {
-        tls: { cert: join(work, 'customs.pem'), key: join(work, 'customs-key.pem') },
+        // Nodes authenticate with client certificates; nobody pulls anonymously.
+        tls: { cert: join(work, 'customs.pem'), key: join(work, 'customs-key.pem'), clientCA: ca.caCert },
+        auth: { anonymous: { pull: 'never' } },
         upstreams: [
           { name: 'upstream-a.test', url: a.url },
           { name: 'upstream-b.test', url: b.url },
@@ -120,7 +124,8 @@ describe('containerd pulls through customs as its registry mirror (hosts.toml, n
     expect(q.status, q.text).toBe(200);
 
     hostsDir = join(work, 'certs.d');
-    for (const registry of ['upstream-a.test', 'upstream-b.test']) await writeMirrorHosts(hostsDir, registry, s.url, ca.caCert);
+    const client = { cert: join(work, 'node-1.pem'), key: join(work, 'node-1-key.pem') };
+    for (const registry of ['upstream-a.test', 'upstream-b.test']) await writeMirrorHosts(hostsDir, registry, s.url, ca.caCert, client);
     containerd = await startContainerd(join(work, 'containerd'));
   }, 180_000);
   afterAll(async () => {
@@ -132,10 +137,15 @@ describe('containerd pulls through customs as its registry mirror (hosts.toml, n
 
   const pull = (ref: string) => containerd.ctr(['images', 'pull', '--hosts-dir', hostsDir, '--platform', 'linux/amd64', ref]);
 
-  async function denials(): Promise<{ action: string; target?: string; reason?: string }[]> {
+  async function denials(): Promise<{ actor: string; action: string; target?: string; reason?: string }[]> {
     const r = await httpsJson('GET', `${s.url}/admin/audit?since=1h`, pem(ca.caCert), undefined, s.auth());
-    return (r.json as { entries: { action: string; target?: string; reason?: string }[] }).entries.filter((e) => e.action === 'deny');
+    return (r.json as { entries: { actor: string; action: string; target?: string; reason?: string }[] }).entries.filter((e) => e.action === 'deny');
   }
+
+  it('knows the node by its client certificate; without one nothing is served', async () => {
+    const anonymous = await httpsJson('GET', `${s.url}/v2/models/signed/manifests/v1?ns=upstream-a.test`, pem(ca.caCert));
+    expect(anonymous.status).toBe(401);
+  });
 
   it('pulls a signed image from each upstream name, digests unchanged', async () => {
     for (const [registry, name] of [
@@ -157,7 +167,7 @@ describe('containerd pulls through customs as its registry mirror (hosts.toml, n
     }
     // customs signed a verification summary for what it served, in the pull-through repository (a referrer by digest).
     await s.server.summaries!.settled();
-    const referrers = await httpsJson('GET', `${s.url}/v2/upstream-a.test/models/signed/referrers/${images.signed!.digest}`, pem(ca.caCert));
+    const referrers = await httpsJson('GET', `${s.url}/v2/upstream-a.test/models/signed/referrers/${images.signed!.digest}`, pem(ca.caCert), undefined, s.auth());
     const types = (referrers.json as { manifests: { annotations?: Record<string, string> }[] }).manifests.map((m) => m.annotations?.['dev.sigstore.bundle.predicateType']);
     expect(types).toContain('https://slsa.dev/verification_summary/v1');
     // Nothing of either pull was denied.
@@ -172,6 +182,7 @@ describe('containerd pulls through customs as its registry mirror (hosts.toml, n
     const unsigned = audit.filter((e) => e.target === '/v2/models/unsigned/manifests/v1?ns=upstream-b.test');
     expect(unsigned.length, JSON.stringify(audit)).toBeGreaterThan(0);
     expect(unsigned[0]!.reason).toMatch(/mirrored\/signatures: no signature found/);
+    expect(unsigned[0]!.actor).toBe('cert:node-1');
     const quarantined = audit.filter((e) => e.target === '/v2/models/quarantined/manifests/v1?ns=upstream-a.test');
     expect(quarantined.length, JSON.stringify(audit)).toBeGreaterThan(0);
     expect(quarantined[0]!.reason).toContain(`${images.quarantined!.digest} is quarantined`);

@@ -67,8 +67,8 @@ export async function startContainerd(dir: string): Promise<Containerd> {
   };
 }
 
-/** containerd's hosts.toml for one registry name, mirrored by customs over TLS. */
-export async function writeMirrorHosts(hostsDir: string, registry: string, mirror: string, caFile: string): Promise<void> {
+/** containerd's hosts.toml for one registry name, mirrored by customs over TLS (with a client certificate when given). */
+export async function writeMirrorHosts(hostsDir: string, registry: string, mirror: string, caFile: string, client?: { cert: string; key: string }): Promise<void> {
   await mkdir(join(hostsDir, registry), { recursive: true });
   await writeFile(
     join(hostsDir, registry, 'hosts.toml'),
@@ -79,6 +79,8 @@ export async function writeMirrorHosts(hostsDir: string, registry: string, mirro
       `[host."${mirror}"]`,
       '  capabilities = ["pull", "resolve"]',
       `  ca = "${caFile}"`,
+      // The node's client certificate (mTLS): customs knows it as cert:<CN>.
+      ...(client ? [`  client = [["${client.cert}", "${client.key}"]]`] : []),
       '',
     ].join('\n'),
   );
