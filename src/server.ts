@@ -199,8 +199,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const gc = scheduleGc(collector, gcDefaults(config.gc, upstreams), config.gc.intervalSeconds, gcAbort.signal, log);
 
   const listener = requestListener(app, { log, metrics, v2, onDenied });
-  const tls: TlsServer | undefined = tlsConfig ? createTlsServer(tlsConfig, configDir ?? process.cwd(), listener) : undefined;
-  const server: Server = tls?.server ?? createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, listener);
+  const serverOptions = { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 };
+  const tls: TlsServer | undefined = tlsConfig ? createTlsServer(tlsConfig, configDir ?? process.cwd(), listener, serverOptions) : undefined;
+  const server: Server = tls?.server ?? createServer(serverOptions, listener);
   const [host, port] = splitListen(opts.listen ?? config.listen);
   await listen(server, host, port);
   const addr = server.address() as AddressInfo;

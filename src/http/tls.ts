@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { resolve } from 'node:path';
-import type { RequestListener } from 'node:http';
+import type { RequestListener, ServerOptions } from 'node:http';
 import type { PeerCertificate, SecureContextOptions, TLSSocket } from 'node:tls';
 import { z } from 'zod';
 import { permissionSchema } from '../config/auth.js';
@@ -89,7 +89,10 @@ export interface TlsServer {
   names(): string[];
 }
 
-export function createTlsServer(cfg: TlsConfig, baseDir: string, listener: RequestListener): TlsServer {
+/** The HTTP server's own options (timeouts), the same as for plain HTTP. */
+export type HttpServerOptions = Pick<ServerOptions, 'keepAliveTimeout' | 'headersTimeout' | 'requestTimeout'>;
+
+export function createTlsServer(cfg: TlsConfig, baseDir: string, listener: RequestListener, http: HttpServerOptions): TlsServer {
   let material = loadTlsMaterial(cfg, baseDir);
   const fingerprint = (m: SecureContextOptions): string => createHash('sha256').update(m.cert as Buffer).update(m.key as Buffer).update((m.ca as Buffer | undefined) ?? '').digest('hex');
   let loaded = fingerprint(material);
@@ -100,9 +103,7 @@ export function createTlsServer(cfg: TlsConfig, baseDir: string, listener: Reque
       ALPNProtocols: ['http/1.1'],
       requestCert: cfg.clientCA !== undefined,
       rejectUnauthorized: cfg.clientCA !== undefined && cfg.clientAuth === 'require',
-      keepAliveTimeout: 65_000,
-      requestTimeout: 0,
-      headersTimeout: 60_000,
+      ...http,
     },
     listener,
   );
