@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +6,7 @@ import { clientFor, newKey, pushModel, pushSignature } from './gate-fixtures.js'
 import { httpsJson } from './helpers/https-json.js';
 import { startPostgres, type PostgresServer } from './helpers/postgres.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
+import { dataDirTrusting } from './helpers/trusted-data.js';
 import { makeTestCa, pem } from './helpers/test-ca.js';
 
 /**
@@ -22,9 +23,7 @@ describe('admission failure policy when the metadata store is down', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'customs-admission-fail-'));
-    data = join(dir, 'data');
-    await mkdir(join(data, 'trust', 'keys'), { recursive: true });
-    await writeFile(join(data, 'trust', 'keys', 'producer.pub'), producer.publicPem);
+    data = await dataDirTrusting(dir, { producer: producer.publicPem });
     const ca = makeTestCa(dir);
     ca.issue('server', { cn: 'customs', dns: ['customs.test'], ips: ['127.0.0.1'] });
     caPem = pem(ca.caCert);

@@ -1,10 +1,11 @@
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clientFor, newKey, pushModel, pushSignature, type PushedModel } from './gate-fixtures.js';
 import { httpsJson } from './helpers/https-json.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
+import { dataDirTrusting } from './helpers/trusted-data.js';
 import { makeTestCa, pem } from './helpers/test-ca.js';
 
 /**
@@ -67,9 +68,7 @@ describe('admission webhook (admission.k8s.io/v1) over HTTPS', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'customs-admission-'));
-    data = join(dir, 'data');
-    await mkdir(join(data, 'trust', 'keys'), { recursive: true });
-    await writeFile(join(data, 'trust', 'keys', 'producer.pub'), producer.publicPem);
+    data = await dataDirTrusting(dir, { producer: producer.publicPem });
     const ca = makeTestCa(dir);
     ca.issue('server', { cn: 'customs', dns: ['customs.test'], ips: ['127.0.0.1'] });
     caPem = pem(ca.caCert);

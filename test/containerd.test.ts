@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -12,6 +12,7 @@ import { newKey } from './gate-fixtures.js';
 import { startContainerd, writeMirrorHosts, type Containerd } from './helpers/containerd.js';
 import { httpsJson } from './helpers/https-json.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
+import { dataDirTrusting } from './helpers/trusted-data.js';
 import { makeTestCa, pem } from './helpers/test-ca.js';
 import { skopeo, startDistribution, writeOciLayout, type Distribution } from './proxy-harness.js';
 
@@ -103,9 +104,7 @@ describe('containerd pulls through customs as its registry mirror (hosts.toml, n
     await seed(a, 'quarantined', images.quarantined!, true);
     await seed(b, 'other', images.other!, true);
 
-    const data = join(work, 'data');
-    await mkdir(join(data, 'trust', 'keys'), { recursive: true });
-    await writeFile(join(data, 'trust', 'keys', 'producer.pub'), producer.publicPem);
+    const data = await dataDirTrusting(work, { producer: producer.publicPem });
     s = await startTestServer({
       dataDir: data,
       gate: undefined,
