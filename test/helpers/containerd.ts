@@ -67,21 +67,16 @@ export async function startContainerd(dir: string): Promise<Containerd> {
   };
 }
 
-/** containerd's hosts.toml for one registry name, mirrored by customs over TLS (with a client certificate when given). */
+/**
+ * containerd's hosts.toml for one registry name, mirrored by customs over TLS, in the form
+ * docs/kubernetes.md gives: customs is the `server` too, so a refusal never falls back to the registry.
+ * With `client`, the node presents that certificate (mTLS).
+ */
 export async function writeMirrorHosts(hostsDir: string, registry: string, mirror: string, caFile: string, client?: { cert: string; key: string }): Promise<void> {
   await mkdir(join(hostsDir, registry), { recursive: true });
+  const tls = [`ca = "${caFile}"`, ...(client ? [`client = [["${client.cert}", "${client.key}"]]`] : [])];
   await writeFile(
     join(hostsDir, registry, 'hosts.toml'),
-    [
-      // The fallback when the mirror refuses: a closed loopback port, so nothing leaves this machine.
-      'server = "https://127.0.0.1:1"',
-      '',
-      `[host."${mirror}"]`,
-      '  capabilities = ["pull", "resolve"]',
-      `  ca = "${caFile}"`,
-      // The node's client certificate (mTLS): customs knows it as cert:<CN>.
-      ...(client ? [`  client = [["${client.cert}", "${client.key}"]]`] : []),
-      '',
-    ].join('\n'),
+    [`server = "${mirror}"`, ...tls, '', `[host."${mirror}"]`, '  capabilities = ["pull", "resolve"]', ...tls.map((l) => `  ${l}`), ''].join('\n'),
   );
 }
