@@ -163,6 +163,20 @@ describe('signed verification summaries (SLSA VSA)', () => {
     expect(await summaries('models/again', m.digest)).toHaveLength(1);
   });
 
+  it('publishes once across a restart too (the summary already attached is found by its policy and trust hashes)', async () => {
+    const { m } = await signedModel('models/restart', 'restart');
+    expect((await req(s, 'GET', 'models/restart/manifests/v1')).status).toBe(200);
+    await s.server.summaries!.settled();
+    await s.close();
+    s = await startTestServer({ dataDir: data, gate: undefined, config: { policy: { rules: [{ name: 'models', match: 'models/**', signatures: { authorities: [{ trustedKeys: true }] } }] } } });
+    client = clientFor(s);
+    expect((await req(s, 'GET', 'models/restart/manifests/v1')).status).toBe(200);
+    await s.server.summaries!.settled();
+    expect(await summaries('models/restart', m.digest)).toHaveLength(1);
+    // The same key after the restart: it was generated once.
+    expect(await (await fetch(`${s.url}/admission/v1/verifier.pub`)).text()).toBe(publicPem);
+  });
+
   it('writes none for a denied digest, and none for a quarantined one even when its verdict allows it', async () => {
     const unsigned = await pushModel(client, 'models/unsigned', 'v1', [{ path: 'model.safetensors', bytes: Buffer.from('unsigned weights') }]);
     await expectDenied(await req(s, 'GET', 'models/unsigned/manifests/v1'), 'unsigned');
