@@ -15,6 +15,9 @@ import { TokenAccess } from './http/auth.js';
 import { HttpMetrics } from './http/metrics.js';
 import { UploadSlots } from './http/request-body.js';
 import { tokenApp } from './http/token-endpoint.js';
+import { admissionApp } from './http/admission.js';
+import { admissionConfigSchema, buildAdmission, defaultVerifierKeyFile, loadVerifierKey, publicKeyPem, publishingSummaries, vsaConfigSchema, type AdmissionParts } from './admission/index.js';
+import { createTlsServer, loadTlsMaterial, tlsConfigSchema, type TlsConfig, type TlsServer } from './http/tls.js';
 import { err, referenceString, type Digest, type Reference } from './oci/index.js';
 import { createOps, type Ops } from './ops/index.js';
 import { parseUpstreamFlag, upstreamsConfigSchema, type UpstreamConfig } from './proxy/config.js';
@@ -42,12 +45,16 @@ export interface ServeOptions {
   logLevel?: 'silent' | 'error' | 'warn' | 'info' | 'debug';
   /** Where log lines go (default stdout). */
   logDestination?: NodeJS.WritableStream;
+  /** `--tls-cert`/`--tls-key`: serve HTTPS with this pair (overrides `tls.cert`/`tls.key`). */
+  tls?: { cert: string; key: string };
 }
 export interface RunningServer {
-  /** http://HOST:PORT actually bound. */
+  /** http://HOST:PORT (https:// with TLS) actually bound. */
   readonly url: string;
   readonly log: Logger;
   readonly ops: Ops;
+  /** Verification summaries being published (tests wait for them); undefined when `vsa.enabled` is false. */
+  readonly summaries: { settled(): Promise<void> } | undefined;
   /** Re-reads the policy and trust material (SIGHUP); a bad policy keeps the old one and throws. */
   reload(): Promise<void>;
   close(): Promise<void>;
@@ -61,6 +68,13 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const configDir = opts.configFile ? dirname(resolve(opts.configFile)) : undefined;
   const policyInput = parseSliceAt(loaded, policySchema.optional(), 'policy', config.policy);
+  // TLS first: a missing or mismatched pair stops the start before anything is opened.
+  const tlsConfig = tlsSettings(parseSliceAt(loaded, tlsConfigSchema.optional(), 'tls', config.tls), opts.tls);
+  if (tlsConfig) loadTlsMaterial(tlsConfig, configDir ?? process.cwd());
+  // Admission webhook and verification summaries (issue 18): customs' verifier key is made on first use.
+  const admissionConfig = parseSliceAt(loaded, admissionConfigSchema, 'admission', config.admission ?? {});
+  const vsaConfig = parseSliceAt(loaded, vsaConfigSchema, 'vsa', config.vsa ?? {});
+  const verifierKey = vsaConfig.enabled ? await loadVerifierKey(vsaConfig.keyFile ? resolve(configDir ?? '.', vsaConfig.keyFile) : defaultVerifierKeyFile(dataDir)) : undefined;
   const upstreams: UpstreamConfig[] = [
     ...parseSliceAt(loaded, upstreamsConfigSchema, 'upstreams', config.upstreams),
     ...Object.entries(opts.upstreams ?? {}).map(([name, url]) => parseUpstreamFlag(`${name}=${url}`)),
@@ -74,6 +88,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const access = new TokenAccess({
     config: config.auth,
     adminTokenHash: await loadAdminToken(dataDir, config.auth, log),
+    ...(tlsConfig?.clientCA ? { clientCertPermissions: tlsConfig.clientPermissions } : {}),
     sessionKey: await loadSessionKey(dataDir, config.auth),
     onAuthFailure: (who, reason, req) => {
       log.warn({ event: 'auth-failure', who, reason, remote: req.remoteAddress }, 'authentication failed');
@@ -98,12 +113,15 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
 
   // The gate: verdicts (verify) and quarantine applied to manifests, evidence and blobs by one rule (registry/serving-rule.ts).
   const source = new RegistryContentSource(blobs, metadata, pullThrough);
-  const makeGate = (policy: unknown): Gate => buildGate({ source, policy, dataDir, ...(configDir ? { configDir } : {}), ...(opts.gate ? { mode: opts.gate } : {}) });
+  const makeGate = (policy: unknown): Gate =>
+    buildGate({ source, policy, dataDir, ...(configDir ? { configDir } : {}), ...(opts.gate ? { mode: opts.gate } : {}), ...(verifierKey ? { verifierKey: verifierKey.publicKey } : {}) });
   const verdicts = new SwappableVerdicts(makeGate(policyInput), hasVerdictStore(metadata) ? metadata : undefined, log);
   if (opts.gate && opts.gate !== 'enforce') log.warn({ gate: opts.gate }, `GATE OVERRIDDEN: every policy rule runs in ${opts.gate} mode (--gate ${opts.gate}); content is served unverified`);
   // Upstream evidence changes without a push here: verdicts about proxied content expire with the upstream's tagFreshness.
   const freshnessMs = new Map(upstreams.map((u) => [u.name, u.tagFreshness * 1000]));
-  const judged = pullThrough ? new UpstreamFreshVerdicts(verdicts, (r) => freshnessMs.get(pullThrough.resolve(r)?.upstream ?? '')) : verdicts;
+  let admission: AdmissionParts | undefined;
+  // Every verdict is offered to the summary publisher: the first allow of a digest gets a signed VSA.
+  const judged = publishingSummaries(pullThrough ? new UpstreamFreshVerdicts(verdicts, (r) => freshnessMs.get(pullThrough.resolve(r)?.upstream ?? '')) : verdicts, () => admission?.summaries);
   const policyGate = publishingGate(new ServingRule(judged, metadata), notifier, log);
   ops = createOps({
     metadata,
@@ -145,6 +163,18 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     bodyIdleMs: config.limits.bodyIdleSeconds * 1000,
     uploadSlots: new UploadSlots(config.limits.maxConcurrentUploadsPerPrincipal),
   };
+  admission = buildAdmission({
+    admission: admissionConfig,
+    vsa: vsaConfig,
+    verifierKey,
+    metadata,
+    writer: { blobs, link: (r, i) => blobService.link(r, i), putManifest: (r, ref, b, ct, by) => v2.manifests.put(r, ref, b, ct, by), isProxied: v2.isProxied },
+    manifests: v2.manifests,
+    gate,
+    upstreams,
+    audit: (e) => ops!.audit.record(e),
+    log,
+  });
   const verifyRef = async (repository: string, reference: Reference, policy: unknown) => {
     const found = await v2.manifests.resolve(repository, reference);
     if (!found) throw err('MANIFEST_UNKNOWN', `manifest unknown: ${repository}@${referenceString(reference)}`);
@@ -175,6 +205,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       ['/admin', adminApp(ops, access)],
       ['/admin', adminVerifyApp(verifyRef, access)],
       ['/admin', adminInspectApp(inspectable, access, (e) => ops.audit.record(e))],
+      ['/admission', admissionApp({ webhook: admission.webhook, verifierPublicKey: verifierKey ? publicKeyPem(verifierKey) : undefined })],
       ['/admin', adminGcApp((o, by) => collector.run({ ...gcDefaults(config.gc, upstreams), ...defined(o), signal: gcAbort.signal }, by), access)],
     ],
     ready: async () => {
@@ -191,10 +222,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const gc = scheduleGc(collector, gcDefaults(config.gc, upstreams), config.gc.intervalSeconds, gcAbort.signal, log);
 
   const listener = requestListener(app, { log, metrics, v2, onDenied });
-  const server = createServer(
-    { keepAliveTimeout: 65_000, headersTimeout: config.limits.headersTimeoutSeconds * 1000, requestTimeout: config.limits.requestTimeoutSeconds * 1000 },
-    listener,
-  );
+  const serverOptions = { keepAliveTimeout: 65_000, headersTimeout: config.limits.headersTimeoutSeconds * 1000, requestTimeout: config.limits.requestTimeoutSeconds * 1000 };
+  const tls: TlsServer | undefined = tlsConfig ? createTlsServer(tlsConfig, configDir ?? process.cwd(), listener, serverOptions) : undefined;
+  const server: Server = tls?.server ?? createServer(serverOptions, listener);
   // `Expect: 100-continue` on /v2/ is answered by the handler once it accepts the body (request-body.ts), so a
   // refused upload is refused before the client sends it; elsewhere Node's default (continue at once).
   server.on('checkContinue', (req, res) => {
@@ -204,7 +234,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const [host, port] = splitListen(opts.listen ?? config.listen);
   await listen(server, host, port);
   const addr = server.address() as AddressInfo;
-  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  admission.bound(addr, tls?.names() ?? []);
+  const tlsWatch = tls && tlsConfig!.watchSeconds > 0 ? setInterval(() => tls.reloadIfChanged() && log.info({ names: tls.names() }, 'TLS certificate and key changed on disk; reloaded'), tlsConfig!.watchSeconds * 1000) : undefined;
+  tlsWatch?.unref();
+  const url = `${tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   log.info({ url, data: dataDir, pid: process.pid, upstreams: upstreams.map((u) => u.name), gate: opts.gate ?? 'policy' }, 'listening');
   // Compiling the CycloneDX schemas takes ~0.5 s of CPU each: when the policy reads SBOMs, pay it now rather than
   // on the first pull that needs them; otherwise never (it would stall every start for nothing).
@@ -215,16 +248,27 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     url,
     log,
     ops,
+    summaries: admission.summaries,
     reload: async () => {
+      // The certificate first and on its own: a renewed pair is taken even when the policy has an error.
+      let tlsError: Error | undefined;
+      try {
+        tls?.reload();
+        if (tls) log.info({ names: tls.names() }, 'TLS certificate and key reloaded');
+      } catch (e) {
+        tlsError = e as Error;
+      }
       const next = await loadConfig(opts.configFile);
       const gateNext = makeGate(parseSliceAt(next, policySchema.optional(), 'policy', next.config.policy));
       verdicts.swap(gateNext);
       await notifier.publish({ kind: 'policy' }).catch(() => undefined);
       log.info({ policyHash: gateNext.policyHash, trustHash: gateNext.trustHash }, 'policy and trust material reloaded');
+      if (tlsError) throw new Error(`TLS reload failed, keeping the previous certificate: ${tlsError.message}`);
     },
     close: () =>
       (closing ??= (async () => {
         clearInterval(expiry);
+        clearInterval(tlsWatch);
         gcAbort.abort(); // a run in progress (scheduled or an operator's) stops between two blobs
         await gc.stop();
         clearInterval(pullFlusher);
@@ -235,6 +279,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         await done;
         clearTimeout(force);
         unsubscribe();
+        await admission?.summaries?.settled();
         pullThrough?.close();
         await flushPulls();
         await storage.close();
@@ -278,6 +323,13 @@ function scheduleGc(collector: GarbageCollector, options: GcOptions, intervalSec
       await running;
     },
   };
+}
+
+/** `tls:` from the config, with `--tls-cert`/`--tls-key` (relative to the working directory) taking precedence. */
+function tlsSettings(fromConfig: TlsConfig | undefined, flags: ServeOptions['tls']): TlsConfig | undefined {
+  if (!flags) return fromConfig;
+  const paths = { cert: resolve(flags.cert), key: resolve(flags.key) };
+  return fromConfig ? { ...fromConfig, ...paths } : tlsConfigSchema.parse(paths);
 }
 
 function splitListen(listen: string): [string, number] {

@@ -19,7 +19,10 @@ export function buildProgram(): Command {
     .addOption(new Option('--gate <mode>', 'override the mode of every policy rule').choices(['enforce', 'audit', 'off']))
     .option('--upstream <name=url>', 'add an anonymous upstream (repeatable)', collect, [] as string[])
     .option('--log-level <level>', 'silent|error|warn|info|debug')
-    .action(async (o: { listen?: string; data: string; config?: string; gate?: 'enforce' | 'audit' | 'off'; upstream: string[]; logLevel?: 'info' }) => {
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate chain (re-read on SIGHUP)')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .action(async (o: { listen?: string; data: string; config?: string; gate?: 'enforce' | 'audit' | 'off'; upstream: string[]; logLevel?: 'info'; tlsCert?: string; tlsKey?: string }) => {
+      if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new ConfigError('--tls-cert and --tls-key go together');
       const upstreams: Record<string, string> = {};
       for (const u of o.upstream) {
         const i = u.indexOf('=');
@@ -27,7 +30,8 @@ export function buildProgram(): Command {
         upstreams[u.slice(0, i)] = u.slice(i + 1);
       }
       tuneHeapForServing();
-      const server = await startServer({ listen: o.listen, dataDir: o.data, configFile: o.config, gate: o.gate, upstreams, logLevel: o.logLevel });
+      const tls = o.tlsCert && o.tlsKey ? { cert: o.tlsCert, key: o.tlsKey } : undefined;
+      const server = await startServer({ listen: o.listen, dataDir: o.data, configFile: o.config, gate: o.gate, upstreams, logLevel: o.logLevel, tls });
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
@@ -42,7 +46,7 @@ export function buildProgram(): Command {
         );
       };
       process.on('SIGHUP', () => {
-        server.reload().catch((e: Error) => server.log.error({ err: e.message }, 'reload failed; keeping the previous policy'));
+        server.reload().catch((e: Error) => server.log.error({ err: e.message }, 'reload failed; keeping what did not load'));
       });
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));

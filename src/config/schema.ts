@@ -65,6 +65,10 @@ export const configSchema = z
     upstreams: z.array(z.unknown()).default([]),
     policy: z.unknown().optional(),
     auth: authSchema.default(authSchema.parse({})),
+    /** Typed by their own layers' schemas: src/http/tls.ts, src/admission/config.ts. */
+    tls: z.unknown().optional(),
+    admission: z.unknown().optional(),
+    vsa: z.unknown().optional(),
   })
   .strict();
 

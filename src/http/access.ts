@@ -12,6 +12,8 @@ export interface AccessRequest {
   /** Host header and scheme, for the realm of a WWW-Authenticate challenge. */
   readonly host?: string;
   readonly scheme?: string;
+  /** `cert:<CN>` of a client certificate that verified against `tls.clientCA` (mTLS), if any. */
+  readonly clientCert?: string | undefined;
 }
 
 export interface Principal {

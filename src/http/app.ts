@@ -52,7 +52,7 @@ function sendError(req: IncomingMessage, res: ServerResponse, e: unknown, deps: 
   const ctx = contextOf(req);
   const http = toHttpError(e);
   if (http.internal) ctx.log.error({ err: e }, 'internal error');
-  if (http.status === 403) deps.onDenied?.(ctx.actor ?? 'anonymous', (req.url ?? '').split('?')[0]!.slice(0, 300), (e as Error).message.slice(0, 1000));
+  if (http.status === 403) deps.onDenied?.(ctx.actor ?? 'anonymous', deniedTarget(req.url ?? ''), (e as Error).message.slice(0, 1000));
   else ctx.log.debug({ code: http.status, err: (e as Error).message }, 'request refused');
   if (res.headersSent) {
     // A body was already streaming: the only honest signal left is an aborted connection.
@@ -73,6 +73,13 @@ function sendError(req: IncomingMessage, res: ServerResponse, e: unknown, deps: 
     else if (ctx.route === 'upload') headers.range = `0-${Math.max(0, detail.size - 1)}`;
   }
   return sendBytes(res, http.status, http.body, headers, req.method === 'HEAD');
+}
+
+/** The request path, with the spec's `ns` (a mirror client such as containerd names the upstream there); no other query value. */
+function deniedTarget(url: string): string {
+  const [path, query] = url.split('?', 2) as [string, string | undefined];
+  const ns = query ? new URLSearchParams(query).get('ns') : null;
+  return `${path}${ns && /^[A-Za-z0-9.:-]{1,255}$/.test(ns) ? `?ns=${ns}` : ''}`.slice(0, 300);
 }
 
 /**

@@ -18,6 +18,8 @@ export interface TokenAccessOptions {
   readonly sessionKey: Buffer;
   /** Called on every failed authentication (audit log); never receives the secret. */
   readonly onAuthFailure?: (who: string, reason: string, req: AccessRequest) => void;
+  /** What a verified client certificate (`tls.clientCA`) may do; without it certificates authenticate nobody. */
+  readonly clientCertPermissions?: readonly Permission[];
 }
 
 const ADMIN: readonly Permission[] = [{ repositories: ['**'], actions: ['admin'] }];
@@ -56,7 +58,8 @@ export class TokenAccess implements Access {
   /** Resolves credentials to a principal; undefined for anonymous; throws UNAUTHORIZED for bad credentials. */
   async authenticate(req: AccessRequest): Promise<AuthPrincipal | undefined> {
     const header = req.authorization;
-    if (!header) return undefined;
+    // Explicit credentials win; a verified client certificate (mTLS) stands in when there are none.
+    if (!header) return req.clientCert && this.o.clientCertPermissions ? { actor: req.clientCert, permissions: this.o.clientCertPermissions } : undefined;
     const space = header.indexOf(' ');
     const scheme = header.slice(0, space).toLowerCase();
     const value = header.slice(space + 1).trim();
@@ -157,6 +160,7 @@ export class TokenAccess implements Access {
   /** Permissions are looked up again on every use, so a token outlives no permission change. */
   private principalNamed(actor: string): AuthPrincipal | undefined {
     if (actor === 'admin' && this.o.adminTokenHash) return { actor, permissions: ADMIN };
+    if (actor.startsWith('cert:') && this.o.clientCertPermissions) return { actor, permissions: this.o.clientCertPermissions };
     const t = actor.startsWith('token:') ? this.o.config.tokens.find((e) => `token:${e.id}` === actor) : undefined;
     if (t) return { actor, permissions: t.permissions };
     const u = actor.startsWith('user:') ? this.o.config.users.find((e) => `user:${e.name}` === actor) : undefined;

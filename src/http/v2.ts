@@ -8,6 +8,7 @@ import { headerText, sendBytes, sendEmpty, sendJson, type Headers } from './repl
 import { letBodyIn, UploadSlots } from './request-body.js';
 import { contentLength, contextOf, readSmallBody } from './request-context.js';
 import { sendBlobBody } from './send-blob.js';
+import { clientCertActor } from './tls.js';
 import { parseV2Path, type V2Route } from './v2-path.js';
 
 export interface V2Services {
@@ -69,6 +70,7 @@ export const accessRequest = (req: IncomingMessage): AccessRequest => ({
   authorization: req.headers.authorization,
   remoteAddress: req.socket.remoteAddress,
   host: req.headers.host,
+  ...((req.socket as { encrypted?: boolean }).encrypted ? { scheme: 'https', clientCert: clientCertActor(req) } : {}),
 });
 
 function actionOf(route: V2Route, method: string): Action {

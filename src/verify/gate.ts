@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { errorText } from './evidence.js';
 import { evaluateRule } from './evaluate.js';
@@ -157,6 +158,9 @@ export class Gate {
       // any (a rule with no signature requirement), the operator's keys in <data>/trust/keys/.
       const authorities = matched ? ruleAuthorities(matched, this.trust) : [];
       if (authorities.length === 0) authorities.push(this.trust.authority({ trustedKeys: true }));
+      // customs' own verifier key vouches for its verification summaries (VSA statements) and nothing
+      // else (its authority refuses any other predicate); never for the subject's own verdict.
+      if (this.trust.verifier) authorities.push(this.trust.verifier);
       const j = await judgeEvidence({ source: this.source, repository, digest, subject, legacy, authorities, policy: this.policy.evidence, limits: this.limits, now: this.now() });
       return { verdict: make(j.lines, j.kind), cacheable: !j.incomplete };
     } catch (e) {
@@ -232,6 +236,8 @@ export interface BuildGateOptions {
   /** `--gate`: overrides every rule's mode. */
   readonly mode?: Verdict['mode'];
   readonly cacheSize?: number;
+  /** customs' verifier public key: its verification summaries verify as evidence (Trust.verifier). */
+  readonly verifierKey?: KeyObject;
 }
 
 /**
@@ -241,6 +247,6 @@ export interface BuildGateOptions {
 export function buildGate(o: BuildGateOptions): Gate {
   let policy = o.policy === undefined ? defaultPolicy() : parsePolicy(o.policy);
   if (o.mode) policy = withMode(policy, o.mode);
-  const trust = loadTrust(policy, { dataDir: o.dataDir, ...(o.configDir ? { baseDir: o.configDir } : {}) });
+  const trust = loadTrust(policy, { dataDir: o.dataDir, ...(o.configDir ? { baseDir: o.configDir } : {}), ...(o.verifierKey ? { verifierKey: o.verifierKey } : {}) });
   return new Gate({ source: o.source, policy, trust, ...(o.cacheSize ? { cacheSize: o.cacheSize } : {}) });
 }

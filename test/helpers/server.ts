@@ -38,7 +38,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const url = server.url;
   return {
     url,
-    host: url.replace(/^http:\/\//, ''),
+    host: url.replace(/^https?:\/\//, ''),
     dataDir,
     token,
     server,
