@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { loadConfig, parseSliceAt } from './config/load.js';
+import { ConfigError, loadConfig, parseSliceAt } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createApp, requestListener } from './http/app.js';
 import { adminApp } from './http/admin.js';
@@ -17,6 +17,9 @@ import { err, referenceString, type Reference } from './oci/index.js';
 import { createOps, type Ops } from './ops/index.js';
 import { parseUpstreamFlag, upstreamsConfigSchema, type UpstreamConfig } from './proxy/config.js';
 import { PullThroughService } from './proxy/pull-through-service.js';
+import { combinePullThrough } from './proxy/combined.js';
+import { HubPullThrough, HubService, hubConfigSchema, hubRuleOf } from './hub/index.js';
+import { hubApp } from './http/hub.js';
 import { BlobService, GarbageCollector, ListingService, ManifestService, PolicyReadGate, PullRecorder, RegistryContentSource, UpstreamFreshVerdicts, UploadService, type GcOptions } from './registry/index.js';
 import { openStorage } from './storage/open.js';
 import { hasVerdictStore } from './storage/verdict-store.js';
@@ -63,6 +66,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     ...parseSliceAt(loaded, upstreamsConfigSchema, 'upstreams', config.upstreams),
     ...Object.entries(opts.upstreams ?? {}).map(([name, url]) => parseUpstreamFlag(`${name}=${url}`)),
   ];
+  const hubConfig = parseSliceAt(loaded, hubConfigSchema, 'hub', config.hub);
+  for (const h of hubConfig.upstreams) if (upstreams.some((u) => u.name === h.name)) throw new ConfigError(`hub.upstreams: ${h.name} is also the name of an OCI upstream`);
 
   // filesystem + SQLite, or S3 + PostgreSQL shared by replicas; throws StorageStartupError naming what is unreachable.
   const storage = await openStorage(config, dataDir, log);
@@ -93,11 +98,29 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       })
     : undefined;
   await pullThrough?.init();
+  // Hugging Face Hubs: their repositories (`<name>/<org>/<model>`) are pulled through like an OCI upstream's.
+  let verdicts: SwappableVerdicts | undefined;
+  const hubRules = (repository: string) => (verdicts ? hubRuleOf(verdicts.gate.policy, repository) : undefined);
+  const hubPull = hubConfig.upstreams.length
+    ? new HubPullThrough({
+        blobs,
+        metadata,
+        upstreams: hubConfig.upstreams,
+        logger: log,
+        tempDir: join(dataDir, 'hub-fill'),
+        fillLease: storage.fillLease,
+        pins: { isPinned: (r, t) => ops!.pins.isPinned(r, t) },
+        rules: hubRules,
+        ...(configDir ? { configDir } : {}),
+      })
+    : undefined;
+  await hubPull?.init();
+  const served = combinePullThrough([pullThrough, hubPull]);
 
   // The gate: verdicts (verify) applied to manifests, evidence and blobs (registry), quarantine on top (ops).
-  const source = new RegistryContentSource(blobs, metadata, pullThrough);
+  const source = new RegistryContentSource(blobs, metadata, served);
   const makeGate = (policy: unknown): Gate => buildGate({ source, policy, dataDir, ...(configDir ? { configDir } : {}), ...(opts.gate ? { mode: opts.gate } : {}) });
-  const verdicts = new SwappableVerdicts(makeGate(policyInput), hasVerdictStore(metadata) ? metadata : undefined, log);
+  verdicts = new SwappableVerdicts(makeGate(policyInput), hasVerdictStore(metadata) ? metadata : undefined, log);
   if (opts.gate && opts.gate !== 'enforce') log.warn({ gate: opts.gate }, `GATE OVERRIDDEN: every policy rule runs in ${opts.gate} mode (--gate ${opts.gate}); content is served unverified`);
   // Upstream evidence changes without a push here: verdicts about proxied content expire with the upstream's tagFreshness.
   const freshnessMs = new Map(upstreams.map((u) => [u.name, u.tagFreshness * 1000]));
@@ -123,14 +146,14 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const pullFlusher = setInterval(() => void flushPulls(), 10_000);
   pullFlusher.unref();
   // storage.redirect (S3 only): big blob GETs answer 307 to a presigned URL once access and the gate allowed them.
-  const blobService = new BlobService(blobs, metadata, gate, pullThrough, { redirect: storage.redirect });
+  const blobService = new BlobService(blobs, metadata, gate, served, { redirect: storage.redirect });
   const v2 = {
     blobs: blobService,
     uploads: new UploadService(blobs, uploads, blobService, { maxBlobBytes: config.limits.maxBlobBytes }),
-    manifests: new ManifestService(metadata, gate, pullThrough, publishingHooks(ops.hooks, notifier, log), pullRecorder),
-    listing: new ListingService(metadata, pullThrough),
+    manifests: new ManifestService(metadata, gate, served, publishingHooks(ops.hooks, notifier, log), pullRecorder),
+    listing: new ListingService(metadata, served),
     access,
-    isProxied: (repository: string) => pullThrough?.handles(repository) ?? false,
+    isProxied: (repository: string) => served?.handles(repository) ?? false,
   };
   const verifyRef = async (repository: string, reference: Reference, policy: unknown) => {
     const found = await v2.manifests.resolve(repository, reference);
@@ -144,6 +167,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const gcAbort = new AbortController();
   const metrics = new HttpMetrics();
   const onDenied = (actor: string, target: string, reason: string) => recordRefusal?.({ actor, action: 'deny', target, reason });
+  const hub = new HubService({ manifests: v2.manifests, blobs: blobService, metadata, pull: hubPull, rules: hubRules, defaultUpstream: hubConfig.defaultUpstream, logger: log });
   const app = createApp({
     log,
     metrics,
@@ -153,6 +177,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       ['/admin', adminApp(ops, access)],
       ['/admin', adminVerifyApp(verifyRef, access)],
       ['/admin', adminGcApp((o, by) => collector.run({ ...gcDefaults(config.gc, upstreams), ...defined(o), signal: gcAbort.signal }, by), access)],
+      [hubConfig.prefix, hubApp({ prefix: hubConfig.prefix, service: hub, access, upstreams: new Set(hubConfig.upstreams.map((u) => u.name)), onDenied })],
     ],
     ready: async () => {
       await blobs.ready();
@@ -203,6 +228,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         clearTimeout(force);
         unsubscribe();
         pullThrough?.close();
+        hubPull?.close();
         await flushPulls();
         await storage.close();
         log.info('stopped');

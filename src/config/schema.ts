@@ -56,6 +56,8 @@ export const configSchema = z
     metadata: metadataSchema.default({ driver: 'sqlite' }),
     upstreams: z.array(z.unknown()).default([]),
     policy: z.unknown().optional(),
+    /** The Hugging Face Hub API and its upstreams (src/hub/config.ts). */
+    hub: z.unknown().optional(),
     auth: authSchema.default(authSchema.parse({})),
   })
   .strict();

@@ -1,0 +1,396 @@
+import { Readable } from 'node:stream';
+import { LRUCache } from 'lru-cache';
+import { MediaType, err, isRegistryError, isValidTag, parseManifest, type Descriptor, type Digest, type Reference } from '../oci/index.js';
+import { BlobFiller, type FillSource } from '../proxy/blob-fill.js';
+import { createTransport, type Transport } from '../proxy/http-transport.js';
+import type { ProxyLogger } from '../proxy/logger.js';
+import { NotFoundCache } from '../proxy/not-found-cache.js';
+import type { ProxyTarget, PullThrough, UpstreamBlob, UpstreamManifest, UpstreamReferrers } from '../proxy/pull-through.js';
+import type { PinLookup } from '../proxy/pull-through-service.js';
+import { readUpstreamCa } from '../proxy/upstream-tls.js';
+import type { BlobStore, ManifestRecord, MetadataStore } from '../storage/index.js';
+import type { FillLease } from '../storage/fill-lease.js';
+import type { HubUpstreamConfig } from './config.js';
+import { buildRevisionArtifact, revisionView, type HubFile } from './manifest.js';
+import { GitBlobHasher, isCommit, isValidRepoId, upstreamRepository, type RepoType } from './names.js';
+import { checkHubRequest, type HubRules } from './policy.js';
+import { HubUpstreamClient, type UpstreamRevision } from './upstream-client.js';
+
+/**
+ * Pull-through from Hugging Face Hubs, as the registry's `PullThrough` for the
+ * repositories `<upstream>/<org>/<model>` (datasets: `<upstream>/datasets/<org>/<name>`),
+ * so the Hub API and OCI clients read the same artifacts through the same services,
+ * gate and quarantine included.
+ *
+ * A revision is resolved to its commit upstream (branch names revalidated after
+ * `revisionFreshness`, the local resolution served stale when the upstream fails),
+ * then imported once per commit (single-flight): its small (git) files are fetched
+ * and checked against their git blob ids, a ModelPack manifest is built with every
+ * file as a layer (LFS files named by the sha256 the Hub lists) and stored, tagged
+ * `<commit>` and `<branch>` (a pinned tag is never moved). LFS files are filled on
+ * first read by the proxy's BlobFiller: one upstream GET per file however many
+ * clients ask, streamed as it arrives, verified against the Hub's sha256, committed
+ * only if it matches (a mismatch aborts every reader and stores nothing).
+ */
+export interface HubPullThroughOptions {
+  readonly blobs: BlobStore;
+  readonly metadata: MetadataStore;
+  readonly upstreams: readonly HubUpstreamConfig[];
+  readonly logger: ProxyLogger;
+  /** Private directory for fills in progress (emptied by `init`). */
+  readonly tempDir: string;
+  /** The policy's `hub` rule for a repository (request checks: revision pins, allow-list). */
+  readonly rules: HubRules;
+  readonly pins?: PinLookup;
+  readonly fillLease?: FillLease;
+  readonly transport?: Transport;
+  readonly configDir?: string;
+  readonly clock?: () => number;
+}
+
+/** A repository's upstream, repo type and repo id (as the upstream is asked for it). */
+export interface HubTarget {
+  readonly upstream: string;
+  readonly type: RepoType;
+  readonly repoId: string;
+  readonly repository: string;
+}
+
+export interface ResolvedRevision {
+  readonly digest: Digest;
+  /** Served from the local resolution because the upstream failed (stale-if-error). */
+  readonly stale: boolean;
+}
+
+/** How many small files of a revision are fetched at once. */
+const SMALL_FILE_PARALLELISM = 4;
+/** Files above this size the Hub keeps in git-lfs; a "small" file larger than this is not accepted. */
+const MAX_SMALL_FILE = 64 * 1024 * 1024;
+
+export class HubPullThrough implements PullThrough {
+  readonly filler: BlobFiller;
+  private readonly clients = new Map<string, HubUpstreamClient>();
+  private readonly transports: Transport[] = [];
+  private readonly clock: () => number;
+  /** When a branch -> commit resolution was last confirmed upstream (lost on restart: revalidated once). */
+  private readonly validatedAt = new LRUCache<string, number>({ max: 100_000 });
+  private readonly flights = new Map<string, Promise<unknown>>();
+  private readonly notFound: NotFoundCache;
+  /** Files whose upstream bytes failed verification lately: retries are answered at once, not fetched again. */
+  private readonly failedFiles: NotFoundCache;
+
+  constructor(private readonly opts: HubPullThroughOptions) {
+    this.clock = opts.clock ?? Date.now;
+    this.notFound = new NotFoundCache(this.clock);
+    this.failedFiles = new NotFoundCache(this.clock, 1000);
+    const shared = opts.transport ?? createTransport();
+    if (!opts.transport) this.transports.push(shared);
+    for (const u of opts.upstreams) {
+      let transport = shared;
+      if (u.tls && !opts.transport) {
+        transport = createTransport({ ca: readUpstreamCa(u.name, u.tls.caFile, opts.configDir) });
+        this.transports.push(transport);
+      }
+      this.clients.set(u.name, new HubUpstreamClient(u, transport, opts.logger, this.clock));
+    }
+    this.filler = new BlobFiller({
+      blobs: opts.blobs,
+      links: opts.metadata,
+      tempDir: opts.tempDir,
+      logger: opts.logger,
+      lease: opts.fillLease,
+      onVerifyFailure: (digest, e) => {
+        const ttl = Math.max(...opts.upstreams.map((u) => u.notFoundTtl));
+        if (isRegistryError(e)) this.failedFiles.set(digest, ttl, e);
+      },
+    });
+  }
+
+  async init(): Promise<void> {
+    await this.filler.init();
+  }
+
+  close(): void {
+    for (const t of this.transports) t.close();
+  }
+
+  get upstreamNames(): string[] {
+    return [...this.clients.keys()];
+  }
+
+  // --- targets ---
+
+  /** The target of a Hub API request (the repo id as the client spelled it). */
+  targetFor(upstream: string, type: RepoType, repoId: string): HubTarget | undefined {
+    if (!this.clients.has(upstream) || !isValidRepoId(repoId)) return undefined;
+    const repository = upstreamRepository(upstream, type, repoId);
+    return repository ? { upstream, type, repoId, repository } : undefined;
+  }
+
+  /** The target of a stored repository name (OCI clients, the gate): `<upstream>/[datasets/]<id>`. */
+  target(repository: string): HubTarget | undefined {
+    const slash = repository.indexOf('/');
+    if (slash < 0) return undefined;
+    const upstream = repository.slice(0, slash);
+    let rest = repository.slice(slash + 1);
+    let type: RepoType = 'model';
+    if (rest.startsWith('datasets/')) {
+      type = 'dataset';
+      rest = rest.slice('datasets/'.length);
+    }
+    return this.targetFor(upstream, type, rest);
+  }
+
+  handles(repository: string): boolean {
+    return this.target(repository) !== undefined;
+  }
+
+  resolve(repository: string): ProxyTarget | undefined {
+    const t = this.target(repository);
+    return t && { upstream: t.upstream, remote: `${t.type === 'dataset' ? 'datasets/' : ''}${t.repoId}`, repository: t.repository, namespace: undefined };
+  }
+
+  // --- PullThrough: manifests ---
+
+  async manifest(repository: string, reference: Reference): Promise<UpstreamManifest | undefined> {
+    const t = this.target(repository);
+    if (!t) return undefined;
+    // A manifest digest is customs' own name for a revision: never the upstream's.
+    if (reference.kind === 'digest') {
+      const local = await this.opts.metadata.getManifest(t.repository, reference.digest);
+      return local ? fromRecord(local, false) : undefined;
+    }
+    const r = await this.revision(t, reference.tag);
+    const record = await this.opts.metadata.getManifest(t.repository, r.digest);
+    return record ? fromRecord(record, r.stale) : undefined;
+  }
+
+  /**
+   * The manifest of `revision` (a branch, tag or commit), imported if needed. Branch
+   * names are revalidated once past `revisionFreshness`; when the upstream fails, a
+   * branch already resolved is served from its local tag (stale).
+   */
+  async revision(t: HubTarget, revision: string): Promise<ResolvedRevision> {
+    const { config } = this.upstream(t);
+    checkHubRequest(this.opts.rules(t.repository), { repository: t.repository, revision, upstreamRepoId: t.repoId }, (m) => this.opts.logger.warn({ upstream: t.upstream }, m));
+    const { metadata } = this.opts;
+    const missKey = NotFoundCache.key(t.upstream, t.repository, 'manifest', revision);
+    if (isCommit(revision)) {
+      const local = await metadata.resolveTag(t.repository, revision);
+      if (local) return { digest: local, stale: false };
+      if (this.knownMissing(missKey)) throw err('MANIFEST_UNKNOWN', `${t.upstream} has no revision ${t.repoId}@${revision}`);
+      return this.once(`c\0${t.repository}\0${revision}`, async () => {
+        const info = await this.ask(t, revision, missKey);
+        return { digest: await this.importRevision(t, info), stale: false };
+      });
+    }
+    const taggable = isValidTag(revision);
+    const local = taggable ? await metadata.resolveTag(t.repository, revision) : undefined;
+    const key = `r\0${t.repository}\0${revision}`;
+    if (local) {
+      const fresh = this.clock() - (this.validatedAt.get(key) ?? -Infinity) < config.revisionFreshness * 1000;
+      if (fresh || (await this.opts.pins?.isPinned(t.repository, revision))) return { digest: local, stale: false };
+    } else if (this.knownMissing(missKey)) throw err('MANIFEST_UNKNOWN', `${t.upstream} has no revision ${t.repoId}@${revision}`);
+    return this.once(key, async () => {
+      let info: UpstreamRevision;
+      try {
+        info = await this.ask(t, revision, local ? undefined : missKey);
+      } catch (e) {
+        if (!local) throw e;
+        this.opts.logger.warn({ upstream: t.upstream, repository: t.repository, revision, err: (e as Error).message }, 'upstream failed; serving the local resolution (stale-if-error)');
+        return { digest: local, stale: true };
+      }
+      const digest = await this.importRevision(t, info);
+      if (taggable && digest !== local) await this.tag(t, digest, revision);
+      this.validatedAt.set(key, this.clock());
+      return { digest, stale: false };
+    });
+  }
+
+  /** Asks the upstream for a revision within the header timeout; remembers a "no such thing" for `notFoundTtl`. */
+  private async ask(t: HubTarget, revision: string, missKey: string | undefined): Promise<UpstreamRevision> {
+    const { client, config } = this.upstream(t);
+    try {
+      return await client.revision(t.type, t.repoId, revision, AbortSignal.timeout(config.timeouts.header * 1000));
+    } catch (e) {
+      if (missKey && isRegistryError(e) && (e.code === 'NAME_UNKNOWN' || e.code === 'MANIFEST_UNKNOWN')) this.notFound.set(missKey, config.notFoundTtl, e);
+      throw e;
+    }
+  }
+
+  /** Stores a revision (small files, config, manifest) once per commit; LFS files come when read. */
+  private importRevision(t: HubTarget, info: UpstreamRevision): Promise<Digest> {
+    return this.once(`i\0${t.repository}\0${info.commit}`, async () => {
+      const existing = await this.opts.metadata.resolveTag(t.repository, info.commit);
+      if (existing) return existing;
+      const { client, config } = this.upstream(t);
+      const deadline = AbortSignal.timeout(config.timeouts.overall * 1000);
+      const files: (HubFile & { digest: Digest })[] = [];
+      const small = info.files.filter((f) => !f.lfs);
+      for (let i = 0; i < small.length; i += SMALL_FILE_PARALLELISM) {
+        const batch = await Promise.all(small.slice(i, i + SMALL_FILE_PARALLELISM).map((f) => this.fetchSmallFile(t, info.commit, f, deadline)));
+        files.push(...batch);
+      }
+      for (const f of info.files) if (f.lfs) files.push({ ...f, digest: `sha256:${f.lfs.sha256}` });
+      const built = buildRevisionArtifact({
+        upstream: t.upstream,
+        repoId: t.repoId,
+        type: t.type,
+        commit: info.commit,
+        sourceUrl: client.sourceUrl(t.type, t.repoId),
+        lastModified: info.lastModified,
+        licenses: info.licenses,
+        files,
+      });
+      const cfg = await this.opts.blobs.put(Readable.from([built.config]));
+      await this.opts.metadata.linkBlob(t.repository, cfg);
+      const parsed = parseManifest(built.manifest, MediaType.ociManifest);
+      await this.opts.metadata.putManifest(
+        {
+          repository: t.repository,
+          digest: built.digest,
+          mediaType: parsed.mediaType,
+          artifactType: parsed.artifactType,
+          size: built.manifest.byteLength,
+          subject: undefined,
+          annotations: parsed.annotations,
+          bytes: built.manifest,
+          references: parsed.blobs.map((d) => d.digest),
+        },
+        info.commit,
+        { actor: `upstream:${t.upstream}`, reason: 'hub pull-through' },
+      );
+      this.opts.logger.info({ upstream: t.upstream, repository: t.repository, commit: info.commit, digest: built.digest, files: files.length }, 'hub revision imported');
+      return built.digest;
+    });
+  }
+
+  /** Moves the branch tag (recorded in its history), unless it is pinned. */
+  private async tag(t: HubTarget, digest: Digest, revision: string): Promise<void> {
+    if (await this.opts.pins?.isPinned(t.repository, revision)) return;
+    const record = await this.opts.metadata.getManifest(t.repository, digest);
+    if (!record) return;
+    const { createdAt: _c, ...manifest } = record;
+    await this.opts.metadata.putManifest(manifest, revision, { actor: `upstream:${t.upstream}`, reason: 'hub pull-through: branch moved' });
+  }
+
+  /** A git-tracked file: fetched whole, checked against its git blob id and size, then stored. */
+  private async fetchSmallFile(t: HubTarget, commit: string, f: HubFile, deadline: AbortSignal): Promise<HubFile & { digest: Digest }> {
+    const { client, config } = this.upstream(t);
+    if (f.size > MAX_SMALL_FILE) throw err('UPSTREAM_UNAVAILABLE', `upstream ${t.upstream} lists ${f.path} (${f.size} bytes) outside git-lfs`);
+    const headers = AbortSignal.timeout(config.timeouts.header * 1000);
+    let res;
+    try {
+      res = await client.openFile(t.type, t.repoId, commit, f.path, { signal: AbortSignal.any([deadline, headers]), idleMs: config.timeouts.idle * 1000, bulk: false });
+    } catch (e) {
+      if (isRegistryError(e) && e.code === 'BLOB_UNKNOWN') throw err('UPSTREAM_UNAVAILABLE', `upstream ${t.upstream} lists ${f.path} in ${t.repoId}@${commit} but does not serve it`);
+      throw e;
+    }
+    const body = res.body;
+    try {
+      const info = await this.opts.blobs.put(Readable.from(checkedGitBlob(body, f, t.upstream)), { expectedSize: f.size, maxSize: f.size });
+      await this.opts.metadata.linkBlob(t.repository, info);
+      return { ...f, digest: info.digest };
+    } catch (e) {
+      body.destroy();
+      if (isRegistryError(e) && (e.code === 'DIGEST_INVALID' || e.code === 'SIZE_INVALID')) {
+        this.opts.logger.error({ event: 'security', kind: 'upstream-digest-mismatch', upstream: t.upstream, repository: t.repository, path: f.path, detail: e.message }, 'upstream file failed verification');
+        throw err('DIGEST_INVALID', `upstream ${t.upstream} sent ${f.path} of ${t.repoId}@${commit} with bytes that do not match its git blob id ${f.oid}; nothing was stored`);
+      }
+      throw e;
+    }
+  }
+
+  // --- PullThrough: blobs ---
+
+  async blob(repository: string, digest: Digest): Promise<UpstreamBlob | undefined> {
+    const t = this.target(repository);
+    if (!t) return undefined;
+    const failed = this.failedFiles.get(digest);
+    if (failed?.error) throw failed.error;
+    // Config and git files were stored with the revision; only LFS files are filled here.
+    const source = await this.fileSource(t, digest);
+    return source ? this.filler.open(t.repository, digest, source) : undefined;
+  }
+
+  /** Where an LFS file comes from: the first stored revision of this repository that has it as a layer. */
+  private async fileSource(t: HubTarget, digest: Digest): Promise<FillSource | undefined> {
+    const { metadata } = this.opts;
+    for (const owner of await metadata.manifestsReferencing(t.repository, digest)) {
+      const record = await metadata.getManifest(t.repository, owner);
+      const view = record && revisionView(record.digest, record.bytes);
+      const file = view?.origin && view.files.find((f) => f.digest === digest && f.lfs);
+      if (!view || !file) continue;
+      const { client, config } = this.upstream(t);
+      const commit = view.commit;
+      return {
+        upstream: t.upstream,
+        overallMs: config.timeouts.overall * 1000,
+        fetch: async (signal) => {
+          // Headers (after the CDN redirect) within the header timeout; the body is bounded by the idle and overall ones.
+          const headers = new AbortController();
+          const timer = setTimeout(() => headers.abort(err('UPSTREAM_UNAVAILABLE', `upstream ${t.upstream} sent no headers for ${file.path} in time`)), config.timeouts.header * 1000);
+          try {
+            const res = await client.openFile(t.type, t.repoId, commit, file.path, { signal: AbortSignal.any([signal, headers.signal]), idleMs: config.timeouts.idle * 1000, bulk: true });
+            const size = Number(res.headers['content-length']);
+            return { size: Number.isFinite(size) && res.headers['content-length'] !== '' ? size : undefined, body: res.body };
+          } catch (e) {
+            if (isRegistryError(e) && e.code === 'BLOB_UNKNOWN') return undefined;
+            throw e;
+          } finally {
+            clearTimeout(timer);
+          }
+        },
+      };
+    }
+    return undefined;
+  }
+
+  // --- PullThrough: referrers (a Hub has none; local ones are merged by the callers) ---
+
+  async referrers(): Promise<Descriptor[]> {
+    return [];
+  }
+
+  async referrersDetail(): Promise<UpstreamReferrers> {
+    return { descriptors: [], stale: false };
+  }
+
+  // --- helpers ---
+
+  private upstream(t: HubTarget): { client: HubUpstreamClient; config: HubUpstreamConfig } {
+    const client = this.clients.get(t.upstream)!;
+    return { client, config: client.config };
+  }
+
+  private knownMissing(key: string): boolean {
+    const hit = this.notFound.get(key);
+    if (hit?.error) throw hit.error;
+    return hit !== undefined;
+  }
+
+  private once<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const running = this.flights.get(key);
+    if (running) return running as Promise<T>;
+    const p = fn().finally(() => this.flights.delete(key));
+    this.flights.set(key, p);
+    return p;
+  }
+}
+
+/** The body of a git-tracked file, failing (before its end is taken for success) unless size and git blob id match. */
+async function* checkedGitBlob(body: AsyncIterable<Buffer>, f: HubFile, upstream: string): AsyncGenerator<Buffer> {
+  const hasher = new GitBlobHasher(f.size);
+  let n = 0;
+  for await (const chunk of body) {
+    n += chunk.byteLength;
+    if (n > f.size) throw err('SIZE_INVALID', `upstream ${upstream} sent more than the ${f.size} bytes of ${f.path}`);
+    hasher.update(chunk);
+    yield chunk;
+  }
+  if (n !== f.size) throw err('SIZE_INVALID', `upstream ${upstream} sent ${n} of the ${f.size} bytes of ${f.path}`);
+  const oid = hasher.hex();
+  if (oid !== f.oid) throw err('DIGEST_INVALID', `${f.path} hashes to git blob ${oid}, the upstream lists ${f.oid}`);
+}
+
+const fromRecord = (r: ManifestRecord, stale: boolean): UpstreamManifest => ({ digest: r.digest, mediaType: r.mediaType, bytes: r.bytes, stale, repository: r.repository });
