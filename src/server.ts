@@ -162,6 +162,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     if (policy !== undefined) return makeGate(parseSliceAt(loaded, policySchema, 'policy', policy)).check(repository, found.record.digest);
     return judged.check(repository, found.record.digest);
   };
+  const resolveRef = async (repository: string, reference: Reference) => {
+    const found = await v2.manifests.resolve(repository, reference);
+    if (!found) throw err('MANIFEST_UNKNOWN', `manifest unknown: ${repository}@${referenceString(reference)}`);
+    return { mediaType: found.record.mediaType, digest: found.record.digest, size: found.record.size };
+  };
   const unsubscribe = applyCacheEvents(notifier, { gate: verdicts, manifests: v2.manifests });
   const collector = new GarbageCollector(v2.manifests, blobService, metadata, v2.isProxied, pullRecorder);
   const gcAbort = new AbortController();
@@ -175,7 +180,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     mounts: [
       ['/auth', tokenApp(access)],
       ['/admin', adminApp(ops, access)],
-      ['/admin', adminVerifyApp(verifyRef, access)],
+      ['/admin', adminVerifyApp(verifyRef, access, resolveRef)],
       ['/admin', adminGcApp((o, by) => collector.run({ ...gcDefaults(config.gc, upstreams), ...defined(o), signal: gcAbort.signal }, by), access)],
       [hubConfig.prefix, hubApp({ prefix: hubConfig.prefix, service: hub, access, upstreams: new Set(hubConfig.upstreams.map((u) => u.name)), onDenied })],
     ],
