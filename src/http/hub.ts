@@ -17,9 +17,8 @@ import { accessRequest } from './v2.js';
 /**
  * The Hugging Face Hub download API under the configured prefix (default /hf), thin:
  * parse the path, authorise `pull` on the customs repository, call the hub service,
- * render what huggingface_hub reads. File bodies go out as /v2/ blobs do (send-blob.ts):
- * headers with the first bytes, and a read that fails after them aborts the connection,
- * so a client never keeps a partial file.
+ * render what huggingface_hub reads. File bodies go out as /v2/ blobs do (send-blob.ts); a
+ * read that fails aborts the connection, so a client never keeps a partial file.
  */
 type Env = { Bindings: HttpBindings };
 
@@ -87,7 +86,11 @@ async function sendFile(deps: HubHttpDeps, route: Extract<HubRoute, { kind: 'res
     return RESPONSE_ALREADY_SENT;
   }
   const body = await read.open();
-  await sendBlobBody(res, body, start, length, () => res.writeHead(range ? 206 : 200, headers));
+  // Once the file is there (stored, or its upstream answered), the headers go out at once: huggingface_hub
+  // resumes a download that breaks off (Range) but gives up on a 5xx, so a later failure must be a cut connection.
+  res.writeHead(range ? 206 : 200, headers);
+  res.flushHeaders();
+  await sendBlobBody(res, body, start, length, () => undefined);
   return RESPONSE_ALREADY_SENT;
 }
 
