@@ -18,8 +18,9 @@ import { createOps, type Ops } from './ops/index.js';
 import { parseUpstreamFlag, upstreamsConfigSchema, type UpstreamConfig } from './proxy/config.js';
 import { PullThroughService } from './proxy/pull-through-service.js';
 import { combinePullThrough } from './proxy/combined.js';
-import { HubPullThrough, HubService, hubConfigSchema, hubRuleOf } from './hub/index.js';
+import { HubImporter, HubPullThrough, HubService, hubConfigSchema, hubRuleOf } from './hub/index.js';
 import { hubApp } from './http/hub.js';
+import { adminHubApp } from './http/admin-hub.js';
 import { BlobService, GarbageCollector, ListingService, ManifestService, PolicyReadGate, PullRecorder, RegistryContentSource, UpstreamFreshVerdicts, UploadService, type GcOptions } from './registry/index.js';
 import { openStorage } from './storage/open.js';
 import { hasVerdictStore } from './storage/verdict-store.js';
@@ -126,14 +127,15 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const freshnessMs = new Map(upstreams.map((u) => [u.name, u.tagFreshness * 1000]));
   const judged = pullThrough ? new UpstreamFreshVerdicts(verdicts, (r) => freshnessMs.get(pullThrough.resolve(r)?.upstream ?? '')) : verdicts;
   const policyGate = publishingGate(new PolicyReadGate(judged, metadata), notifier, log);
+  const judge = async (repository: string, digest: string) => {
+    const v = await judged.check(repository, digest);
+    return { allowed: v.allowed, findings: describeFailures(v) };
+  };
   ops = createOps({
     metadata,
     blobs,
     gate: policyGate,
-    judge: async (repository, digest) => {
-      const v = await judged.check(repository, digest);
-      return { allowed: v.allowed, findings: describeFailures(v) };
-    },
+    judge,
     log,
     invalidateTags: (r) => void notifier.publish({ kind: 'tags', repository: r }).catch(() => undefined),
   });
@@ -173,6 +175,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const metrics = new HttpMetrics();
   const onDenied = (actor: string, target: string, reason: string) => recordRefusal?.({ actor, action: 'deny', target, reason });
   const hub = new HubService({ manifests: v2.manifests, blobs: blobService, metadata, pull: hubPull, rules: hubRules, defaultUpstream: hubConfig.defaultUpstream, logger: log });
+  const hubImporter = hubPull && new HubImporter({ pull: hubPull, manifests: v2.manifests, blobs: blobService, metadata, judge });
   const app = createApp({
     log,
     metrics,
@@ -183,6 +186,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       ['/admin', adminVerifyApp(verifyRef, access, resolveRef)],
       ['/admin', adminGcApp((o, by) => collector.run({ ...gcDefaults(config.gc, upstreams), ...defined(o), signal: gcAbort.signal }, by), access)],
       [hubConfig.prefix, hubApp({ prefix: hubConfig.prefix, service: hub, access, upstreams: new Set(hubConfig.upstreams.map((u) => u.name)), onDenied })],
+      ...(hubPull ? ([['/admin', adminHubApp({ importer: hubImporter!, pull: hubPull, defaultUpstream: hubConfig.defaultUpstream, access })]] as const) : []),
     ],
     ready: async () => {
       await blobs.ready();

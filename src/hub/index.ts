@@ -5,3 +5,4 @@ export { HubService, type HubRepo, type HubRepoRequest, type OpenedRevision } fr
 export { hubRuleOf, type HubRuleView, type HubRules } from './policy.js';
 export { revisionView, type RevisionView, type ServedFile } from './manifest.js';
 export type { RepoType } from './names.js';
+export { HubImporter, type ImportEvent, type ImportRequest, type ImportResult } from './import.js';

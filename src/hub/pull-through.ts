@@ -313,6 +313,34 @@ export class HubPullThrough implements PullThrough {
     return source ? this.filler.open(t.repository, digest, source) : undefined;
   }
 
+  /**
+   * Fetches an LFS file of a stored revision into the store (`customs hub import`), reading it as a
+   * client would so that `onBytes` tells the progress; resolves once it is committed.
+   */
+  async fetchFile(repository: string, digest: Digest, onBytes: (n: number) => void): Promise<void> {
+    const t = this.target(repository);
+    const source = t && (await this.fileSource(t, digest));
+    if (!t || !source) throw err('BLOB_UNKNOWN', `${digest} is not an LFS file of a revision stored in ${repository}`);
+    const blob = await this.filler.open(t.repository, digest, source);
+    if (!blob) throw err('BLOB_UNKNOWN', `upstream ${t.upstream} has no ${digest}`);
+    const body = await blob.open(undefined);
+    if (body.kind === 'stream') for await (const chunk of body.stream as AsyncIterable<Buffer>) onBytes(chunk.byteLength);
+    else {
+      const buf = Buffer.allocUnsafe(1024 * 1024);
+      try {
+        for (let pos = 0; pos < blob.size; ) {
+          const n = await body.blob.read(buf, 0, Math.min(buf.length, blob.size - pos), pos);
+          if (n <= 0) throw err('UPSTREAM_UNAVAILABLE', `${digest} ended after ${pos} of ${blob.size} bytes`);
+          pos += n;
+          onBytes(n);
+        }
+      } finally {
+        await body.blob.close();
+      }
+    }
+    await this.filler.ensure(t.repository, digest, source);
+  }
+
   /** Where an LFS file comes from: the first stored revision of this repository that has it as a layer. */
   private async fileSource(t: HubTarget, digest: Digest): Promise<FillSource | undefined> {
     const { metadata } = this.opts;
