@@ -8,6 +8,8 @@ import { NotFoundCache } from '../proxy/not-found-cache.js';
 import type { ProxyTarget, PullThrough, UpstreamBlob, UpstreamManifest, UpstreamReferrers } from '../proxy/pull-through.js';
 import type { PinLookup } from '../proxy/pull-through-service.js';
 import { readUpstreamCa } from '../proxy/upstream-tls.js';
+import { SingleFlight } from '../proxy/single-flight.js';
+import { pulledManifest } from '../proxy/stored-manifest.js';
 import type { BlobStore, ManifestRecord, MetadataStore } from '../storage/index.js';
 import type { FillLease } from '../storage/fill-lease.js';
 import type { HubUpstreamConfig } from './config.js';
@@ -74,7 +76,7 @@ export class HubPullThrough implements PullThrough {
   private readonly clock: () => number;
   /** When a branch -> commit resolution was last confirmed upstream (lost on restart: revalidated once). */
   private readonly validatedAt = new LRUCache<string, number>({ max: 100_000 });
-  private readonly flights = new Map<string, Promise<unknown>>();
+  private readonly flights = new SingleFlight();
   private readonly notFound: NotFoundCache;
   /** Files whose upstream bytes failed verification lately: retries are answered at once, not fetched again. */
   private readonly failedFiles: NotFoundCache;
@@ -245,21 +247,7 @@ export class HubPullThrough implements PullThrough {
       const cfg = await this.opts.blobs.put(Readable.from([built.config]));
       await this.opts.metadata.linkBlob(t.repository, cfg);
       const parsed = parseManifest(built.manifest, MediaType.ociManifest);
-      await this.opts.metadata.putManifest(
-        {
-          repository: t.repository,
-          digest: built.digest,
-          mediaType: parsed.mediaType,
-          artifactType: parsed.artifactType,
-          size: built.manifest.byteLength,
-          subject: undefined,
-          annotations: parsed.annotations,
-          bytes: built.manifest,
-          references: parsed.blobs.map((d) => d.digest),
-        },
-        info.commit,
-        { actor: `upstream:${t.upstream}`, reason: 'hub pull-through' },
-      );
+      await this.opts.metadata.putManifest(pulledManifest(t.repository, built.digest, built.manifest, parsed), info.commit, { actor: `upstream:${t.upstream}`, reason: 'hub pull-through' });
       this.opts.logger.info({ upstream: t.upstream, repository: t.repository, commit: info.commit, digest: built.digest, files: files.length }, 'hub revision imported');
       return built.digest;
     });
@@ -398,11 +386,7 @@ export class HubPullThrough implements PullThrough {
   }
 
   private once<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const running = this.flights.get(key);
-    if (running) return running as Promise<T>;
-    const p = fn().finally(() => this.flights.delete(key));
-    this.flights.set(key, p);
-    return p;
+    return this.flights.run(key, fn);
   }
 }
 
