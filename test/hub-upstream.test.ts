@@ -171,6 +171,24 @@ describe('pull-through from a Hugging Face Hub', () => {
     if (r.ok) expect(await readFile(r.value)).toEqual(config);
   });
 
+  it('datasets come through too, and an OCI client can pull a revision no Hub client asked for', async () => {
+    const rows = Buffer.from('a,b\n1,2\n');
+    await hub.commit('acme/rows', [{ path: 'data/rows.csv', content: rows }, { path: 'data/big.parquet', content: randomBytes(200_000), lfs: true }], { type: 'dataset', license: 'mit' });
+    const r = await hf<string>(endpoint, 'hf_hub_download', { repo_id: 'acme/rows', filename: 'data/rows.csv', repo_type: 'dataset' });
+    expect(r, JSON.stringify(r)).toMatchObject({ ok: true });
+    if (r.ok) expect(await readFile(r.value)).toEqual(rows);
+    const parquet = await hf<string>(endpoint, 'hf_hub_download', { repo_id: 'acme/rows', filename: 'data/big.parquet', repo_type: 'dataset' });
+    expect(parquet, JSON.stringify(parquet)).toMatchObject({ ok: true });
+    const w = randomBytes(300_000);
+    await hub.commit('acme/oci-first', [{ path: 'model.safetensors', content: w }], { license: 'mit' });
+    const m = await fetch(`${s.url}/v2/hf.co/acme/oci-first/manifests/main`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    expect(m.status).toBe(200);
+    const layer = ((await m.json()) as { layers: { digest: string }[] }).layers[0]!;
+    const b = await fetch(`${s.url}/v2/hf.co/acme/oci-first/blobs/${layer.digest}`);
+    expect(b.status).toBe(200);
+    expect(sha256(Buffer.from(await b.arrayBuffer()))).toBe(sha256(w));
+  });
+
   it('a model with a malicious pickle: the client raises with the scan finding; over OCI the same; not one byte is served', async () => {
     const cache = await newCache();
     const r = await hf(endpoint, 'snapshot_download', { repo_id: 'acme/evil' }, { cache });
