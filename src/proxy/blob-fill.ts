@@ -90,6 +90,9 @@ export class BlobFiller {
     const local = await this.fromStore(repository, digest);
     if (local) return { blob: local };
     let fill = this.fills.get(digest);
+    // A fill that is over and failed for any reason but wrong bytes (a reset, a timeout) is not this request's
+    // answer: it was about to leave the map, and a new one may well succeed.
+    if (fill?.isOver() && fill.error && !(isRegistryError(fill.error) && fill.error.code === 'DIGEST_INVALID')) fill = undefined;
     if (!fill) {
       fill = new Fill(digest, join(this.opts.tempDir, `${randomBytes(12).toString('hex')}.part`), this.opts);
       const f = fill;
