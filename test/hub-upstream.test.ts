@@ -99,7 +99,8 @@ describe('pull-through from a Hugging Face Hub', () => {
         policy: {
           default: 'deny',
           rules: [
-            { name: 'hub', match: 'hf.co/**', model: { pickleScan: true, allowLicenses: ['apache-2.0', 'mit'] }, hub: { allow: ['acme/*'] } },
+            { name: 'hub', match: 'hf.co/**', model: { pickleScan: true, allowLicenses: ['apache-2.0', 'mit'], allowFormats: ['safetensors'] }, hub: { allow: ['acme/*'] } },
+            { name: 'hub-datasets', match: 'hf.co/datasets/**', hub: { allow: ['acme/*'] } },
             { name: 'hub-signed', match: 'hf.co/acme/needs-sig', signatures: { authorities: [{ trustedKeys: true }] }, hub: { allow: ['acme/*'] } },
             { name: 'hub-pinned', match: 'hf.co/acme/strict', hub: { requireRevisionPin: true } },
           ],
@@ -146,7 +147,7 @@ describe('pull-through from a Hugging Face Hub', () => {
     const layer = manifest.layers.find((l) => l.annotations['org.cncf.model.filepath'] === 'model.safetensors')!;
     expect(layer.digest).toBe(`sha256:${sha256(weights)}`);
     const blob = await fetch(`${s.url}/v2/hf.co/acme/tiny-bert/blobs/${layer.digest}`);
-    expect(Buffer.from(await blob.arrayBuffer())).toEqual(weights);
+    expect(sha256(Buffer.from(await blob.arrayBuffer()))).toBe(sha256(weights));
     const cfg = (await (await fetch(`${s.url}/v2/hf.co/acme/tiny-bert/blobs/${manifest.config.digest}`)).json()) as { descriptor: { licenses: string[]; revision: string }; config: { format: string } };
     expect(cfg.descriptor).toMatchObject({ licenses: ['apache-2.0'], revision: tinyCommit });
     expect(cfg.config.format).toBe('safetensors');
@@ -193,7 +194,7 @@ describe('pull-through from a Hugging Face Hub', () => {
     const cache = await newCache();
     const r = await hf(endpoint, 'snapshot_download', { repo_id: 'acme/evil' }, { cache });
     expect(r).toMatchObject({ ok: false, error: { type: 'GatedRepoError', status: 403 } });
-    if (!r.ok) expect(r.error.message).toMatch(/hub\/model: .*pytorch_model\.bin.*(posix|os)\.system/);
+    if (!r.ok) expect(r.error.message).toMatch(/hub\/model: .*model format pytorch is not allowed.*pytorch_model\.bin.*(posix|os)\.system/);
     expect(await readdir(join(cache, 'models--acme--evil', 'blobs')).catch(() => [])).toEqual([]);
     const oci = await fetch(`${s.url}/v2/hf.co/acme/evil/manifests/main`);
     expect(oci.status).toBe(403);
@@ -249,18 +250,46 @@ describe('pull-through from a Hugging Face Hub', () => {
     expect(hub.count('cdn', 'GET', new RegExp(sha256(weights)))).toBe(2);
   });
 
-  it('faults: an LFS file with wrong bytes is never stored; the client gets an error, not a file', async () => {
+  it('faults: an LFS file with wrong bytes is never stored; every waiting client gets an error, not a file', async () => {
     const bad = randomBytes(2 * 1024 * 1024);
     await hub.commit('acme/wrong', [{ path: 'model.safetensors', content: bad }], { license: 'mit' });
     hub.fault('cdn', new RegExp(sha256(bad)), { kind: 'wrong-bytes' });
-    const cache = await newCache();
-    const r = await hf(endpoint, 'hf_hub_download', { repo_id: 'acme/wrong', filename: 'model.safetensors' }, { cache });
+    const caches = [await newCache(), await newCache(), await newCache()];
+    const r = await hf<{ ok: boolean; error?: { status: number | null; message: string } }[]>(endpoint, 'parallel', caches.map((cache_dir) => ({ repo_id: 'acme/wrong', filename: 'model.safetensors', cache_dir })));
     hub.clearFaults();
-    // The first GET is cut off before its last byte; the client's resume gets customs' reason.
-    expect(r).toMatchObject({ ok: false, error: { status: 502 } });
-    if (!r.ok) expect(r.error.message).toMatch(/do not match sha256:[0-9a-f]{64}; nothing was stored/);
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+    // Each client's first GET is cut off before its last byte; its resume gets customs' reason.
+    for (const x of r.ok ? r.value : []) {
+      expect(x).toMatchObject({ ok: false, error: { status: 502 } });
+      expect(x.error!.message).toMatch(/do not match sha256:[0-9a-f]{64}; nothing was stored/);
+    }
     expect(storedBlob(sha256(bad))).toBe(false);
-    expect(await readdir(join(cache, 'models--acme--wrong', 'blobs')).then((f) => f.filter((x) => !x.endsWith('.incomplete')), () => [])).toEqual([]);
+    for (const c of caches) expect(await readdir(join(c, 'models--acme--wrong', 'blobs')).then((f) => f.filter((x) => !x.endsWith('.incomplete')), () => [])).toEqual([]);
+  });
+
+  it('faults: a git file with wrong bytes fails the import; nothing of the revision is stored', async () => {
+    const cfg = Buffer.from('{"model_type":"tampered"}');
+    const commit = await hub.commit('acme/tampered', [{ path: 'config.json', content: cfg }, { path: 'model.safetensors', content: randomBytes(1000) }], { license: 'mit' });
+    hub.fault('hub', /^\/acme\/tampered\/resolve\/.*\/config\.json$/, { kind: 'wrong-bytes' });
+    const r = await hf(endpoint, 'snapshot_download', { repo_id: 'acme/tampered' });
+    hub.clearFaults();
+    expect(r).toMatchObject({ ok: false, error: { type: 'LocalEntryNotFoundError' } });
+    if (!r.ok) expect(r.error.message).toMatch(/502.*upstream hf\.co sent config\.json of acme\/tampered@[0-9a-f]{40} with bytes that do not match its git blob id/s);
+    // No manifest, no tag, no bytes: the repository does not even exist.
+    expect((await fetch(`${s.url}/v2/hf.co/acme/tampered/tags/list`)).status).toBe(404);
+    expect(storedBlob(sha256(cfg))).toBe(false);
+    // With the upstream fixed, the next request imports the revision.
+    expect((await fetch(`${s.url}/v2/hf.co/acme/tampered/manifests/${commit}`)).status).toBe(200);
+    expect(storedBlob(sha256(cfg))).toBe(true);
+  });
+
+  it('faults: a 503 from the Hub is retried (idempotent requests), the client never sees it', async () => {
+    await hub.commit('acme/flaky', [{ path: 'config.json', content: config }, { path: 'model.safetensors', content: randomBytes(100) }], { license: 'mit' });
+    hub.fault('hub', /^\/api\/models\/acme\/flaky\//, { kind: 'status', status: 503 }, { times: 1 });
+    const r = await hf<string>(endpoint, 'hf_hub_download', { repo_id: 'acme/flaky', filename: 'config.json' });
+    expect(r, JSON.stringify(r)).toMatchObject({ ok: true });
+    // The HEAD's resolution (503, then its retry) and the GET's (revisionFreshness 0 revalidates each request).
+    expect(hub.count('hub', 'GET', /^\/api\/models\/acme\/flaky\//)).toBe(3);
   });
 
   it('faults: a reset mid-file; the client resumes and gets the right bytes, stored once verified', async () => {
@@ -275,7 +304,7 @@ describe('pull-through from a Hugging Face Hub', () => {
   });
 
   it('faults: a 429 is passed on with its Retry-After; the client waits and retries', async () => {
-    await hub.commit('acme/limited', [{ path: 'config.json', content: config }], { license: 'mit' });
+    await hub.commit('acme/limited', [{ path: 'config.json', content: config }, { path: 'model.safetensors', content: randomBytes(100) }], { license: 'mit' });
     hub.fault('hub', /^\/api\/models\/acme\/limited\//, { kind: 'status', status: 429, headers: { 'retry-after': '1' } }, { times: 1 });
     const raw = await fetch(`${endpoint}/acme/limited/resolve/main/config.json`, { method: 'HEAD' });
     expect(raw.status).toBe(429);
