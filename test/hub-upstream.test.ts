@@ -246,8 +246,10 @@ describe('pull-through from a Hugging Face Hub', () => {
     const history = (await (await fetch(`${s.url}/admin/history?repository=hf.co/acme/tiny-bert&tag=main`, { headers: s.auth() })).json()) as { history: { actor: string }[] };
     expect(history.history).toHaveLength(2);
     expect(history.history[0]!.actor).toBe('upstream:hf.co');
-    // The unchanged LFS file was not fetched again.
+    // The unchanged files were not fetched again (the second fetch of each was the direct download in the first test).
     expect(hub.count('cdn', 'GET', new RegExp(sha256(weights)))).toBe(2);
+    expect(hub.count('hub', 'GET', /^\/acme\/tiny-bert\/resolve\/[0-9a-f]{40}\/README\.md$/)).toBe(2);
+    expect(hub.count('hub', 'GET', new RegExp(`^/acme/tiny-bert/resolve/${next}/config\\.json$`))).toBe(1);
   });
 
   it('faults: an LFS file with wrong bytes is never stored; every waiting client gets an error, not a file', async () => {

@@ -1,6 +1,5 @@
-import { Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
-import { MediaType, err, isRegistryError, isValidTag, parseManifest, type Descriptor, type Digest, type Reference } from '../oci/index.js';
+import { err, isRegistryError, isValidTag, type Descriptor, type Digest, type Reference } from '../oci/index.js';
 import { BlobFiller, type FillSource } from '../proxy/blob-fill.js';
 import { createTransport, type Transport } from '../proxy/http-transport.js';
 import type { ProxyLogger } from '../proxy/logger.js';
@@ -9,12 +8,12 @@ import type { ProxyTarget, PullThrough, UpstreamBlob, UpstreamManifest, Upstream
 import type { PinLookup } from '../proxy/pull-through-service.js';
 import { readUpstreamCa } from '../proxy/upstream-tls.js';
 import { SingleFlight } from '../proxy/single-flight.js';
-import { pulledManifest } from '../proxy/stored-manifest.js';
 import type { BlobStore, ManifestRecord, MetadataStore } from '../storage/index.js';
 import type { FillLease } from '../storage/fill-lease.js';
 import type { HubUpstreamConfig } from './config.js';
-import { buildRevisionArtifact, revisionView, type HubFile } from './manifest.js';
-import { GitBlobHasher, isCommit, isValidRepoId, upstreamRepository, type RepoType } from './names.js';
+import { revisionView } from './manifest.js';
+import { isCommit, isValidRepoId, upstreamRepository, type RepoType } from './names.js';
+import { RevisionStore } from './revision-store.js';
 import { checkHubRequest, type HubRules } from './policy.js';
 import { HubUpstreamClient, type UpstreamRevision } from './upstream-client.js';
 
@@ -64,11 +63,6 @@ export interface ResolvedRevision {
   readonly stale: boolean;
 }
 
-/** How many small files of a revision are fetched at once. */
-const SMALL_FILE_PARALLELISM = 4;
-/** Files above this size the Hub keeps in git-lfs; a "small" file larger than this is not accepted. */
-const MAX_SMALL_FILE = 64 * 1024 * 1024;
-
 export class HubPullThrough implements PullThrough {
   readonly filler: BlobFiller;
   private readonly clients = new Map<string, HubUpstreamClient>();
@@ -76,12 +70,16 @@ export class HubPullThrough implements PullThrough {
   private readonly clock: () => number;
   /** When a branch -> commit resolution was last confirmed upstream (lost on restart: revalidated once). */
   private readonly validatedAt = new LRUCache<string, number>({ max: 100_000 });
+  private readonly untaggable = new LRUCache<string, Digest>({ max: 10_000 });
   private readonly flights = new SingleFlight();
   private readonly notFound: NotFoundCache;
   /** Files whose upstream bytes failed verification lately: retries are answered at once, not fetched again. */
   private readonly failedFiles: NotFoundCache;
 
+  private readonly store: RevisionStore;
+
   constructor(private readonly opts: HubPullThroughOptions) {
+    this.store = new RevisionStore(opts.blobs, opts.metadata, opts.logger, opts.pins);
     this.clock = opts.clock ?? Date.now;
     this.notFound = new NotFoundCache(this.clock);
     this.failedFiles = new NotFoundCache(this.clock, 1000);
@@ -183,12 +181,13 @@ export class HubPullThrough implements PullThrough {
       if (this.knownMissing(missKey)) throw err('MANIFEST_UNKNOWN', `${t.upstream} has no revision ${t.repoId}@${revision}`);
       return this.once(`c\0${t.repository}\0${revision}`, async () => {
         const info = await this.ask(t, revision, missKey);
-        return { digest: await this.importRevision(t, info), stale: false };
+        return { digest: await this.importRevision(t, info, undefined), stale: false };
       });
     }
     const taggable = isValidTag(revision);
-    const local = taggable ? await metadata.resolveTag(t.repository, revision) : undefined;
     const key = `r\0${t.repository}\0${revision}`;
+    // A revision that cannot be a tag (`refs/pr/1`) is remembered in memory instead, for freshness and stale-if-error.
+    const local = taggable ? await metadata.resolveTag(t.repository, revision) : this.untaggable.get(key);
     if (local) {
       const fresh = this.clock() - (this.validatedAt.get(key) ?? -Infinity) < config.revisionFreshness * 1000;
       if (fresh || (await this.opts.pins?.isPinned(t.repository, revision))) return { digest: local, stale: false };
@@ -202,11 +201,18 @@ export class HubPullThrough implements PullThrough {
         this.opts.logger.warn({ upstream: t.upstream, repository: t.repository, revision, err: (e as Error).message }, 'upstream failed; serving the local resolution (stale-if-error)');
         return { digest: local, stale: true };
       }
-      const digest = await this.importRevision(t, info);
-      if (taggable && digest !== local) await this.tag(t, digest, revision);
+      const digest = await this.importRevision(t, info, local);
+      if (taggable && digest !== local) await this.store.tag(t, digest, revision);
+      if (!taggable) this.untaggable.set(key, digest);
       this.validatedAt.set(key, this.clock());
       return { digest, stale: false };
     });
+  }
+
+  /** Stores a revision once per commit, however many ask (revision-store.ts); LFS files come when read. */
+  private importRevision(t: HubTarget, info: UpstreamRevision, previous: Digest | undefined): Promise<Digest> {
+    const { client, config } = this.upstream(t);
+    return this.once(`i\0${t.repository}\0${info.commit}`, () => this.store.import(t, info, { client, config, previous }));
   }
 
   /** Asks the upstream for a revision within the header timeout; remembers a "no such thing" for `notFoundTtl`. */
@@ -216,75 +222,6 @@ export class HubPullThrough implements PullThrough {
       return await client.revision(t.type, t.repoId, revision, AbortSignal.timeout(config.timeouts.header * 1000));
     } catch (e) {
       if (missKey && isRegistryError(e) && (e.code === 'NAME_UNKNOWN' || e.code === 'MANIFEST_UNKNOWN')) this.notFound.set(missKey, config.notFoundTtl, e);
-      throw e;
-    }
-  }
-
-  /** Stores a revision (small files, config, manifest) once per commit; LFS files come when read. */
-  private importRevision(t: HubTarget, info: UpstreamRevision): Promise<Digest> {
-    return this.once(`i\0${t.repository}\0${info.commit}`, async () => {
-      const existing = await this.opts.metadata.resolveTag(t.repository, info.commit);
-      if (existing) return existing;
-      const { client, config } = this.upstream(t);
-      const deadline = AbortSignal.timeout(config.timeouts.overall * 1000);
-      const files: (HubFile & { digest: Digest })[] = [];
-      const small = info.files.filter((f) => !f.lfs);
-      for (let i = 0; i < small.length; i += SMALL_FILE_PARALLELISM) {
-        const batch = await Promise.all(small.slice(i, i + SMALL_FILE_PARALLELISM).map((f) => this.fetchSmallFile(t, info.commit, f, deadline)));
-        files.push(...batch);
-      }
-      for (const f of info.files) if (f.lfs) files.push({ ...f, digest: `sha256:${f.lfs.sha256}` });
-      const built = buildRevisionArtifact({
-        upstream: t.upstream,
-        repoId: t.repoId,
-        type: t.type,
-        commit: info.commit,
-        sourceUrl: client.sourceUrl(t.type, t.repoId),
-        lastModified: info.lastModified,
-        licenses: info.licenses,
-        files,
-      });
-      const cfg = await this.opts.blobs.put(Readable.from([built.config]));
-      await this.opts.metadata.linkBlob(t.repository, cfg);
-      const parsed = parseManifest(built.manifest, MediaType.ociManifest);
-      await this.opts.metadata.putManifest(pulledManifest(t.repository, built.digest, built.manifest, parsed), info.commit, { actor: `upstream:${t.upstream}`, reason: 'hub pull-through' });
-      this.opts.logger.info({ upstream: t.upstream, repository: t.repository, commit: info.commit, digest: built.digest, files: files.length }, 'hub revision imported');
-      return built.digest;
-    });
-  }
-
-  /** Moves the branch tag (recorded in its history), unless it is pinned. */
-  private async tag(t: HubTarget, digest: Digest, revision: string): Promise<void> {
-    if (await this.opts.pins?.isPinned(t.repository, revision)) return;
-    const record = await this.opts.metadata.getManifest(t.repository, digest);
-    if (!record) return;
-    const { createdAt: _c, ...manifest } = record;
-    await this.opts.metadata.putManifest(manifest, revision, { actor: `upstream:${t.upstream}`, reason: 'hub pull-through: branch moved' });
-  }
-
-  /** A git-tracked file: fetched whole, checked against its git blob id and size, then stored. */
-  private async fetchSmallFile(t: HubTarget, commit: string, f: HubFile, deadline: AbortSignal): Promise<HubFile & { digest: Digest }> {
-    const { client, config } = this.upstream(t);
-    if (f.size > MAX_SMALL_FILE) throw err('UPSTREAM_UNAVAILABLE', `upstream ${t.upstream} lists ${f.path} (${f.size} bytes) outside git-lfs`);
-    const headers = AbortSignal.timeout(config.timeouts.header * 1000);
-    let res;
-    try {
-      res = await client.openFile(t.type, t.repoId, commit, f.path, { signal: AbortSignal.any([deadline, headers]), idleMs: config.timeouts.idle * 1000, bulk: false });
-    } catch (e) {
-      if (isRegistryError(e) && e.code === 'BLOB_UNKNOWN') throw err('UPSTREAM_UNAVAILABLE', `upstream ${t.upstream} lists ${f.path} in ${t.repoId}@${commit} but does not serve it`);
-      throw e;
-    }
-    const body = res.body;
-    try {
-      const info = await this.opts.blobs.put(Readable.from(checkedGitBlob(body, f, t.upstream)), { expectedSize: f.size, maxSize: f.size });
-      await this.opts.metadata.linkBlob(t.repository, info);
-      return { ...f, digest: info.digest };
-    } catch (e) {
-      body.destroy();
-      if (isRegistryError(e) && (e.code === 'DIGEST_INVALID' || e.code === 'SIZE_INVALID')) {
-        this.opts.logger.error({ event: 'security', kind: 'upstream-digest-mismatch', upstream: t.upstream, repository: t.repository, path: f.path, detail: e.message }, 'upstream file failed verification');
-        throw err('DIGEST_INVALID', `upstream ${t.upstream} sent ${f.path} of ${t.repoId}@${commit} with bytes that do not match its git blob id ${f.oid}; nothing was stored`);
-      }
       throw e;
     }
   }
@@ -388,21 +325,6 @@ export class HubPullThrough implements PullThrough {
   private once<T>(key: string, fn: () => Promise<T>): Promise<T> {
     return this.flights.run(key, fn);
   }
-}
-
-/** The body of a git-tracked file, failing (before its end is taken for success) unless size and git blob id match. */
-async function* checkedGitBlob(body: AsyncIterable<Buffer>, f: HubFile, upstream: string): AsyncGenerator<Buffer> {
-  const hasher = new GitBlobHasher(f.size);
-  let n = 0;
-  for await (const chunk of body) {
-    n += chunk.byteLength;
-    if (n > f.size) throw err('SIZE_INVALID', `upstream ${upstream} sent more than the ${f.size} bytes of ${f.path}`);
-    hasher.update(chunk);
-    yield chunk;
-  }
-  if (n !== f.size) throw err('SIZE_INVALID', `upstream ${upstream} sent ${n} of the ${f.size} bytes of ${f.path}`);
-  const oid = hasher.hex();
-  if (oid !== f.oid) throw err('DIGEST_INVALID', `${f.path} hashes to git blob ${oid}, the upstream lists ${f.oid}`);
 }
 
 const fromRecord = (r: ManifestRecord, stale: boolean): UpstreamManifest => ({ digest: r.digest, mediaType: r.mediaType, bytes: r.bytes, stale, repository: r.repository });
