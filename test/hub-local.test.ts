@@ -130,6 +130,9 @@ describe('Hugging Face clients over customs-pushed artifacts', () => {
     if (!one.ok) expect(one.error.message).toMatch(/0 of 1 required signature/);
     const blobs = await readdir(join(cache, 'models--models--unsigned', 'blobs')).catch(() => []);
     expect(blobs).toEqual([]);
+    // Recorded in the audit log as every refusal is.
+    const audit = (await (await fetch(`${s.url}/admin/audit?limit=1000`, { headers: { authorization: `Bearer ${token}` } })).json()) as { entries: { action: string; target?: string; reason?: string }[] };
+    expect(audit.entries.some((e) => e.action === 'deny' && e.target?.startsWith('/hf/') && /0 of 1 required signature/.test(e.reason ?? ''))).toBe(true);
     // The same reasons as over OCI.
     const oci = await fetch(`${s.url}/v2/models/unsigned/manifests/${unsigned}`, { headers: { authorization: `Bearer ${token}` } });
     expect(oci.status).toBe(403);
