@@ -175,7 +175,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const metrics = new HttpMetrics();
   const onDenied = (actor: string, target: string, reason: string) => recordRefusal?.({ actor, action: 'deny', target, reason });
   const hub = new HubService({ manifests: v2.manifests, blobs: blobService, metadata, pull: hubPull, rules: hubRules, defaultUpstream: hubConfig.defaultUpstream, logger: log });
-  const hubImporter = hubPull && new HubImporter({ pull: hubPull, manifests: v2.manifests, blobs: blobService, metadata, judge });
+  // `customs hub import`: the same pull-through, driven by an operator.
+  const hubAdmin = hubPull && adminHubApp({ importer: new HubImporter({ pull: hubPull, manifests: v2.manifests, blobs: blobService, metadata, judge }), pull: hubPull, defaultUpstream: hubConfig.defaultUpstream, access });
   const app = createApp({
     log,
     metrics,
@@ -186,7 +187,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       ['/admin', adminVerifyApp(verifyRef, access, resolveRef)],
       ['/admin', adminGcApp((o, by) => collector.run({ ...gcDefaults(config.gc, upstreams), ...defined(o), signal: gcAbort.signal }, by), access)],
       [hubConfig.prefix, hubApp({ prefix: hubConfig.prefix, service: hub, access, upstreams: new Set(hubConfig.upstreams.map((u) => u.name)), onDenied })],
-      ...(hubPull ? ([['/admin', adminHubApp({ importer: hubImporter!, pull: hubPull, defaultUpstream: hubConfig.defaultUpstream, access })]] as const) : []),
+      ...(hubAdmin ? [['/admin', hubAdmin] as const] : []),
     ],
     ready: async () => {
       await blobs.ready();
