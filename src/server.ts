@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { loadConfig, parseSliceAt } from './config/load.js';
+import { ConfigError, loadConfig, parseSliceAt } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createApp, requestListener } from './http/app.js';
 import { adminApp } from './http/admin.js';
@@ -22,6 +22,10 @@ import { err, referenceString, type Digest, type Reference } from './oci/index.j
 import { createOps, type Ops } from './ops/index.js';
 import { parseUpstreamFlag, upstreamsConfigSchema, type UpstreamConfig } from './proxy/config.js';
 import { PullThroughService } from './proxy/pull-through-service.js';
+import { combinePullThrough } from './proxy/combined.js';
+import { HubImporter, HubPullThrough, HubService, hubConfigSchema, hubRuleOf } from './hub/index.js';
+import { hubApp } from './http/hub.js';
+import { adminHubApp } from './http/admin-hub.js';
 import { BlobService, GarbageCollector, ListingService, ManifestService, PullRecorder, ServingRule, RegistryContentSource, UpstreamFreshVerdicts, UploadService, type GcOptions } from './registry/index.js';
 import { openStorage } from './storage/open.js';
 import { hasVerdictStore } from './storage/verdict-store.js';
@@ -79,6 +83,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     ...parseSliceAt(loaded, upstreamsConfigSchema, 'upstreams', config.upstreams),
     ...Object.entries(opts.upstreams ?? {}).map(([name, url]) => parseUpstreamFlag(`${name}=${url}`)),
   ];
+  const hubConfig = parseSliceAt(loaded, hubConfigSchema, 'hub', config.hub);
+  for (const h of hubConfig.upstreams) if (upstreams.some((u) => u.name === h.name)) throw new ConfigError(`hub.upstreams: ${h.name} is also the name of an OCI upstream`);
 
   // filesystem + SQLite, or S3 + PostgreSQL shared by replicas; throws StorageStartupError naming what is unreachable.
   const storage = await openStorage(config, dataDir, log);
@@ -110,12 +116,30 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       })
     : undefined;
   await pullThrough?.init();
+  // Hugging Face Hubs: their repositories (`<name>/<org>/<model>`) are pulled through like an OCI upstream's.
+  let verdicts: SwappableVerdicts | undefined;
+  const hubRules = (repository: string) => (verdicts ? hubRuleOf(verdicts.gate.policy, repository) : undefined);
+  const hubPull = hubConfig.upstreams.length
+    ? new HubPullThrough({
+        blobs,
+        metadata,
+        upstreams: hubConfig.upstreams,
+        logger: log,
+        tempDir: join(dataDir, 'hub-fill'),
+        fillLease: storage.fillLease,
+        pins: { isPinned: (r, t) => ops!.pins.isPinned(r, t) },
+        rules: hubRules,
+        ...(configDir ? { configDir } : {}),
+      })
+    : undefined;
+  await hubPull?.init();
+  const served = combinePullThrough([pullThrough, hubPull]);
 
   // The gate: verdicts (verify) and quarantine applied to manifests, evidence and blobs by one rule (registry/serving-rule.ts).
-  const source = new RegistryContentSource(blobs, metadata, pullThrough);
+  const source = new RegistryContentSource(blobs, metadata, served);
   const makeGate = (policy: unknown): Gate =>
     buildGate({ source, policy, dataDir, ...(configDir ? { configDir } : {}), ...(opts.gate ? { mode: opts.gate } : {}), ...(verifierKey ? { verifierKey: verifierKey.publicKey } : {}) });
-  const verdicts = new SwappableVerdicts(makeGate(policyInput), hasVerdictStore(metadata) ? metadata : undefined, log);
+  verdicts = new SwappableVerdicts(makeGate(policyInput), hasVerdictStore(metadata) ? metadata : undefined, log);
   if (opts.gate && opts.gate !== 'enforce') log.warn({ gate: opts.gate }, `GATE OVERRIDDEN: every policy rule runs in ${opts.gate} mode (--gate ${opts.gate}); content is served unverified`);
   // Upstream evidence changes without a push here: verdicts about proxied content expire with the upstream's tagFreshness.
   const freshnessMs = new Map(upstreams.map((u) => [u.name, u.tagFreshness * 1000]));
@@ -123,14 +147,15 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   // Every verdict is offered to the summary publisher: the first allow of a digest gets a signed VSA.
   const judged = publishingSummaries(pullThrough ? new UpstreamFreshVerdicts(verdicts, (r) => freshnessMs.get(pullThrough.resolve(r)?.upstream ?? '')) : verdicts, () => admission?.summaries);
   const policyGate = publishingGate(new ServingRule(judged, metadata), notifier, log);
+  const judge = async (repository: string, digest: string) => {
+    const v = await judged.check(repository, digest);
+    return { allowed: v.allowed, findings: describeFailures(v) };
+  };
   ops = createOps({
     metadata,
     blobs,
     gate: policyGate,
-    judge: async (repository, digest) => {
-      const v = await judged.check(repository, digest);
-      return { allowed: v.allowed, findings: describeFailures(v) };
-    },
+    judge,
     log,
     // Lineage, quarantine by material and deep verify act only on provenance whose signature verifies.
     evidence: async (repository, referrer, subject) => {
@@ -149,17 +174,17 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const pullFlusher = setInterval(() => void flushPulls(), 10_000);
   pullFlusher.unref();
   // storage.redirect (S3 only): big blob GETs answer 307 to a presigned URL once access and the gate allowed them.
-  const blobService = new BlobService(blobs, metadata, gate, pullThrough, { redirect: storage.redirect });
+  const blobService = new BlobService(blobs, metadata, gate, served, { redirect: storage.redirect });
   const v2 = {
     blobs: blobService,
     uploads: new UploadService(blobs, uploads, blobService, { maxBlobBytes: config.limits.maxBlobBytes }),
-    manifests: new ManifestService(metadata, gate, pullThrough, publishingHooks(ops.hooks, notifier, log), pullRecorder),
-    listing: new ListingService(metadata, pullThrough, async (repository, referrer, subject) => {
+    manifests: new ManifestService(metadata, gate, served, publishingHooks(ops.hooks, notifier, log), pullRecorder),
+    listing: new ListingService(metadata, served, async (repository, referrer, subject) => {
       const v = await judged.checkEvidence(repository, referrer, subject);
       return v.allowed ? (v.evidence?.kind ?? 'verified') : 'unverified';
     }),
     access,
-    isProxied: (repository: string) => pullThrough?.handles(repository) ?? false,
+    isProxied: (repository: string) => served?.handles(repository) ?? false,
     bodyIdleMs: config.limits.bodyIdleSeconds * 1000,
     uploadSlots: new UploadSlots(config.limits.maxConcurrentUploadsPerPrincipal),
   };
@@ -191,11 +216,19 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     },
     denial: (repository: string, digest: Digest) => gate.manifest(repository, digest).then(() => undefined, (e: Error) => e.message),
   };
+  const resolveRef = async (repository: string, reference: Reference) => {
+    const found = await v2.manifests.resolve(repository, reference);
+    if (!found) throw err('MANIFEST_UNKNOWN', `manifest unknown: ${repository}@${referenceString(reference)}`);
+    return { mediaType: found.record.mediaType, digest: found.record.digest, size: found.record.size };
+  };
   const unsubscribe = applyCacheEvents(notifier, { gate: verdicts, manifests: v2.manifests });
   const collector = new GarbageCollector(v2.manifests, blobService, metadata, v2.isProxied, pullRecorder);
   const gcAbort = new AbortController();
   const metrics = new HttpMetrics();
   const onDenied = (actor: string, target: string, reason: string) => recordRefusal?.({ actor, action: 'deny', target, reason });
+  const hub = new HubService({ manifests: v2.manifests, blobs: blobService, metadata, pull: hubPull, rules: hubRules, defaultUpstream: hubConfig.defaultUpstream, logger: log });
+  // `customs hub import`: the same pull-through, driven by an operator.
+  const hubAdmin = hubPull && adminHubApp({ importer: new HubImporter({ pull: hubPull, manifests: v2.manifests, blobs: blobService, metadata, judge }), pull: hubPull, defaultUpstream: hubConfig.defaultUpstream, access });
   const app = createApp({
     log,
     metrics,
@@ -203,10 +236,12 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     mounts: [
       ['/auth', tokenApp(access)],
       ['/admin', adminApp(ops, access)],
-      ['/admin', adminVerifyApp(verifyRef, access)],
+      ['/admin', adminVerifyApp(verifyRef, access, resolveRef)],
       ['/admin', adminInspectApp(inspectable, access, (e) => ops.audit.record(e))],
       ['/admission', admissionApp({ webhook: admission.webhook, verifierPublicKey: verifierKey ? publicKeyPem(verifierKey) : undefined })],
       ['/admin', adminGcApp((o, by) => collector.run({ ...gcDefaults(config.gc, upstreams), ...defined(o), signal: gcAbort.signal }, by), access)],
+      [hubConfig.prefix, hubApp({ prefix: hubConfig.prefix, service: hub, access, upstreams: new Set(hubConfig.upstreams.map((u) => u.name)), onDenied })],
+      ...(hubAdmin ? [['/admin', hubAdmin] as const] : []),
     ],
     ready: async () => {
       await blobs.ready();
@@ -281,6 +316,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         unsubscribe();
         await admission?.summaries?.settled();
         pullThrough?.close();
+        hubPull?.close();
         await flushPulls();
         await storage.close();
         log.info('stopped');

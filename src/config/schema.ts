@@ -64,6 +64,8 @@ export const configSchema = z
     metadata: metadataSchema.default({ driver: 'sqlite' }),
     upstreams: z.array(z.unknown()).default([]),
     policy: z.unknown().optional(),
+    /** The Hugging Face Hub API and its upstreams (src/hub/config.ts). */
+    hub: z.unknown().optional(),
     auth: authSchema.default(authSchema.parse({})),
     /** Typed by their own layers' schemas: src/http/tls.ts, src/admission/config.ts. */
     tls: z.unknown().optional(),

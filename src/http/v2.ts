@@ -128,6 +128,9 @@ async function pushersExistenceCheck(s: V2Services, repo: string, digest: Digest
   if (!isHead(req) || !isRegistryError(e) || e.code !== 'DENIED') throw e;
   const mayPush = await s.access.authorize(accessRequest(req), repo, 'push').then(() => true, () => false);
   const info = mayPush ? await s.blobs.linkedInfo(repo, digest) : undefined;
+  // A pusher learns that the repository lacks the blob, which an upload would tell it anyway (and a
+  // signature pushed into a pull-through repository needs that answer to upload its layers).
+  if (!info && mayPush) throw err('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
   if (!info) throw e;
   return { info, range: rangeOf(info.size), decision: {}, open: () => Promise.reject(e) };
 }

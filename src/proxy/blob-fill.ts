@@ -47,6 +47,8 @@ export interface BlobFillerOptions {
    * shared store once committed (no streaming across replicas). Omitted: one process.
    */
   readonly lease?: FillLease;
+  /** Told when an upstream's bytes failed verification (nothing was stored), e.g. to answer retries at once. */
+  readonly onVerifyFailure?: (digest: Digest, error: Error) => void;
 }
 
 type Head = { kind: 'streaming'; size: number } | { kind: 'local' } | { kind: 'absent' } | { kind: 'unsized' } | { kind: 'failed' };
@@ -88,6 +90,9 @@ export class BlobFiller {
     const local = await this.fromStore(repository, digest);
     if (local) return { blob: local };
     let fill = this.fills.get(digest);
+    // A fill that is over and failed for any reason but wrong bytes (a reset, a timeout) is not this request's
+    // answer: it was about to leave the map, and a new one may well succeed.
+    if (fill?.isOver() && fill.error && !(isRegistryError(fill.error) && fill.error.code === 'DIGEST_INVALID')) fill = undefined;
     if (!fill) {
       fill = new Fill(digest, join(this.opts.tempDir, `${randomBytes(12).toString('hex')}.part`), this.opts);
       const f = fill;
@@ -265,6 +270,7 @@ class Fill {
         { event: 'security', kind: 'upstream-digest-mismatch', upstream, digest: this.digest, repositories: [...this.repositories], detail: error.message },
         'upstream blob failed verification',
       );
+      this.opts.onVerifyFailure?.(this.digest, this.error);
     } else {
       this.error = isRegistryError(error) ? error : err('UPSTREAM_UNAVAILABLE', `blob fill from ${upstream} failed: ${error.message}`);
       this.opts.logger.warn({ upstream, digest: this.digest, err: this.error.message }, 'blob fill failed');

@@ -12,6 +12,8 @@ import type { ProxyRequestOptions, ProxyTarget, PullThrough, UpstreamBlob, Upstr
 import { localReferrers, refreshReferrers } from './referrers.js';
 import { UpstreamTargets } from './targets.js';
 import { UpstreamClient, type FetchedManifest } from './upstream-client.js';
+import { SingleFlight } from './single-flight.js';
+import { pulledManifest } from './stored-manifest.js';
 
 /** Optional: pinned tags are never refreshed from the upstream (DESIGN "Invariants"). */
 export interface PinLookup {
@@ -50,7 +52,7 @@ export class PullThroughService implements PullThrough {
   /** When a tag (or a subject's referrers) was last confirmed with the upstream. Lost on restart: then revalidated once. */
   private readonly validatedAt = new LRUCache<string, number>({ max: 100_000 });
   /** Single-flight of upstream refreshes, keyed by what they refresh. */
-  private readonly flights = new Map<string, Promise<unknown>>();
+  private readonly flights = new SingleFlight();
   /** Recent upstream misses (404, insufficient_scope) of things not stored here; see not-found-cache.ts. */
   private readonly notFound: NotFoundCache;
 
@@ -157,17 +159,7 @@ export class PullThroughService implements PullThrough {
   private async store(t: ProxyTarget, m: FetchedManifest, tag: string | undefined): Promise<ParsedManifest> {
     const parsed = parseManifest(m.bytes, m.mediaType);
     await this.opts.metadata.putManifest(
-      {
-        repository: t.repository,
-        digest: m.digest,
-        mediaType: parsed.mediaType,
-        artifactType: parsed.artifactType,
-        size: m.bytes.length,
-        subject: parsed.subject?.digest,
-        annotations: parsed.annotations,
-        bytes: m.bytes,
-        references: [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
-      },
+      pulledManifest(t.repository, m.digest, m.bytes, parsed),
       tag,
       { actor: `upstream:${t.upstream}`, reason: 'pull-through' },
     );
@@ -300,11 +292,7 @@ export class PullThroughService implements PullThrough {
   }
 
   private once<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const running = this.flights.get(key);
-    if (running) return running as Promise<T>;
-    const p = fn().finally(() => this.flights.delete(key));
-    this.flights.set(key, p);
-    return p;
+    return this.flights.run(key, fn);
   }
 
   private logFailure(e: unknown, t: ProxyTarget, reference: string, msg: string): void {

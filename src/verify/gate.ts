@@ -6,6 +6,7 @@ import { DEFAULT_LIMITS, gatherEvidence, loadSubject, type Limits } from './gath
 import type { LegacyKind } from './evidence-layer.js';
 import { judgeEvidence, type EvidenceJudgement } from './evidence-verdict.js';
 import { checkModel } from './model-check.js';
+import { hubOriginFindings } from './hub-origin.js';
 import { err } from '../oci/errors.js';
 import { defaultPolicy, matchRule, parsePolicy, policyHash, ruleName, withMode, type Policy, type Rule } from './policy.js';
 import { loadTrust, type ResolvedAuthority, type Trust } from './trust.js';
@@ -188,7 +189,7 @@ export class Gate {
       }
       const ev = await gatherEvidence(this.source, repository, subject, this.limits);
       const model = rule.model ? await checkModel(this.source, repository, subject, rule.model, this.limits.maxBlobBytes) : undefined;
-      const findings = evaluateRule(rule, this.trust, ev, model);
+      const findings = [...evaluateRule(rule, this.trust, ev, model), ...hubOriginFindings(rule, subject.manifest)];
       return { verdict: this.verdict(repository, digest, rule, rule.mode, findings, ev.referrers), cacheable: !ev.incomplete && !model?.incomplete };
     } catch (e) {
       const f: Finding = { rule: ruleName(rule), check: 'subject', ok: false, reason: `verification failed: ${errorText(e)}` };

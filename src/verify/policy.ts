@@ -99,6 +99,15 @@ export const ruleSchema = z.strictObject({
       pickleAllow: z.array(nonEmpty).default([]),
     })
     .optional(),
+  /** What content pulled through from a Hugging Face Hub (`hub.upstreams`) may be; see hub-origin.ts. */
+  hub: z
+    .strictObject({
+      /** Upstream revisions only by full commit sha: a branch or tag name is refused before the upstream is asked. */
+      requireRevisionPin: z.boolean().default(false),
+      /** Upstream repositories admitted (`org/model`, `org/*`; case-insensitive). Absent: any. */
+      allow: z.array(nonEmpty).min(1).optional(),
+    })
+    .optional(),
 });
 export type Rule = z.infer<typeof ruleSchema>;
 

@@ -30,7 +30,7 @@ function headers(t: AdminTarget, json: boolean): Record<string, string> {
 }
 
 /** Turns an OCI error body into a RegistryError with the server's code and message. */
-async function failure(res: Response): Promise<RegistryError> {
+export async function failure(res: Response): Promise<RegistryError> {
   const text = await res.text().catch(() => '');
   try {
     const e = (JSON.parse(text) as { errors?: { code?: string; message?: string; detail?: unknown }[] }).errors?.[0];

@@ -3,8 +3,9 @@ import { collect, DEFAULT_URL, runAction } from './common.js';
 import { attachCommand, pullCommand, type AttachCliOptions, type PullCliOptions } from './pull.js';
 import { pushDatasetCommand, pushModelCommand, type PushDatasetCliOptions, type PushModelCliOptions } from './push.js';
 import { sbomPythonCommand, type SbomPythonCliOptions } from './sbom.js';
+import { signCommand, type SignCliOptions } from './sign.js';
 
-export { attachCommand, pullCommand, pushDatasetCommand, pushModelCommand, sbomPythonCommand };
+export { attachCommand, pullCommand, pushDatasetCommand, pushModelCommand, sbomPythonCommand, signCommand };
 
 const urlOption = (): Option => new Option('--url <url>', 'customs server URL (token from CUSTOMS_TOKEN)').env('CUSTOMS_URL').default(DEFAULT_URL);
 
@@ -75,6 +76,16 @@ export function register(program: Command): void {
     .option('--created <time>', 'creation time, RFC 3339')
     .addOption(urlOption())
     .action(runAction((ref: string, o: AttachCliOptions) => attachCommand(ref, o)));
+
+  program
+    .command('sign')
+    .description('sign an artifact in the registry (e.g. an imported Hub revision) with a key, as a cosign v3 bundle referrer; prints its digest')
+    .argument('<ref>', '<repo>:<tag> or <repo>@<digest>')
+    .requiredOption('--key <file>', 'ECDSA P-256 PEM private key (customs keygen)')
+    .option('--created <time>', 'creation time, RFC 3339 (default: SOURCE_DATE_EPOCH or now)')
+    .option('--json', 'print the result as JSON')
+    .addOption(urlOption())
+    .action(runAction((ref: string, o: SignCliOptions) => signCommand(ref, o)));
 
   const sbom = program.command('sbom').description('software bills of materials');
   sbom
