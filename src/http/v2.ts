@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RESPONSE_ALREADY_SENT as RESPONSE } from '@hono/node-server/utils/response';
-import { err, isRegistryError, MAX_MANIFEST_BYTES, parseDigest, parseReference, type Digest } from '../oci/index.js';
+import { err, isRegistryError, MAX_MANIFEST_BYTES, parseDigest, parseReference, type Digest, type Reference } from '../oci/index.js';
 import type { BlobRead, BlobService, ListingService, ManifestService, ReadDecision, UploadService } from '../registry/index.js';
 import type { Access, AccessRequest, Action, Principal } from './access.js';
 import { parseContentRange, parseRangeHeader, uploadRange } from './range.js';
@@ -176,7 +176,7 @@ const cancelUpload: Handler = async (s, route, _req, res) => {
 };
 
 const getManifest: Handler = async (s, route, req, res) => {
-  const reference = parseReference((route as { reference: string }).reference);
+  const reference = existingReference(route);
   const { record, decision, stale } = await s.manifests.get(name(route), reference);
   const headers: Headers = {
     'content-type': record.mediaType,
@@ -189,6 +189,22 @@ const getManifest: Handler = async (s, route, req, res) => {
   return sendBytes(res, 200, record.bytes, headers, isHead(req));
 };
 
+/**
+ * The reference of a manifest GET, HEAD or DELETE. One that cannot name a manifest (`.INVALID`,
+ * a malformed digest) names none: 404 MANIFEST_UNKNOWN, the only failure the spec's endpoint
+ * table lists for a manifest GET (and what the official conformance suite expects). A PUT
+ * with such a reference stays 400: there the client sent something invalid to store.
+ */
+function existingReference(route: V2Route): Reference {
+  const raw = (route as { reference: string }).reference;
+  try {
+    return parseReference(raw);
+  } catch (e) {
+    if (!isRegistryError(e)) throw e;
+    throw err('MANIFEST_UNKNOWN', `manifest unknown: ${e.message}`, { reference: raw.slice(0, 200) });
+  }
+}
+
 const putManifest: Handler = async (s, route, req, res, _query, who) => {
   const repo = name(route);
   const reference = parseReference((route as { reference: string }).reference);
@@ -200,7 +216,7 @@ const putManifest: Handler = async (s, route, req, res, _query, who) => {
 };
 
 const deleteManifest: Handler = async (s, route, _req, res, _query, who) => {
-  await s.manifests.delete(name(route), parseReference((route as { reference: string }).reference), { actor: who.actor });
+  await s.manifests.delete(name(route), existingReference(route), { actor: who.actor });
   return sendEmpty(res, 202);
 };
 
