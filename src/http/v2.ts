@@ -3,6 +3,7 @@ import { RESPONSE_ALREADY_SENT as RESPONSE } from '@hono/node-server/utils/respo
 import { err, isRegistryError, MAX_MANIFEST_BYTES, parseDigest, parseReference, type Digest, type Reference } from '../oci/index.js';
 import type { BlobRead, BlobService, ListingService, ManifestService, ReadDecision, UploadService } from '../registry/index.js';
 import type { Access, AccessRequest, Action, Principal } from './access.js';
+import { answerRefusal } from './refusal.js';
 import { parseContentRange, parseRangeHeader, uploadRange } from './range.js';
 import { sendBytes, sendEmpty, sendJson, type Headers } from './reply.js';
 import { contentLength, contextOf, readSmallBody } from './request-context.js';
@@ -56,7 +57,9 @@ export function v2Handler(s: V2Services): (req: IncomingMessage, res: ServerResp
     const action = actionOf(route, method);
     const who = await s.access.authorize(accessRequest(req), 'name' in route ? route.name : undefined, action);
     ctx.actor = who.actor;
-    return handler(s, route, req, res, query, who);
+    return handler(s, route, req, res, query, who).catch((e: unknown) => {
+      throw answerRefusal(e, who, route, req, s.access, accessRequest(req));
+    });
   };
 }
 
