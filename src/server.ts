@@ -9,6 +9,7 @@ import { createApp, requestListener } from './http/app.js';
 import { adminApp } from './http/admin.js';
 import { adminGcApp } from './http/admin-gc.js';
 import { adminVerifyApp } from './http/admin-verify.js';
+import { adminResolveApp } from './http/admin-resolve.js';
 import { loadAdminToken, loadSessionKey } from './http/admin-token.js';
 import { TokenAccess } from './http/auth.js';
 import { HttpMetrics } from './http/metrics.js';
@@ -152,6 +153,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       ['/auth', tokenApp(access)],
       ['/admin', adminApp(ops, access)],
       ['/admin', adminVerifyApp(verifyRef, access)],
+      ['/admin', adminResolveApp(async (repository, reference) => {
+        const r = (await v2.manifests.resolve(repository, reference))?.record;
+        return r && { digest: r.digest, mediaType: r.mediaType, size: r.size, artifactType: r.artifactType };
+      }, access)],
       ['/admin', adminGcApp((o, by) => collector.run({ ...gcDefaults(config.gc, upstreams), ...defined(o), signal: gcAbort.signal }, by), access)],
     ],
     ready: async () => {

@@ -6,6 +6,7 @@ import { register as registerProducer } from './producer/index.js';
 import { register as registerOps } from './ops/index.js';
 import { registerVerify } from './verify.js';
 import { tuneHeapForServing } from './heap-tuning.js';
+import { errorLines } from './errors.js';
 
 /** `customs`: the server and the client commands. */
 export function buildProgram(): Command {
@@ -80,8 +81,7 @@ export async function main(argv: string[]): Promise<void> {
       process.stderr.write(`customs: ${e.message}\n`);
       process.exit(2);
     }
-    const code = (e as { code?: string }).code;
-    process.stderr.write(`customs: ${code ? `${code}: ` : ''}${(e as Error).message}\n`);
+    for (const line of errorLines(e)) process.stderr.write(`${line}\n`);
     process.exit(1);
   }
 }
