@@ -91,7 +91,7 @@ describe('operator drill: poisoned dataset', () => {
     expect(viaD2.consumers.map((x) => x.digest).sort()).toEqual([m0.digest, b.digest, c.digest].sort());
     expect(viaD2.consumers.find((x) => x.digest === b.digest)!.depth).toBe(2);
     const lc = await cli.lineage(t, capture().io, 'models/churn:prod', {});
-    expect(lc.sbom).toEqual([{ referrer: expect.any(String), format: 'CycloneDX 1.6', components: 3, name: 'model-c' }]);
+    expect(lc.sbom).toEqual([{ referrer: expect.any(String), referrers: [expect.any(String)], document: expect.stringMatching(/^sha256:/), format: 'CycloneDX 1.6', components: 3, name: 'model-c' }]);
     expect(lc.referrers.map((r) => r.artifactType).sort()).toEqual(['application/vnd.cyclonedx+json', 'application/vnd.dev.sigstore.bundle.v0.3+json']);
     const byCommit = await cli.consumers(t, capture().io, `gitCommit:${COMMIT}`, {});
     expect(byCommit.consumers).toHaveLength(4);

@@ -303,8 +303,11 @@ describe('producer end to end: fraud-detection example on customs', () => {
     for (const r of rounds) {
       const res = await fetch(`${s.url}/admin/lineage?repository=models/fraud&reference=${r.modelDigest}`, { headers: s.auth() });
       expect(res.status).toBe(200);
-      const l = (await res.json()) as { digest: string; code: { digest: { gitCommit: string } }[]; datasets: { digest: { sha256: string } }[] };
+      const l = (await res.json()) as { digest: string; code: { digest: { gitCommit: string } }[]; datasets: { digest: { sha256: string } }[]; sbom: { referrers: string[] }[] };
       expect(l.digest).toBe(r.modelDigest);
+      // One SBOM, attached raw and as a signed attestation: listed once, with both referrers (issue 15).
+      expect(l.sbom).toHaveLength(1);
+      expect(l.sbom[0]!.referrers).toHaveLength(2);
       expect(l.code.map((c) => c.digest.gitCommit)).toEqual([r.commit]);
       expect(l.datasets.map((d) => `sha256:${d.digest.sha256}`)).toEqual([r.datasetDigest]);
       const c = await fetch(`${s.url}/admin/consumers?digest=${r.datasetDigest}`, { headers: s.auth() });

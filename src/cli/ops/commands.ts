@@ -126,7 +126,7 @@ export async function lineage(t: AdminTarget, io: Io, ref: string, o: Common) {
     ...mat('dataset', r.datasets),
     ...mat('base model', r.baseModels),
     ...mat('material', r.otherMaterials),
-    ...r.sbom.map((s) => `sbom       ${s.format}, ${s.components} components${s.name ? ` (${s.name})` : ''}`),
+    ...r.sbom.map((s) => `sbom       ${s.format}, ${s.components} components${s.name ? ` (${s.name})` : ''} in ${(s.referrers ?? [s.referrer]).map(short).join(', ')}`),
     ...r.referrers.map((x) => `referrer   ${short(x.digest)} ${x.artifactType ?? ''} ${x.predicateType ?? ''} ${x.created ?? ''} ${x.signers.join(', ')} ${x.loggedAt.join(', ')}`.trimEnd()),
   ]);
   return r;
