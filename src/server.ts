@@ -32,7 +32,8 @@ export type GateMode = 'enforce' | 'audit' | 'off';
 export interface ServeOptions {
   /** HOST:PORT; port 0 picks a free port. Default from config, else 127.0.0.1:5000. */
   listen?: string;
-  dataDir: string;
+  /** Default from config (`data:`), else ./data. An explicit value wins over the config file. */
+  dataDir?: string;
   configFile?: string;
   /** Overrides the mode of every policy rule. */
   gate?: GateMode;
@@ -56,7 +57,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const loaded = await loadConfig(opts.configFile);
   const { config } = loaded;
   const log = pino({ level: opts.logLevel ?? config.log.level, base: { svc: 'customs' } }, (opts.logDestination as pino.DestinationStream | undefined) ?? pino.destination({ sync: false }));
-  const dataDir = resolve(opts.dataDir);
+  const dataDir = resolve(opts.dataDir ?? config.data);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const configDir = opts.configFile ? dirname(resolve(opts.configFile)) : undefined;
   const policyInput = parseSliceAt(loaded, policySchema.optional(), 'policy', config.policy);

@@ -15,12 +15,13 @@ export function buildProgram(): Command {
     .command('serve')
     .description('run the registry')
     .option('--listen <host:port>', 'address to listen on (port 0 picks a free port)')
-    .option('--data <dir>', 'data directory (blobs, metadata, trust keys)', './data')
+    .option('--data <dir>', 'data directory (blobs, metadata, trust keys); default: the config\'s data:, else ./data')
     .option('--config <file>', 'configuration file (YAML)')
     .addOption(new Option('--gate <mode>', 'override the mode of every policy rule').choices(['enforce', 'audit', 'off']))
     .option('--upstream <name=url>', 'add an anonymous upstream (repeatable)', collect, [] as string[])
     .option('--log-level <level>', 'silent|error|warn|info|debug')
-    .action(async (o: { listen?: string; data: string; config?: string; gate?: 'enforce' | 'audit' | 'off'; upstream: string[]; logLevel?: 'info' }) => {
+    // No commander defaults for what the config file can set: an explicit flag wins over the file, the file over the built-in default.
+    .action(async (o: { listen?: string; data?: string; config?: string; gate?: 'enforce' | 'audit' | 'off'; upstream: string[]; logLevel?: 'info' }) => {
       const upstreams: Record<string, string> = {};
       for (const u of o.upstream) {
         const i = u.indexOf('=');
