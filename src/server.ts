@@ -10,6 +10,7 @@ import { adminApp } from './http/admin.js';
 import { adminGcApp } from './http/admin-gc.js';
 import { adminVerifyApp } from './http/admin-verify.js';
 import { adminResolveApp } from './http/admin-resolve.js';
+import { adminTagApp } from './http/admin-tag.js';
 import { loadAdminToken, loadSessionKey } from './http/admin-token.js';
 import { TokenAccess } from './http/auth.js';
 import { HttpMetrics } from './http/metrics.js';
@@ -157,6 +158,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       ['/admin', adminResolveApp(async (repository, reference) => {
         const r = (await v2.manifests.resolve(repository, reference))?.record;
         return r && { digest: r.digest, mediaType: r.mediaType, size: r.size, artifactType: r.artifactType };
+      }, access)],
+      ['/admin', adminTagApp({
+        resolve: async (repository, reference) => (await v2.manifests.resolve(repository, reference))?.record.digest,
+        tag: (repository, tag, digest, by) => ops.tags.tag(repository, tag, digest, by),
+        isProxied: v2.isProxied,
       }, access)],
       ['/admin', adminGcApp((o, by) => collector.run({ ...gcDefaults(config.gc, upstreams), ...defined(o), signal: gcAbort.signal }, by), access)],
     ],
