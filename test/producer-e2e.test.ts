@@ -232,7 +232,8 @@ describe('producer end to end: fraud-detection example on customs', () => {
     const text = (await referrerBlob('models/fraud', idx.manifests[0]!.digest)).toString();
     expect(await new Validation.JsonStrictValidator(Spec.Version.v1dot6).validate(text)).toBeNull();
     const bom = JSON.parse(text);
-    const model = bom.components.find((c: any) => c.type === 'machine-learning-model');
+    const model = bom.metadata.component; // the model the SBOM describes (issue 15)
+    expect(model.type).toBe('machine-learning-model');
     expect(model.hashes[0].content).toBe(r.modelDigest.slice(7));
     expect(model.modelCard.modelParameters.task).toBe('anomaly-detection');
     expect(bom.components.find((c: any) => c.type === 'data').version).toBe(r.datasetDigest);
