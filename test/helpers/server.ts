@@ -11,6 +11,8 @@ export interface TestServer {
   /** The admin token written to <data>/admin-token on first start, if any. */
   readonly token: string | undefined;
   readonly server: RunningServer;
+  /** The --config file written from `config` (rewrite it and call server.reload() to change the policy). */
+  readonly configFile: string | undefined;
   /** Authorization header for the admin token (empty object when there is none). */
   auth(): Record<string, string>;
   close(opts?: { keepData?: boolean }): Promise<void>;
@@ -39,6 +41,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     dataDir,
     token,
     server,
+    configFile,
     auth: (): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {}),
     async close(o = {}) {
       await server.close();
