@@ -1,10 +1,10 @@
 import { Option, type Command } from 'commander';
 import { collect, DEFAULT_URL, runAction } from './common.js';
-import { attachCommand, pullCommand, type AttachCliOptions, type PullCliOptions } from './pull.js';
+import { attachCommand, pullCommand, signCommand, type AttachCliOptions, type PullCliOptions, type SignCliOptions } from './pull.js';
 import { pushDatasetCommand, pushModelCommand, type PushDatasetCliOptions, type PushModelCliOptions } from './push.js';
 import { sbomPythonCommand, type SbomPythonCliOptions } from './sbom.js';
 
-export { attachCommand, pullCommand, pushDatasetCommand, pushModelCommand, sbomPythonCommand };
+export { attachCommand, pullCommand, pushDatasetCommand, pushModelCommand, sbomPythonCommand, signCommand };
 
 const urlOption = (): Option => new Option('--url <url>', 'customs server URL (token from CUSTOMS_TOKEN)').env('CUSTOMS_URL').default(DEFAULT_URL);
 
@@ -78,6 +78,15 @@ export function register(program: Command): void {
     .option('--created <time>', 'creation time, RFC 3339')
     .addOption(urlOption())
     .action(runAction((ref: string, o: AttachCliOptions) => attachCommand(ref, o)));
+
+  program
+    .command('sign')
+    .description('sign what <ref> names (a cosign-style sigstore bundle by your key, pushed as a referrer); prints the signature digest')
+    .argument('<ref>', '<repo>:<tag> or <repo>@<digest>')
+    .requiredOption('--key <file>', 'ECDSA P-256 PEM private key (customs keygen)')
+    .option('--created <time>', 'creation time, RFC 3339 (default: SOURCE_DATE_EPOCH or now)')
+    .addOption(urlOption())
+    .action(runAction((ref: string, o: SignCliOptions) => signCommand(ref, o)));
 
   const sbom = program.command('sbom').description('software bills of materials');
   sbom

@@ -1,6 +1,8 @@
 import { attach, type AttachKind } from '../../artifacts/attach.js';
 import { pull, type PullResult } from '../../artifacts/pull.js';
 import type { PushedReferrer } from '../../artifacts/referrers.js';
+import { loadSigningKey } from '../../artifacts/sign.js';
+import { signArtifact, type SignedArtifact } from '../../artifacts/sign-existing.js';
 import { err } from '../../oci/index.js';
 import { clientFor, stdio, terminalProgress, type ConnectionOptions, type Output } from './common.js';
 
@@ -33,6 +35,19 @@ export async function attachCommand(ref: string, opts: AttachCliOptions, io: Out
   const kind: AttachKind = given[0]!;
   const r = await attach(clientFor(opts), ref, kind, opts[kind]!, opts.created);
   io.err(`attached ${kind} as ${r.artifactType}${r.predicateType ? ` (${r.predicateType})` : ''}`);
+  io.out(r.digest);
+  return r;
+}
+
+export interface SignCliOptions extends ConnectionOptions {
+  readonly key: string;
+  readonly created?: string;
+}
+
+/** `customs sign <ref> --key FILE`: prints the signature referrer's digest. */
+export async function signCommand(ref: string, opts: SignCliOptions, io: Output = stdio): Promise<SignedArtifact> {
+  const r = await signArtifact(clientFor(opts), ref, await loadSigningKey(opts.key), opts.created);
+  io.err(`signed ${r.repository}@${r.subject}`);
   io.out(r.digest);
   return r;
 }
