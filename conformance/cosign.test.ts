@@ -55,13 +55,7 @@ const registry = (r: Customs | Distribution) => ('s' in r ? ['--allow-http-regis
 const signArgs = (k: { key: string }) => ['--key', k.key, '--tlog-upload=false', '--use-signing-config=false', '-y'];
 const verifyArgs = (k: { pub: string }) => ['--key', k.pub, '--insecure-ignore-tlog=true'];
 
-/** oras push of one small file; returns the manifest digest. */
-async function pushImage(reg: Customs, ref: string, text: string): Promise<Digest> {
-  const dir = `img-${digestOf(ref).slice(7, 19)}`;
-  await c.file(`${dir}/data.txt`, text);
-  const out = await c.run('oras', ['push', ...orasAuth(reg), '--format', 'json', `${reg.host}/${ref}`, 'data.txt'], { cwd: join(c.home, dir) });
-  return (JSON.parse(out.stdout) as { digest: Digest }).digest;
-}
+const pushImage = async (reg: Customs, ref: string, text: string) => (await c.pushFile(reg.host, orasAuth(reg), ref, text)) as Digest;
 
 describe('cosign against customs: sign, attest, verify, and the gate', () => {
   let reg: Customs;

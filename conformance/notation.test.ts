@@ -39,12 +39,7 @@ afterAll(async () => c?.close());
 
 const auth = (r: Customs | Distribution) => ('s' in r ? ['--insecure-registry', '-u', 'ci', '-p', r.s.token!] : ['--insecure-registry']);
 
-async function pushImage(host: string, authArgs: string[], ref: string, text: string): Promise<Digest> {
-  const dir = `img-${digestOf(ref + host).slice(7, 19)}`;
-  await c.file(`${dir}/data.txt`, text);
-  const out = await c.run('oras', ['push', ...authArgs, '--format', 'json', `${host}/${ref}`, 'data.txt'], { cwd: join(c.home, dir) });
-  return (JSON.parse(out.stdout) as { digest: Digest }).digest;
-}
+const pushImage = async (host: string, authArgs: string[], ref: string, text: string) => (await c.pushFile(host, authArgs, ref, text)) as Digest;
 
 describe('notation against customs', () => {
   let reg: Customs;

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,6 +58,14 @@ export class Clients {
     );
     if (r.ok) throw new Error(`${tool} ${args.join(' ')} succeeded, expected a refusal:\n${r.out}`);
     return r.out;
+  }
+
+  /** `oras push` of one small file `data.txt` holding `text` to `host/ref`; returns the manifest digest. */
+  async pushFile(host: string, authArgs: readonly string[], ref: string, text: string): Promise<string> {
+    const dir = `push-${createHash('sha256').update(`${host}/${ref}`).digest('hex').slice(0, 12)}`;
+    await this.file(`${dir}/data.txt`, text);
+    const out = await this.run('oras', ['push', ...authArgs, '--format', 'json', `${host}/${ref}`, 'data.txt'], { cwd: join(this.home, dir) });
+    return (JSON.parse(out.stdout) as { digest: string }).digest;
   }
 
   async file(name: string, content: string | Buffer): Promise<string> {
