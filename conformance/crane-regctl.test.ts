@@ -135,3 +135,11 @@ describe('regctl', () => {
   });
 });
 
+describe('when the upstream is gone', () => {
+  it('a proxied tag list answers with the local tags (what was pulled through), not an error', async () => {
+    await up.stop();
+    const tags = (await crane(['ls', `${proxy.host}/up/models/img`])).stdout.split('\n').filter(Boolean);
+    expect(tags).toContain('v1');
+    expect(tags).not.toContain('evidence'); // never pulled through: only the upstream knew it
+  });
+});
