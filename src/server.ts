@@ -10,6 +10,8 @@ import { adminApp } from './http/admin.js';
 import { adminGcApp } from './http/admin-gc.js';
 import { adminInspectApp } from './http/admin-inspect.js';
 import { adminVerifyApp } from './http/admin-verify.js';
+import { adminResolveApp } from './http/admin-resolve.js';
+import { adminTagApp } from './http/admin-tag.js';
 import { loadAdminToken, loadSessionKey } from './http/admin-token.js';
 import { TokenAccess } from './http/auth.js';
 import { HttpMetrics } from './http/metrics.js';
@@ -40,7 +42,8 @@ export type GateMode = 'enforce' | 'audit' | 'off';
 export interface ServeOptions {
   /** HOST:PORT; port 0 picks a free port. Default from config, else 127.0.0.1:5000. */
   listen?: string;
-  dataDir: string;
+  /** Default from config (`data:`), else ./data. An explicit value wins over the config file. */
+  dataDir?: string;
   configFile?: string;
   /** Overrides the mode of every policy rule. */
   gate?: GateMode;
@@ -68,7 +71,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const loaded = await loadConfig(opts.configFile);
   const { config } = loaded;
   const log = pino({ level: opts.logLevel ?? config.log.level, base: { svc: 'customs' } }, (opts.logDestination as pino.DestinationStream | undefined) ?? pino.destination({ sync: false }));
-  const dataDir = resolve(opts.dataDir);
+  const dataDir = resolve(opts.dataDir ?? config.data);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const configDir = opts.configFile ? dirname(resolve(opts.configFile)) : undefined;
   const policyInput = parseSliceAt(loaded, policySchema.optional(), 'policy', config.policy);
@@ -216,11 +219,6 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     },
     denial: (repository: string, digest: Digest) => gate.manifest(repository, digest).then(() => undefined, (e: Error) => e.message),
   };
-  const resolveRef = async (repository: string, reference: Reference) => {
-    const found = await v2.manifests.resolve(repository, reference);
-    if (!found) throw err('MANIFEST_UNKNOWN', `manifest unknown: ${repository}@${referenceString(reference)}`);
-    return { mediaType: found.record.mediaType, digest: found.record.digest, size: found.record.size };
-  };
   const unsubscribe = applyCacheEvents(notifier, { gate: verdicts, manifests: v2.manifests });
   const collector = new GarbageCollector(v2.manifests, blobService, metadata, v2.isProxied, pullRecorder);
   const gcAbort = new AbortController();
@@ -236,7 +234,16 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     mounts: [
       ['/auth', tokenApp(access)],
       ['/admin', adminApp(ops, access)],
-      ['/admin', adminVerifyApp(verifyRef, access, resolveRef)],
+      ['/admin', adminVerifyApp(verifyRef, access)],
+      ['/admin', adminResolveApp(async (repository, reference) => {
+        const r = (await v2.manifests.resolve(repository, reference))?.record;
+        return r && { digest: r.digest, mediaType: r.mediaType, size: r.size, artifactType: r.artifactType };
+      }, access)],
+      ['/admin', adminTagApp({
+        resolve: async (repository, reference) => (await v2.manifests.resolve(repository, reference))?.record.digest,
+        tag: (repository, tag, digest, by) => ops.tags.tag(repository, tag, digest, by),
+        isProxied: v2.isProxied,
+      }, access)],
       ['/admin', adminInspectApp(inspectable, access, (e) => ops.audit.record(e))],
       ['/admission', admissionApp({ webhook: admission.webhook, verifierPublicKey: verifierKey ? publicKeyPem(verifierKey) : undefined })],
       ['/admin', adminGcApp((o, by) => collector.run({ ...gcDefaults(config.gc, upstreams), ...defined(o), signal: gcAbort.signal }, by), access)],

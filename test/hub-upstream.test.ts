@@ -10,7 +10,7 @@ import { startTestServer, type TestServer } from './helpers/server.js';
 import { hf, newCache } from './helpers/hf-client.js';
 import { TestHub } from './helpers/hub-server.js';
 import { writeKeyPair } from './producer-fixtures.js';
-import { signCommand } from '../src/cli/producer/sign.js';
+import { signCommand } from '../src/cli/producer/index.js';
 import type { Output } from '../src/cli/producer/common.js';
 
 /**

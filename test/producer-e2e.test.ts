@@ -236,7 +236,8 @@ describe('producer end to end: fraud-detection example on customs', () => {
     const text = (await referrerBlob('models/fraud', idx.manifests[0]!.digest)).toString();
     expect(await new Validation.JsonStrictValidator(Spec.Version.v1dot6).validate(text)).toBeNull();
     const bom = JSON.parse(text);
-    const model = bom.components.find((c: any) => c.type === 'machine-learning-model');
+    const model = bom.metadata.component; // the model the SBOM describes (issue 15)
+    expect(model.type).toBe('machine-learning-model');
     expect(model.hashes[0].content).toBe(r.modelDigest.slice(7));
     expect(model.modelCard.modelParameters.task).toBe('anomaly-detection');
     expect(bom.components.find((c: any) => c.type === 'data').version).toBe(r.datasetDigest);
@@ -307,8 +308,11 @@ describe('producer end to end: fraud-detection example on customs', () => {
     for (const r of rounds) {
       const res = await fetch(`${s.url}/admin/lineage?repository=models/fraud&reference=${r.modelDigest}`, { headers: s.auth() });
       expect(res.status).toBe(200);
-      const l = (await res.json()) as { digest: string; code: { digest: { gitCommit: string } }[]; datasets: { digest: { sha256: string } }[] };
+      const l = (await res.json()) as { digest: string; code: { digest: { gitCommit: string } }[]; datasets: { digest: { sha256: string } }[]; sbom: { referrers: string[] }[] };
       expect(l.digest).toBe(r.modelDigest);
+      // One SBOM, attached raw and as a signed attestation: listed once, with both referrers (issue 15).
+      expect(l.sbom).toHaveLength(1);
+      expect(l.sbom[0]!.referrers).toHaveLength(2);
       expect(l.code.map((c) => c.digest.gitCommit)).toEqual([r.commit]);
       expect(l.datasets.map((d) => `sha256:${d.digest.sha256}`)).toEqual([r.datasetDigest]);
       const c = await fetch(`${s.url}/admin/consumers?digest=${r.datasetDigest}`, { headers: s.auth() });

@@ -337,6 +337,17 @@ export function runStorageContract(name: string, factory: () => Promise<StorageU
         expect(await s.metadata.listRepositories({ n: 1, last: 'm/pages' })).not.toContain('m/pages');
       });
 
+      it('lists only repositories that hold a manifest (not one whose last manifest was deleted, nor one with blobs only)', async () => {
+        const m = manifest('m/emptied', '{"e":1}');
+        await s.metadata.putManifest(m, 'x', actor);
+        expect(await s.metadata.listRepositories()).toContain('m/emptied');
+        await s.metadata.deleteManifest('m/emptied', m.digest, actor);
+        await s.metadata.linkBlob('m/blobsonly', { digest: digestOf('only a blob'), size: 11 });
+        const repos = await s.metadata.listRepositories();
+        expect(repos).not.toContain('m/emptied');
+        expect(repos).not.toContain('m/blobsonly');
+      });
+
       it('indexes referrers by subject, per repository', async () => {
         const subject = digestOf('the model');
         const sig = manifest('m/ref', '{"sig":1}', { subject, artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json' });

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { MediaType, isDigest, parseRepoReference, referenceString, type Descriptor, type Digest } from '../oci/index.js';
 import type { RegistryClient } from './client.js';
 import { hashFile, listFiles } from './files.js';
@@ -93,14 +94,15 @@ export async function pushDataset(client: RegistryClient, opts: PushDatasetOptio
 }
 
 /**
- * Resolves `--dataset`/`--base-model` values: `repo:tag` (asks the registry), `repo@digest`,
+ * Resolves `--dataset`/`--base-model` values: `repo:tag` (asks the registry's metadata route, so an
+ * unsigned dataset the gate would not serve can still be named), `repo@digest`,
  * or a bare digest (kept as given; the provenance then names it by digest only).
  */
 export async function resolveMaterial(client: RegistryClient, value: string): Promise<OciMaterial> {
   if (isDigest(value)) return { given: value, digest: value as Digest };
   const { repository, reference } = parseRepoReference(value);
   if (reference.kind === 'digest') return { given: value, repository, digest: reference.digest };
-  const d = await client.resolve(repository, referenceString(reference));
+  const d = await client.resolveName(repository, referenceString(reference));
   return { given: value, repository, digest: d.digest };
 }
 
@@ -118,6 +120,12 @@ export interface PushModelOptions {
   readonly signingKey?: SigningKey | undefined;
   readonly sbomPython?: string | undefined;
   readonly task?: string | undefined;
+  /** When the training began (provenance startedOn); default: when this push began. */
+  readonly startedOn?: string | undefined;
+  /** The run's id (provenance invocationId); default: a fresh urn:uuid. */
+  readonly invocationId?: string | undefined;
+  /** The script that ran, relative to the code folder (provenance externalParameters.entryPoint). */
+  readonly entryPoint?: string | undefined;
   readonly progress?: Progress;
 }
 
@@ -135,6 +143,7 @@ export interface PushedModel extends PushedArtifact {
  */
 export async function pushModel(client: RegistryClient, opts: PushModelOptions): Promise<PushedModel> {
   const createdAt = creationTime(opts.created);
+  const startedOn = opts.startedOn ? creationTime(opts.startedOn) : createdAt;
   const repo = opts.target.repository;
   // Everything that can refuse (dirty tree, unknown dataset, broken Python) runs before any upload.
   const code = opts.codeDir ? await gitSource(opts.codeDir, opts.allowDirty) : undefined;
@@ -161,7 +170,10 @@ export async function pushModel(client: RegistryClient, opts: PushModelOptions):
     code,
     datasets: datasets.map((d) => ociMaterial(d, client.host, 'training-dataset')),
     baseModels: baseModels.map((d) => ociMaterial(d, client.host, 'base-model')),
+    startedOn,
     finishedOn: createdAt,
+    invocationId: opts.invocationId ?? `urn:uuid:${randomUUID()}`,
+    entryPoint: opts.entryPoint,
   });
   const sbom = buildModelSbom({
     model: {

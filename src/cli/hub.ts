@@ -43,7 +43,7 @@ export async function hubImportCommand(spec: string, opts: HubImportOptions, io:
     headers: { 'content-type': 'application/json', ...(t.token ? { authorization: `Bearer ${t.token}` } : {}) },
     body: JSON.stringify({ repo, revision, type: opts.dataset ? 'dataset' : 'model', ...(opts.to ? { to: opts.to } : {}), ...(opts.upstream ? { upstream: opts.upstream } : {}), ...(opts.reason ? { reason: opts.reason } : {}) }),
   });
-  if (!res.ok || !res.body) throw await failure(res);
+  if (!res.ok || !res.body) throw await failure(res, 'POST /admin/hub/import');
   let result: ImportResult | undefined;
   let current: string | undefined;
   let lastBytes = 0;

@@ -7,6 +7,7 @@ import { register as registerOps } from './ops/index.js';
 import { registerVerify } from './verify.js';
 import { registerHub } from './hub.js';
 import { tuneHeapForServing } from './heap-tuning.js';
+import { errorLines } from './errors.js';
 
 /** `customs`: the server and the client commands. */
 export function buildProgram(): Command {
@@ -15,14 +16,15 @@ export function buildProgram(): Command {
     .command('serve')
     .description('run the registry')
     .option('--listen <host:port>', 'address to listen on (port 0 picks a free port)')
-    .option('--data <dir>', 'data directory (blobs, metadata, trust keys)', './data')
+    .option('--data <dir>', 'data directory (blobs, metadata, trust keys); default: the config\'s data:, else ./data')
     .option('--config <file>', 'configuration file (YAML)')
     .addOption(new Option('--gate <mode>', 'override the mode of every policy rule').choices(['enforce', 'audit', 'off']))
     .option('--upstream <name=url>', 'add an anonymous upstream (repeatable)', collect, [] as string[])
     .option('--log-level <level>', 'silent|error|warn|info|debug')
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate chain (re-read on SIGHUP)')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert')
-    .action(async (o: { listen?: string; data: string; config?: string; gate?: 'enforce' | 'audit' | 'off'; upstream: string[]; logLevel?: 'info'; tlsCert?: string; tlsKey?: string }) => {
+    // No commander defaults for what the config file can set: an explicit flag wins over the file, the file over the built-in default.
+    .action(async (o: { listen?: string; data?: string; config?: string; gate?: 'enforce' | 'audit' | 'off'; upstream: string[]; logLevel?: 'info'; tlsCert?: string; tlsKey?: string }) => {
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new ConfigError('--tls-cert and --tls-key go together');
       const upstreams: Record<string, string> = {};
       for (const u of o.upstream) {
@@ -86,8 +88,7 @@ export async function main(argv: string[]): Promise<void> {
       process.stderr.write(`customs: ${e.message}\n`);
       process.exit(2);
     }
-    const code = (e as { code?: string }).code;
-    process.stderr.write(`customs: ${code ? `${code}: ` : ''}${(e as Error).message}\n`);
+    for (const line of errorLines(e)) process.stderr.write(`${line}\n`);
     process.exit(1);
   }
 }

@@ -4,6 +4,7 @@ import { Hono } from 'hono';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { getRequestListener, type HttpBindings } from '@hono/node-server';
 import type { Logger } from 'pino';
+import { DENIED_REASON_HEADER } from '../oci/index.js';
 import { toHttpError } from './errors.js';
 import type { HttpMetrics } from './metrics.js';
 import { closeAfterRefusal } from './request-body.js';
@@ -62,7 +63,7 @@ function sendError(req: IncomingMessage, res: ServerResponse, e: unknown, deps: 
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   closeAfterRefusal(req, headers);
   // A HEAD answer has no body: the reason travels in a header (the CLI prints it).
-  if (http.status === 403) headers['customs-denied-reason'] = headerText((e as Error).message);
+  if (http.status === 403) headers[DENIED_REASON_HEADER] = headerText((e as Error).message);
   const detail = (e as { detail?: { challenge?: string; size?: number; retryAfter?: number } }).detail;
   if (http.status === 401 && detail?.challenge) headers['www-authenticate'] = detail.challenge;
   // An upstream's rate limit, passed on (pull-through): when to ask again, in seconds.

@@ -1,4 +1,4 @@
-import { err, parseManifest, type Digest, type Reference } from '../oci/index.js';
+import { digestOf, err, parseManifest, type Digest, type Reference } from '../oci/index.js';
 import type { BlobFetcher, ManifestRecord, MetadataStore, ProvenanceMaterial, ProvenanceRecord } from '../storage/index.js';
 import { isProvenance, materialKind, provenanceFacts, readEnvelope, statementNames } from './envelope.js';
 import { readSmall, type Judge, type OpsLog } from './types.js';
@@ -36,6 +36,10 @@ export interface SbomSummary {
   readonly format: string;
   readonly components: number;
   readonly name: string | undefined;
+  /** sha256 of the document as parsed JSON: the same SBOM attached raw and as a signed attestation is listed once. */
+  readonly document: Digest;
+  /** Every referrer carrying this same document (`referrer` first). */
+  readonly referrers: Digest[];
 }
 
 export interface MaterialView extends ProvenanceMaterial {
@@ -182,7 +186,20 @@ export class LineageService {
     for (const d of referrerList) {
       const view = await this.referrerView(repository, digest, d.digest, d.artifactType, d.annotations);
       referrers.push(view.view);
-      if (view.sbom) (view.view.evidence === 'verified' ? sbom : unverifiedSbom).push(view.sbom);
+      if (view.sbom) {
+        // The same document attached twice (raw and in a signed attestation) is listed once, with every referrer.
+        const list = view.view.evidence === 'verified' ? sbom : unverifiedSbom;
+        const same = list.find((x) => x.document === view.sbom!.document);
+        if (same) same.referrers.push(d.digest);
+        else list.push(view.sbom);
+      }
+    }
+    // A document also attached with a verified signature is verified: its unsigned copies join that entry.
+    for (const u of [...unverifiedSbom]) {
+      const v = sbom.find((x) => x.document === u.document);
+      if (!v) continue;
+      v.referrers.push(...u.referrers);
+      unverifiedSbom.splice(unverifiedSbom.indexOf(u), 1);
     }
     return {
       repository,
@@ -357,7 +374,8 @@ function safeJson(bytes: Buffer): unknown {
 function summarise(referrer: Digest, doc: unknown): SbomSummary | undefined {
   if (!doc || typeof doc !== 'object') return undefined;
   const d = doc as { bomFormat?: string; specVersion?: string; components?: unknown[]; spdxVersion?: string; packages?: unknown[]; name?: string; metadata?: { component?: { name?: string } } };
-  if (d.bomFormat === 'CycloneDX') return { referrer, format: `CycloneDX ${d.specVersion ?? ''}`.trim(), components: d.components?.length ?? 0, name: d.metadata?.component?.name };
-  if (d.spdxVersion) return { referrer, format: d.spdxVersion, components: d.packages?.length ?? 0, name: d.name };
+  const same = { referrer, document: digestOf(JSON.stringify(doc)), referrers: [referrer] };
+  if (d.bomFormat === 'CycloneDX') return { ...same, format: `CycloneDX ${d.specVersion ?? ''}`.trim(), components: d.components?.length ?? 0, name: d.metadata?.component?.name };
+  if (d.spdxVersion) return { ...same, format: d.spdxVersion, components: d.packages?.length ?? 0, name: d.name };
   return undefined;
 }

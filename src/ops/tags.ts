@@ -55,6 +55,22 @@ export class TagControl {
     });
   }
 
+  /**
+   * `customs tag`: points `tag` at `digest`, a manifest stored in the same repository, in one
+   * transaction with its history row and its audit entry (action `tag`). A pinned tag is refused
+   * (only unpin or rollback move it); so are the tags that are evidence by their name (cosign's
+   * `sha256-<hex>.sig/.att/.sbom`, the referrers fallback `sha256-<hex>`): pushing those is their
+   * clients' job, and a retag would change what the gate reads as a signature.
+   */
+  async tag(repository: string, tag: string, digest: Digest, by: Actor): Promise<TagMove | undefined> {
+    if (/^sha256-[a-f0-9]{64}(\.(sig|att|sbom))?$/.test(tag)) {
+      throw err('DENIED', `${tag} names evidence about ${tag.slice(0, 71).replace('-', ':')}: push it with the client that made it, not customs tag`);
+    }
+    const move = await this.metadata.moveTag(repository, tag, digest, by, { action: 'tag' });
+    if (move) this.tagsMoved(repository);
+    return move;
+  }
+
   async pin(repository: string, tag: string, digest: Digest | undefined, by: Actor): Promise<{ pin: PinRecord; move: TagMove | undefined }> {
     const r = await this.metadata.pinTag(repository, tag, digest, by);
     if (r.move) this.tagsMoved(repository);

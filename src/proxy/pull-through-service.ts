@@ -214,6 +214,20 @@ export class PullThroughService implements PullThrough {
 
   // --- referrers ---
 
+  /**
+   * The upstream's tags of a proxied repository (single flight per repository). An upstream that
+   * fails is logged and answered with undefined: the registry then lists the local tags alone.
+   */
+  async tags(repository: string): Promise<string[] | undefined> {
+    const t = this.resolve(repository);
+    if (!t) return undefined;
+    const { client, config } = this.upstream(t);
+    return this.once(`l\0${t.repository}`, () => client.getTags(t.remote, AbortSignal.timeout(config.timeouts.header * 1000))).catch((e: unknown) => {
+      this.opts.logger.warn({ upstream: t.upstream, repository: t.remote, err: (e as Error).message }, 'upstream tag list failed; listing the local tags');
+      return undefined;
+    });
+  }
+
   async referrers(repository: string, digest: Digest, opts: ProxyRequestOptions = {}): Promise<Descriptor[]> {
     return (await this.referrersDetail(repository, digest, opts)).descriptors;
   }

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import {
   MANIFEST_MEDIA_TYPES,
   MAX_MANIFEST_BYTES,
@@ -37,6 +38,10 @@ export interface ManifestHead {
   readonly mediaType: string;
   readonly size: number | undefined;
 }
+
+/** Pages of an upstream tag list followed at most (a page is whatever size the upstream chose). */
+const MAX_TAG_PAGES = 100;
+const tagListBodySchema = z.object({ tags: z.array(z.string()).nullish() });
 
 export interface RequestOptions {
   readonly signal: AbortSignal;
@@ -214,6 +219,34 @@ export class UpstreamClient {
     } catch {
       return 'unsupported';
     }
+  }
+
+  /**
+   * Every tag of `remote` (`GET /v2/<remote>/tags/list`), following `Link: <...>; rel="next"` pages
+   * (at most MAX_TAG_PAGES); undefined when the upstream has no such repository.
+   */
+  async getTags(remote: string, signal: AbortSignal): Promise<string[] | undefined> {
+    const tags: string[] = [];
+    let path = 'tags/list';
+    for (let page = 0; page < MAX_TAG_PAGES; page++) {
+      const res = await this.call('GET', remote, path, { signal, accept: 'application/json' });
+      if (!res) return page === 0 ? undefined : tags;
+      const body = await readBody(res, MAX_MANIFEST_BYTES, signal);
+      let json: unknown;
+      try {
+        json = JSON.parse(body.toString('utf8'));
+      } catch {
+        json = undefined;
+      }
+      const parsed = tagListBodySchema.safeParse(json);
+      if (!parsed.success) throw err('UPSTREAM_UNAVAILABLE', `upstream ${this.config.name} sent a tag list that is not one for ${remote}`);
+      tags.push(...(parsed.data.tags ?? []));
+      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(res.headers.link ?? ''))?.[1];
+      const query = next ? new URL(next, this.config.url).search : '';
+      if (!query) return tags;
+      path = `tags/list${query}`;
+    }
+    return tags;
   }
 
   /**

@@ -34,6 +34,26 @@ export async function pin(t: AdminTarget, io: Io, ref: string, digest: string | 
   return r;
 }
 
+/**
+ * `customs tag SRC DST`: SRC is `<repo>:<tag>` or `<repo>@<digest>`, DST `<repo>:<tag>` in the same
+ * repository or a bare tag. Moving a tag is a push (needs `push`), audited as `tag` with `--reason`.
+ */
+export async function tag(t: AdminTarget, io: Io, src: string, dst: string, o: Common & { reason?: string }) {
+  const source = parseRepoReference(src);
+  const target = dst.includes(':') || dst.includes('/') ? tagRef(dst) : { repository: source.repository, tag: dst };
+  if (target.repository !== source.repository) {
+    throw err('UNSUPPORTED', `customs tag moves a tag within one repository (${source.repository}); to copy into ${target.repository}, use oras cp, crane copy or skopeo copy`);
+  }
+  const r = await adminPost<{ repository: string; tag: string; digest: string; moved: boolean; from: string | null }>(t, '/tag', {
+    repository: target.repository,
+    tag: target.tag,
+    source: referenceString(source.reference),
+    reason: o.reason || undefined,
+  });
+  emit(io, o, r, () => [r.moved ? `tagged ${r.repository}:${r.tag} -> ${r.digest}${r.from ? ` (moved from ${short(r.from)})` : ''}` : `${r.repository}:${r.tag} already names ${r.digest}`]);
+  return r;
+}
+
 export async function unpin(t: AdminTarget, io: Io, ref: string, o: Common & { reason?: string }) {
   const { repository, tag } = tagRef(ref);
   const r = await adminPost<{ unpinned: boolean }>(t, '/unpin', { repository, tag, reason: needReason(o.reason) });
@@ -130,10 +150,10 @@ export async function lineage(t: AdminTarget, io: Io, ref: string, o: Common) {
     ...mat('dataset', r.datasets),
     ...mat('base model', r.baseModels),
     ...mat('material', r.otherMaterials),
-    ...r.sbom.map((s) => `sbom       ${s.format}, ${s.components} components${s.name ? ` (${s.name})` : ''}`),
+    ...r.sbom.map((s) => `sbom       ${s.format}, ${s.components} components${s.name ? ` (${s.name})` : ''} in ${(s.referrers ?? [s.referrer]).map(short).join(', ')}`),
     // Shown so an operator sees what was attached, never used for lineage decisions.
     ...r.unverifiedProvenance.map((p) => `UNVERIFIED provenance ${short(p.referrer)} ${p.predicateType} (${p.verification || 'signature does not verify'}); names ${p.materials.map((m) => Object.entries(m.digest).map(([a, v]) => `${a}:${v}`).join(' ')).join(', ') || 'nothing'}`),
-    ...r.unverifiedSbom.map((s) => `UNVERIFIED sbom ${s.format}, ${s.components} components${s.name ? ` (${s.name})` : ''} (unsigned)`),
+    ...r.unverifiedSbom.map((s) => `UNVERIFIED sbom ${s.format}, ${s.components} components${s.name ? ` (${s.name})` : ''} in ${(s.referrers ?? [s.referrer]).map(short).join(', ')} (unsigned)`),
     ...r.referrers.map((x) => `referrer   ${short(x.digest)} [${x.evidence}] ${x.artifactType ?? ''} ${x.predicateType ?? ''} ${x.created ?? ''} ${x.signers.join(', ')} ${x.loggedAt.join(', ')}`.trimEnd()),
   ]);
   return r;

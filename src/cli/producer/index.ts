@@ -1,9 +1,8 @@
 import { Option, type Command } from 'commander';
 import { collect, DEFAULT_URL, runAction } from './common.js';
-import { attachCommand, pullCommand, type AttachCliOptions, type PullCliOptions } from './pull.js';
+import { attachCommand, pullCommand, signCommand, type AttachCliOptions, type PullCliOptions, type SignCliOptions } from './pull.js';
 import { pushDatasetCommand, pushModelCommand, type PushDatasetCliOptions, type PushModelCliOptions } from './push.js';
 import { sbomPythonCommand, type SbomPythonCliOptions } from './sbom.js';
-import { signCommand, type SignCliOptions } from './sign.js';
 
 export { attachCommand, pullCommand, pushDatasetCommand, pushModelCommand, sbomPythonCommand, signCommand };
 
@@ -34,8 +33,11 @@ export function register(program: Command): void {
     .requiredOption('--to <repo:tag>', 'destination')
     .option('--dataset <ref>', 'training dataset: <repo>:<tag>, <repo>@<digest> or a digest (repeatable)', collect)
     .option('--base-model <ref>', 'base model: <repo>:<tag>, <repo>@<digest> or a digest (repeatable)', collect)
-    .option('--code <git dir>', 'git work tree of the training code (commit recorded in the provenance)')
-    .option('--allow-dirty', 'accept uncommitted changes in --code (recorded in the provenance)')
+    .option('--code <git dir>', 'git work tree (or a folder in one) of the training code: commit and subpath recorded in the provenance')
+    .option('--allow-dirty', 'accept uncommitted changes and untracked files in --code (recorded in the provenance)')
+    .option('--entry-point <path>', 'the script that ran, relative to --code, e.g. train.py (provenance externalParameters.entryPoint)')
+    .option('--started <time>', 'when the training began, RFC 3339 (provenance startedOn; default: when this push began)')
+    .option('--invocation-id <id>', 'id of the training run, e.g. a CI run URL (provenance invocationId; default: a new urn:uuid)')
     .option('--sign <key>', 'sign manifest, provenance and SBOM with this ECDSA P-256 PEM private key')
     .option('--sbom-python <python>', 'add every distribution installed for this Python interpreter to the SBOM')
     .option('--builder-id <uri>', 'SLSA runDetails.builder.id (default https://customs.dev/cli/local)')
@@ -79,7 +81,7 @@ export function register(program: Command): void {
 
   program
     .command('sign')
-    .description('sign an artifact in the registry (e.g. an imported Hub revision) with a key, as a cosign v3 bundle referrer; prints its digest')
+    .description('sign what <ref> names (a cosign-style sigstore bundle by your key, pushed as a referrer); prints the signature digest')
     .argument('<ref>', '<repo>:<tag> or <repo>@<digest>')
     .requiredOption('--key <file>', 'ECDSA P-256 PEM private key (customs keygen)')
     .option('--created <time>', 'creation time, RFC 3339 (default: SOURCE_DATE_EPOCH or now)')

@@ -1,6 +1,8 @@
 import { attach, type AttachKind } from '../../artifacts/attach.js';
 import { pull, type PullResult } from '../../artifacts/pull.js';
 import type { PushedReferrer } from '../../artifacts/referrers.js';
+import { loadSigningKey } from '../../artifacts/sign.js';
+import { signArtifact, type SignedArtifact } from '../../artifacts/sign-existing.js';
 import { err } from '../../oci/index.js';
 import { clientFor, stdio, terminalProgress, type ConnectionOptions, type Output } from './common.js';
 
@@ -34,5 +36,23 @@ export async function attachCommand(ref: string, opts: AttachCliOptions, io: Out
   const r = await attach(clientFor(opts), ref, kind, opts[kind]!, opts.created);
   io.err(`attached ${kind} as ${r.artifactType}${r.predicateType ? ` (${r.predicateType})` : ''}`);
   io.out(r.digest);
+  return r;
+}
+
+export interface SignCliOptions extends ConnectionOptions {
+  readonly key: string;
+  readonly created?: string;
+  readonly json?: boolean;
+}
+
+/** `customs sign <ref> --key FILE`: prints the signature referrer's digest (or, with --json, subject and signature). */
+export async function signCommand(ref: string, opts: SignCliOptions, io: Output = stdio): Promise<SignedArtifact> {
+  const key = await loadSigningKey(opts.key);
+  const r = await signArtifact(clientFor(opts), ref, key, opts.created);
+  if (opts.json) io.out(JSON.stringify({ repository: r.repository, subject: r.subject, signature: r.digest }, null, 2));
+  else {
+    io.err(`signed ${r.repository}@${r.subject} with key ${key.hint}`);
+    io.out(r.digest);
+  }
   return r;
 }

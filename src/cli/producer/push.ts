@@ -37,6 +37,9 @@ export interface PushModelCliOptions extends ConnectionOptions {
   readonly paramSize?: string;
   readonly precision?: string;
   readonly created?: string;
+  readonly started?: string;
+  readonly invocationId?: string;
+  readonly entryPoint?: string;
   readonly json?: boolean;
 }
 
@@ -95,9 +98,12 @@ export async function pushModelCommand(dir: string, opts: PushModelCliOptions, i
     signingKey: opts.sign ? await loadSigningKey(opts.sign) : undefined,
     sbomPython: opts.sbomPython,
     task: opts.task,
+    startedOn: opts.started,
+    invocationId: opts.invocationId,
+    entryPoint: opts.entryPoint,
     progress: terminalProgress(),
   });
-  if (r.code?.dirty) io.err(`warning: the work tree had uncommitted changes; the provenance records it (commit ${r.code.commit})`);
+  if (r.code?.dirty) io.err(`warning: the work tree had uncommitted changes or untracked files; the provenance records them (commit ${r.code.commit})`);
   report(io, r, opts.json, { provenance: r.provenance, code: r.code, datasets: r.datasets });
   return r;
 }

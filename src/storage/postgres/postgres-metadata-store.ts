@@ -361,7 +361,7 @@ export class PostgresMetadataStore implements MetadataStore {
     }));
   }
   async listRepositories(page: Page = {}): Promise<string[]> {
-    const { rows } = await this.pool.query<{ name: string }>('SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2', [page.last ?? '', page.n ?? null]);
+    const { rows } = await this.pool.query<{ name: string }>('SELECT name FROM repositories r WHERE name > $1 AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository = r.name) ORDER BY name LIMIT $2', [page.last ?? '', page.n ?? null]);
     return rows.map((r) => r.name);
   }
   async repositoryExists(repository: string): Promise<boolean> {

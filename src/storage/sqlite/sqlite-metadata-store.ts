@@ -85,7 +85,7 @@ export class SqliteMetadataStore implements MetadataStore, VerdictStore {
       tagHistory: p('SELECT * FROM tag_history WHERE repository = ? AND tag = ? ORDER BY id DESC'),
       referrers: p(`SELECT digest, media_type, artifact_type, size, annotations FROM manifests
                     WHERE repository = ? AND subject = ? ORDER BY created_at, digest`),
-      listRepos: p('SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?'),
+      listRepos: p('SELECT name FROM repositories r WHERE name > ? AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository = r.name) ORDER BY name LIMIT ?'),
       repoExists: p('SELECT 1 FROM repositories WHERE name = ?'),
     };
   }
