@@ -21,6 +21,8 @@ import type { V2Route } from './v2-path.js';
 const CALLER_DEPENDENT: ReadonlyArray<{ kind: V2Route['kind']; method: string; action: Action; why: string }> = [
   // A pusher's HEAD of a blob answers whether it exists (v2.ts, pushersExistenceCheck).
   { kind: 'blob', method: 'HEAD', action: 'push', why: 'a caller who may push here is told whether the blob exists' },
+  // A HEAD of a denied manifest answers 200 (no content, the denial in a header) to a caller with `discover` (v2.ts, discoverDenied).
+  { kind: 'manifest', method: 'HEAD', action: 'discover', why: 'a caller with the discover permission learns that a denied manifest exists, and why it is denied' },
 ];
 
 export function answerRefusal(e: unknown, who: Principal, route: V2Route, req: IncomingMessage, access: Access, request: Parameters<Access['challenge']>[0]): unknown {
