@@ -99,8 +99,14 @@ export interface DeniedBody {
  * push, because a pusher would be told the blob exists; that is accepted here for a bodiless blob answer.
  */
 export async function expectDenied(res: Response, what: string): Promise<DeniedBody> {
+  // An anonymous HEAD is challenged where credentials could change the answer (src/http/refusal.ts): a
+  // pusher learns that a blob exists, a caller with `discover` that a denied manifest exists.
   if (res.status === 401 && /\/blobs\/sha256:/.test(res.url) && (await res.clone().text()) === '') {
     expect(res.headers.get('www-authenticate') ?? '', `${what}: challenge`).toMatch(/scope="repository:[^"]+:pull,push"/);
+    return { code: 'UNAUTHORIZED', message: '', detail: {} };
+  }
+  if (res.status === 401 && /\/manifests\//.test(res.url) && (await res.clone().text()) === '') {
+    expect(res.headers.get('www-authenticate') ?? '', `${what}: challenge`).toMatch(/scope="repository:[^"]+:pull"/);
     return { code: 'UNAUTHORIZED', message: '', detail: {} };
   }
   expect(res.status, `${what}: status`).toBe(403);

@@ -48,14 +48,16 @@ describe('a refusal to an anonymous caller is 401 with a challenge only when cre
     expect((await fetch(`${s.url}/v2/${repo}/blobs/${m.layers[0]}`, { headers: s.auth() })).status).toBe(403);
   });
 
-  it('GET and HEAD of a denied manifest stay 403 for an anonymous caller, with the reason in the body', async () => {
+  it('GET of a denied manifest stays 403 for an anonymous caller, with the reason in the body; HEAD is challenged (a discover token would learn it exists)', async () => {
     const get = await anon('GET', `manifests/v1`);
     expect(get.status).toBe(403);
     expect(get.headers.get('www-authenticate')).toBeNull();
     const body = (await get.json()) as { errors: { code: string; message: string }[] };
     expect(body.errors[0]!.code).toBe('DENIED');
     expect(body.errors[0]!.message.length).toBeGreaterThan(0);
-    expect((await anon('HEAD', `manifests/${m.digest}`)).status).toBe(403);
+    const head = await anon('HEAD', `manifests/${m.digest}`);
+    expect(head.status).toBe(401);
+    expect(head.headers.get('www-authenticate')).toContain(`scope="repository:${repo}:pull"`);
   });
 
   it('a permission refusal to an anonymous caller is 401 with a challenge (push)', async () => {

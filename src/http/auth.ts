@@ -184,7 +184,7 @@ export class TokenAccess implements Access {
     // The Host header is echoed only when it looks like a host: a quote or comma would forge challenge parameters.
     const host = req.host && /^[A-Za-z0-9.:[\]-]{1,255}$/.test(req.host) ? req.host : '127.0.0.1';
     const realm = `${req.scheme ?? 'http'}://${host}/auth/token`;
-    const actions = action === 'pull' ? 'pull' : action === 'delete' ? 'delete' : 'pull,push';
+    const actions = action === 'pull' || action === 'discover' ? 'pull' : action === 'delete' ? 'delete' : 'pull,push';
     const scope = repository ? `,scope="repository:${repository}:${actions}"` : '';
     return `Bearer realm="${realm}",service="customs"${scope}`;
   }
