@@ -7,3 +7,5 @@ export * from './policy-read-gate.js';
 export * from './content-source.js';
 export * from './garbage-collector.js';
 export * from './pull-recorder.js';
+export * from './integrity.js';
+export * from './scrubber.js';
