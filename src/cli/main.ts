@@ -5,6 +5,7 @@ import { hashSecret, newTokenSecret } from '../http/secrets.js';
 import { register as registerProducer } from './producer/index.js';
 import { register as registerOps } from './ops/index.js';
 import { registerVerify } from './verify.js';
+import { register as registerIntegrity } from './integrity.js';
 import { tuneHeapForServing } from './heap-tuning.js';
 
 /** `customs`: the server and the client commands. */
@@ -65,6 +66,7 @@ export function buildProgram(): Command {
   registerProducer(program);
   registerOps(program);
   registerVerify(program);
+  registerIntegrity(program);
   return program;
 }
 
