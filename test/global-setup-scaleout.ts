@@ -8,7 +8,7 @@ import { startPostgres, type PostgresServer } from './helpers/postgres.js';
  * was given file filters that name no scale-out test: then a scale-out file that
  * runs anyway starts its own (test/helpers/scaleout.ts).
  */
-const SCALEOUT_FILES = /storage-s3-postgres|replicas/;
+const SCALEOUT_FILES = /storage-s3-postgres|replicas|scrub-s3/;
 /** Options of `vitest` that take a value (that value is not a file filter). */
 const WITH_VALUE = new Set(['-c', '--config', '-t', '--testNamePattern', '--project', '--reporter', '--root', '-r', '--dir', '--pool', '--maxWorkers', '--shard', '--outputFile']);
 
