@@ -41,7 +41,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   const pg: PostgresServer = pgR.value;
   const ceph: CephRgw = cephR.value;
-  const { stop: _s, ...s3 } = ceph;
+  const { stop: _s, stopGateway: _g, startGateway: _h, ...s3 } = ceph;
   project.provide('scaleout', { pgPort: pg.port, s3 });
   return async () => {
     await Promise.all([pg.stop(), ceph.stop()]);

@@ -98,3 +98,19 @@ export function pump(source: Readable, sink: Writable): Promise<void> {
     source.pipe(sink);
   });
 }
+
+/**
+ * After a write failed: a request body whose bytes can no longer be stored is drained when the
+ * failure is the store's (full, or away), so the client reads the error response instead of a
+ * reset connection; otherwise (a body over the limit, a wrong digest) it is destroyed, as
+ * `pipeline` would. Iterate the source with `iterator({ destroyOnReturn: false })` so that
+ * leaving the loop on an error does not destroy it first.
+ */
+export function drainOrDestroy(source: Readable, e: unknown): void {
+  const code = isRegistryError(e) ? e.code : undefined;
+  if (source.destroyed) return;
+  if (code === 'STORAGE_FULL' || code === 'STORAGE_UNAVAILABLE') {
+    source.on('error', () => undefined);
+    source.resume();
+  } else source.destroy();
+}

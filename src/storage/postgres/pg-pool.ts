@@ -80,17 +80,23 @@ export const pgTypes = types;
 export async function withTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
   const c = await withReconnect(() => pool.connect());
   let broken = false;
+  // Between two statements (the transaction awaits S3, say) the connection may die: pg then emits
+  // 'error' on the client, which the pool listens to only while the client is idle in the pool.
+  // Unheard, it would crash the process; heard, the next statement fails and the transaction with it.
+  const onError = (): void => void (broken = true);
+  c.on('error', onError);
   try {
     await c.query('BEGIN');
     const result = await fn(c);
     await c.query('COMMIT');
     return result;
   } catch (e) {
-    broken = isConnectionFailure(e);
+    broken ||= isConnectionFailure(e);
     if (!broken) await c.query('ROLLBACK').catch(() => undefined);
     // A transaction cut off by a lost connection was rolled back by PostgreSQL: nothing of it is visible.
     throw broken ? unavailable('PostgreSQL', e) : e;
   } finally {
+    c.off('error', onError);
     c.release(broken || undefined); // a broken connection is discarded, not put back into the pool
   }
 }

@@ -5,7 +5,7 @@ import { Digester, err, isDigest, parseDigest, type Digest } from '../../oci/ind
 import type { BlobInfo, BlobLister, BlobPutOptions, BlobStore, ByteRange, StoredBlob } from '../blob-store.js';
 import type { BlobRedirect } from '../blob-redirect.js';
 import { createS3Client, describeS3Error, isS3NotFound, s3StorageError, S3Layout, type S3Options } from './s3-client.js';
-import { translateStreamErrors } from '../storage-errors.js';
+import { drainOrDestroy, translateStreamErrors } from '../storage-errors.js';
 import type { BlobCheck, BlobIntegrity, SetAsideBlob } from '../integrity.js';
 import { checkObject, listLeftovers, listSetAsideObjects, objectWasSetAside, setAsideObject } from './s3-integrity.js';
 import type { Leftover, LeftoverLister } from '../leftovers.js';
@@ -98,7 +98,8 @@ export class S3BlobStore implements BlobStore, BlobRedirect, BlobLister, BlobInt
     const filler = new PartFiller(() => this.pool.take(partSizeFor(this.partSize, partNumber + 1)), emit);
     let size = 0;
     try {
-      for await (const chunk of source as AsyncIterable<Buffer>) {
+      // Not destroyed when the loop is left on an error: a store that is away answers 503, and the client must read it.
+      for await (const chunk of source.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
         size += chunk.byteLength;
         if (size > limit) {
           throw size > maxSize
@@ -136,7 +137,7 @@ export class S3BlobStore implements BlobStore, BlobRedirect, BlobLister, BlobInt
       if (key !== finalKey) await this.commitObject(key, finalKey, size);
       return { digest, size };
     } catch (e) {
-      source.destroy();
+      drainOrDestroy(source, e);
       const mp = uploader as PartUploader | undefined;
       if (mp) {
         await mp.drain().catch(() => undefined);
