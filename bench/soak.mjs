@@ -187,7 +187,7 @@ const samples = [];
 const sample = async () => {
   const m = (await http(`${customs.url}/metrics`)).body.toString();
   const metric = (name) => Number(new RegExp(`^customs_${name} (\\S+)`, 'm').exec(m)?.[1] ?? NaN) / 1e6;
-  samples.push({ t: (Date.now() - started) / 1000, rssMB: rssOf(customs.pid) / 1e6, fds: fdsOf(customs.pid), heapMB: metric('nodejs_heap_size_used_bytes'), externalMB: metric('nodejs_external_memory_bytes') });
+  samples.push({ t: (Date.now() - started) / 1000, rssMB: rssOf(customs.pid) / 1e6, fds: fdsOf(customs.pid), heapMB: metric('nodejs_heap_size_used_bytes'), heapTotalMB: metric('nodejs_heap_size_total_bytes'), externalMB: metric('nodejs_external_memory_bytes') });
 };
 await sample();
 const recent = new Map(); // repo -> versions pushed, newest last
@@ -319,6 +319,7 @@ printTable(
     ['RSS (MB)', fmt(first.rssMB, 1), fmt(last.rssMB, 1), fmt(slopePerHour(samples, 'rssMB'), 1), fmt(slopePerHour(half, 'rssMB'), 1)],
     ['open fds', String(first.fds), String(last.fds), fmt(slopePerHour(samples, 'fds'), 1), fmt(slopePerHour(half, 'fds'), 1)],
     ['V8 heap used (MB)', fmt(first.heapMB, 1), fmt(last.heapMB, 1), fmt(slopePerHour(samples, 'heapMB'), 1), fmt(slopePerHour(half, 'heapMB'), 1)],
+    ['V8 heap reserved (MB)', fmt(first.heapTotalMB, 1), fmt(last.heapTotalMB, 1), fmt(slopePerHour(samples, 'heapTotalMB'), 1), fmt(slopePerHour(half, 'heapTotalMB'), 1)],
     ['external memory (MB)', fmt(first.externalMB, 1), fmt(last.externalMB, 1), fmt(slopePerHour(samples, 'externalMB'), 1), fmt(slopePerHour(half, 'externalMB'), 1)],
   ],
 );
