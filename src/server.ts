@@ -9,12 +9,13 @@ import { createApp, requestListener } from './http/app.js';
 import { adminApp } from './http/admin.js';
 import { adminGcApp } from './http/admin-gc.js';
 import { adminInspectApp } from './http/admin-inspect.js';
+import { adminScrubApp } from './http/admin-scrub.js';
 import { adminVerifyApp } from './http/admin-verify.js';
 import { adminResolveApp } from './http/admin-resolve.js';
 import { adminTagApp } from './http/admin-tag.js';
 import { loadAdminToken, loadSessionKey } from './http/admin-token.js';
 import { TokenAccess } from './http/auth.js';
-import { HttpMetrics } from './http/metrics.js';
+import { HttpMetrics, IntegrityCounters } from './http/metrics.js';
 import { UploadSlots } from './http/request-body.js';
 import { tokenApp } from './http/token-endpoint.js';
 import { admissionApp } from './http/admission.js';
@@ -29,6 +30,7 @@ import { HubImporter, HubPullThrough, HubService, hubConfigSchema, hubRuleOf } f
 import { hubApp } from './http/hub.js';
 import { adminHubApp } from './http/admin-hub.js';
 import { BlobService, GarbageCollector, ListingService, ManifestService, PullRecorder, ServingRule, RegistryContentSource, UpstreamFreshVerdicts, UploadService, type GcOptions } from './registry/index.js';
+import { ContentIntegrity, Scrubber } from './registry/index.js';
 import { openStorage } from './storage/open.js';
 import { hasVerdictStore } from './storage/verdict-store.js';
 import { buildGate, describeFailures, policySchema, warmUpSbomValidators, type Gate } from './verify/index.js';
@@ -92,6 +94,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   // filesystem + SQLite, or S3 + PostgreSQL shared by replicas; throws StorageStartupError naming what is unreachable.
   const storage = await openStorage(config, dataDir, log);
   const { blobs, uploads, metadata, notifier } = storage;
+  const metrics = new HttpMetrics();
+  const integrityCounters = new IntegrityCounters(metrics.registry);
+  // Corrupt content (found by the scrub or by a read) is set aside, never served, and reported.
+  const integrity = new ContentIntegrity(blobs, metadata, log, integrityCounters);
 
   let recordRefusal: ((e: AuditInput) => void) | undefined;
   const access = new TokenAccess({
@@ -177,11 +183,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const pullFlusher = setInterval(() => void flushPulls(), 10_000);
   pullFlusher.unref();
   // storage.redirect (S3 only): big blob GETs answer 307 to a presigned URL once access and the gate allowed them.
-  const blobService = new BlobService(blobs, metadata, gate, served, { redirect: storage.redirect });
+  const blobService = new BlobService(blobs, metadata, gate, served, { redirect: storage.redirect, integrity });
   const v2 = {
     blobs: blobService,
     uploads: new UploadService(blobs, uploads, blobService, { maxBlobBytes: config.limits.maxBlobBytes }),
-    manifests: new ManifestService(metadata, gate, served, publishingHooks(ops.hooks, notifier, log), pullRecorder),
+    manifests: new ManifestService(metadata, gate, served, publishingHooks(ops.hooks, notifier, log), pullRecorder, integrity),
     listing: new ListingService(metadata, served, async (repository, referrer, subject) => {
       const v = await judged.checkEvidence(repository, referrer, subject);
       return v.allowed ? (v.evidence?.kind ?? 'verified') : 'unverified';
@@ -222,7 +228,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const unsubscribe = applyCacheEvents(notifier, { gate: verdicts, manifests: v2.manifests });
   const collector = new GarbageCollector(v2.manifests, blobService, metadata, v2.isProxied, pullRecorder);
   const gcAbort = new AbortController();
-  const metrics = new HttpMetrics();
+  const scrubber = new Scrubber({ blobs, metadata, integrity, isProxied: v2.isProxied, refetch: pullThrough && ((r, d) => pullThrough.refetchBlob(r, d)), metrics: integrityCounters, log });
+  const scrubAbort = new AbortController();
+  const scrubRate = (mib: number) => ({ maxBytesPerSecond: mib * 1024 * 1024, signal: scrubAbort.signal });
+  let shuttingDown = false;
   const onDenied = (actor: string, target: string, reason: string) => recordRefusal?.({ actor, action: 'deny', target, reason });
   const hub = new HubService({ manifests: v2.manifests, blobs: blobService, metadata, pull: hubPull, rules: hubRules, defaultUpstream: hubConfig.defaultUpstream, logger: log });
   // `customs hub import`: the same pull-through, driven by an operator.
@@ -249,8 +258,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       ['/admin', adminGcApp((o, by) => collector.run({ ...gcDefaults(config.gc, upstreams), ...defined(o), signal: gcAbort.signal }, by), access)],
       [hubConfig.prefix, hubApp({ prefix: hubConfig.prefix, service: hub, access, upstreams: new Set(hubConfig.upstreams.map((u) => u.name)), onDenied })],
       ...(hubAdmin ? [['/admin', hubAdmin] as const] : []),
+      ['/admin', adminScrubApp((o, by) => scrubber.run(scrubRate(o.maxMiBPerSecond ?? config.scrub.maxMiBPerSecond), by), access)],
     ],
     ready: async () => {
+      // Shutting down: fail readiness first, so a load balancer stops routing here while requests are still served.
+      if (shuttingDown) throw new Error('shutting down');
       await blobs.ready();
       await metadata.ready();
     },
@@ -262,6 +274,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const expiry = setInterval(() => void uploads.expire(expireMs).catch((e: Error) => log.warn({ err: e.message }, 'upload expiry failed')), Math.min(expireMs, 3600_000));
   expiry.unref();
   const gc = scheduleGc(collector, gcDefaults(config.gc, upstreams), config.gc.intervalSeconds, gcAbort.signal, log);
+  const scrubs = scrubber.schedule(config.scrub.intervalSeconds, scrubRate(config.scrub.maxMiBPerSecond));
 
   const listener = requestListener(app, { log, metrics, v2, onDenied });
   const serverOptions = { keepAliveTimeout: 65_000, headersTimeout: config.limits.headersTimeoutSeconds * 1000, requestTimeout: config.limits.requestTimeoutSeconds * 1000 };
@@ -309,19 +322,34 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     },
     close: () =>
       (closing ??= (async () => {
+        shuttingDown = true;
+        if (config.shutdownDelaySeconds > 0) {
+          log.info({ seconds: config.shutdownDelaySeconds }, 'shutting down: readiness fails, still serving');
+          await new Promise((r) => setTimeout(r, config.shutdownDelaySeconds * 1000));
+        }
         clearInterval(expiry);
         clearInterval(tlsWatch);
         gcAbort.abort(); // a run in progress (scheduled or an operator's) stops between two blobs
+        scrubAbort.abort();
         await gc.stop();
+        await scrubs.stop();
         clearInterval(pullFlusher);
-        // Stop accepting; in-flight requests finish; idle keep-alive sockets close now.
+        // Stop accepting; in-flight requests (uploads, downloads) get shutdownTimeoutSeconds to finish; keep-alive
+        // sockets close as soon as they are idle (now, or when their request is done).
         const done = new Promise<void>((res) => server.close(() => res()));
         server.closeIdleConnections();
-        const force = setTimeout(() => server.closeAllConnections(), 30_000);
+        const idle = setInterval(() => server.closeIdleConnections(), 100);
+        const force = setTimeout(() => {
+          log.warn({ seconds: config.shutdownTimeoutSeconds }, 'shutdown: closing connections still busy after shutdownTimeoutSeconds');
+          server.closeAllConnections();
+        }, config.shutdownTimeoutSeconds * 1000);
         await done;
+        clearInterval(idle);
         clearTimeout(force);
         unsubscribe();
         await admission?.summaries?.settled();
+        // A fill whose last client is gone may still be committing what it fetched: let it link the blob.
+        await pullThrough?.settle(config.shutdownTimeoutSeconds * 1000);
         pullThrough?.close();
         hubPull?.close();
         await flushPulls();

@@ -6,6 +6,7 @@ import { register as registerProducer } from './producer/index.js';
 import { register as registerOps } from './ops/index.js';
 import { registerVerify } from './verify.js';
 import { registerHub } from './hub.js';
+import { register as registerIntegrity } from './integrity.js';
 import { tuneHeapForServing } from './heap-tuning.js';
 import { errorLines } from './errors.js';
 
@@ -73,6 +74,7 @@ export function buildProgram(): Command {
   registerOps(program);
   registerVerify(program);
   registerHub(program);
+  registerIntegrity(program);
   return program;
 }
 

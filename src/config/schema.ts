@@ -60,6 +60,19 @@ export const configSchema = z
       })
       .strict()
       .default({ intervalSeconds: 0, graceSeconds: 24 * 3600 }),
+    scrub: z
+      .object({
+        /** Re-hash every stored blob and manifest this often; 0 = only when an operator runs `customs scrub`. At most 24 days (a timer's limit). */
+        intervalSeconds: z.number().int().min(0).max(2_147_483).default(0),
+        /** Read at most this many MiB per second (0 = unlimited), so a scrub never starves serving. */
+        maxMiBPerSecond: z.number().min(0).default(50),
+      })
+      .strict()
+      .default({ intervalSeconds: 0, maxMiBPerSecond: 50 }),
+    /** SIGTERM: how long in-flight requests (uploads, downloads) may take to finish before their connections are closed. */
+    shutdownTimeoutSeconds: z.number().int().min(0).max(86_400).default(30),
+    /** SIGTERM: how long /readyz answers 503 while everything else is still served, so a load balancer stops routing here first. */
+    shutdownDelaySeconds: z.number().int().min(0).max(3600).default(0),
     storage: storageSchema.default({ driver: 'filesystem' }),
     metadata: metadataSchema.default({ driver: 'sqlite' }),
     upstreams: z.array(z.unknown()).default([]),

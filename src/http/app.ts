@@ -4,7 +4,7 @@ import { Hono } from 'hono';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { getRequestListener, type HttpBindings } from '@hono/node-server';
 import type { Logger } from 'pino';
-import { DENIED_REASON_HEADER } from '../oci/index.js';
+import { DENIED_REASON_HEADER, isRegistryError, type RegistryError } from '../oci/index.js';
 import { toHttpError } from './errors.js';
 import type { HttpMetrics } from './metrics.js';
 import { closeAfterRefusal } from './request-body.js';
@@ -51,8 +51,15 @@ export function createApp(deps: Omit<AppDeps, 'v2'>): Hono<{ Bindings: HttpBindi
 /** The one place a thrown error becomes a response (spec error body), an audit entry (403) or an aborted body. */
 function sendError(req: IncomingMessage, res: ServerResponse, e: unknown, deps: Pick<AppDeps, 'onDenied'>): Response {
   const ctx = contextOf(req);
+  if (clientLeft(req, e)) {
+    // Not an error: the client closed its connection before sending all of its request.
+    ctx.log.debug({ err: (e as Error).message }, 'client went away');
+    if (!res.destroyed) res.destroy();
+    return RESPONSE_ALREADY_SENT;
+  }
   const http = toHttpError(e);
   if (http.internal) ctx.log.error({ err: e }, 'internal error');
+  else if (http.level !== 'debug') ctx.log[http.level]({ code: (e as RegistryError).code, err: (e as Error).message }, 'request failed');
   if (http.status === 403) deps.onDenied?.(ctx.actor ?? 'anonymous', deniedTarget(req.url ?? ''), (e as Error).message.slice(0, 1000));
   else ctx.log.debug({ code: http.status, err: (e as Error).message }, 'request refused');
   if (res.headersSent) {
@@ -68,6 +75,8 @@ function sendError(req: IncomingMessage, res: ServerResponse, e: unknown, deps: 
   if (http.status === 401 && detail?.challenge) headers['www-authenticate'] = detail.challenge;
   // An upstream's rate limit, passed on (pull-through): when to ask again, in seconds.
   if (http.status === 429 && typeof detail?.retryAfter === 'number') headers['retry-after'] = String(detail.retryAfter);
+  // The database or object store is briefly away (a restart, a failover): ask again shortly.
+  if (http.status === 503) headers['retry-after'] = '1';
   if (http.status === 416 && typeof detail?.size === 'number') {
     // Blob reads say how big the blob is (RFC 9110); uploads say how far they got (distribution spec).
     if (ctx.route === 'blob') headers['content-range'] = `bytes */${detail.size}`;
@@ -81,6 +90,19 @@ function deniedTarget(url: string): string {
   const [path, query] = url.split('?', 2) as [string, string | undefined];
   const ns = query ? new URLSearchParams(query).get('ns') : null;
   return `${path}${ns && /^[A-Za-z0-9.:-]{1,255}$/.test(ns) ? `?ns=${ns}` : ''}`.slice(0, 300);
+}
+
+/** Errors a request's body stream raises when its client disconnects mid-body; ours are RegistryErrors. */
+const CLIENT_GONE = new Set(['ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+/**
+ * The client went away before its request was complete (an upload cut short). Our own failures are
+ * RegistryErrors (storage translates its errors), so a raw reset on a dead connection is the client's.
+ */
+function clientLeft(req: IncomingMessage, e: unknown): boolean {
+  if (isRegistryError(e)) return false;
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return (req.aborted || req.socket.destroyed) && code !== undefined && CLIENT_GONE.has(code);
 }
 
 /**

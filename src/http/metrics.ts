@@ -1,4 +1,5 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { IntegrityMetrics, ScrubMetrics, ScrubReport } from '../registry/index.js';
 
 /** Prometheus metrics of one server (its own registry, so tests can run several servers in a process). */
 export class HttpMetrics {
@@ -30,5 +31,33 @@ export class HttpMetrics {
     c.duration.observe(seconds);
     if (bytesIn > 0) c.bytesIn.inc(bytesIn);
     if (bytesOut > 0) c.bytesOut.inc(bytesOut);
+  }
+}
+
+/** Scrub and integrity counters, on a server's registry (`HttpMetrics.registry`). */
+export class IntegrityCounters implements IntegrityMetrics, ScrubMetrics {
+  private readonly findings: Counter;
+  private readonly checkedItems: Counter;
+  private readonly checkedBytes: Counter;
+  private readonly lastRun: Gauge;
+  private readonly unrepaired: Gauge;
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.findings = new Counter({ name: 'customs_integrity_findings_total', help: 'Corrupt content found (scrub or read) and corrupt blobs repaired, by kind', labelNames: ['kind', 'outcome'], registers });
+    this.checkedItems = new Counter({ name: 'customs_scrub_checked_total', help: 'Blobs and manifests re-hashed by the scrub', labelNames: ['kind'], registers });
+    this.checkedBytes = new Counter({ name: 'customs_scrub_bytes_total', help: 'Bytes re-hashed by the scrub', registers });
+    this.lastRun = new Gauge({ name: 'customs_scrub_last_run_timestamp_seconds', help: 'When the last scrub finished', registers });
+    this.unrepaired = new Gauge({ name: 'customs_scrub_unrepaired_blobs', help: 'Corrupt blobs set aside that a repository still links, as of the last scrub', registers });
+  }
+  finding(kind: 'blob' | 'manifest', outcome: 'corrupt' | 'repaired'): void {
+    this.findings.labels(kind, outcome).inc();
+  }
+  checked(kind: 'blob' | 'manifest', bytes: number): void {
+    this.checkedItems.labels(kind).inc();
+    this.checkedBytes.inc(bytes);
+  }
+  finished(report: ScrubReport): void {
+    this.lastRun.set(Date.now() / 1000);
+    this.unrepaired.set(report.unrepaired.length);
   }
 }

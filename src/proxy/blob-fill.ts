@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { Digester, err, isRegistryError, parseDigest, type Digest } from '../oci/index.js';
 import { hasRandomAccess, randomAccessStream, writeAllCapped, type BlobBody, type BlobInfo, type BlobLinks, type BlobStore, type ByteRange, type RandomAccessBlob } from '../storage/index.js';
 import { leaseOrWait, type FillLease, type LeaseHandle } from '../storage/fill-lease.js';
+import { fullDiskError, isStorageFull } from '../storage/storage-errors.js';
 import { isBulkBody } from './bulk-get.js';
 import type { ProxyLogger } from './logger.js';
 import type { UpstreamBlob } from './pull-through.js';
@@ -66,6 +67,11 @@ export class BlobFiller {
   /** Fills in progress (for tests and metrics). */
   get inFlight(): number {
     return this.fills.size;
+  }
+
+  /** Waits until the fills in progress are over (committed and linked, or failed): shutdown lets them finish. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.fills.values()].map((f) => f.done));
   }
 
   /**
@@ -225,7 +231,8 @@ class Fill {
       this.committed = true;
       this.opts.logger.info({ upstream: source.upstream, digest: this.digest, size: info.size }, 'blob filled from upstream');
     } catch (e) {
-      this.fail(e, source.upstream, ac.signal);
+      // A full disk is ours, not the upstream's: the client is told so (507), and the temporary file goes.
+      this.fail(fullDiskError(e, `pull-through fill of ${this.digest}`), source.upstream, ac.signal);
       body?.destroy();
     } finally {
       clearTimeout(timer);
@@ -261,7 +268,7 @@ class Fill {
       this.opts.logger.error({ upstream, digest: this.digest, err: e instanceof Error ? e.message : String(e) }, 'verified blob could not be stored');
       return;
     }
-    const reason = signal.aborted && signal.reason instanceof Error ? signal.reason : e;
+    const reason = signal.aborted && signal.reason instanceof Error && !isStorageFull(e) ? signal.reason : e;
     const error = reason instanceof Error ? reason : err('UPSTREAM_UNAVAILABLE', String(reason));
     const code = isRegistryError(error) ? error.code : undefined;
     if (code === 'DIGEST_INVALID' || code === 'SIZE_INVALID') {
@@ -273,7 +280,8 @@ class Fill {
       this.opts.onVerifyFailure?.(this.digest, this.error);
     } else {
       this.error = isRegistryError(error) ? error : err('UPSTREAM_UNAVAILABLE', `blob fill from ${upstream} failed: ${error.message}`);
-      this.opts.logger.warn({ upstream, digest: this.digest, err: this.error.message }, 'blob fill failed');
+      if (code === 'STORAGE_FULL') this.opts.logger.error({ upstream, digest: this.digest, err: this.error.message }, 'blob fill failed: storage full');
+      else this.opts.logger.warn({ upstream, digest: this.digest, err: this.error.message }, 'blob fill failed');
     }
   }
 

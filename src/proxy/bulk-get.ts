@@ -4,7 +4,7 @@ import { connect as netConnect, type OnReadOpts, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions, type SecureContext } from 'node:tls';
 import { err, type Digester } from '../oci/index.js';
-import { writeAllCapped } from '../storage/index.js';
+import { fullDiskError, writeAllCapped } from '../storage/index.js';
 
 /**
  * A GET whose body is a blob bound for a file: HTTP/1.1 over a socket that reads
@@ -426,7 +426,8 @@ class Exchange {
         this.queue = this.queue.filter((s) => s.filled > s.written);
       }
     } catch (e) {
-      this.fail(e);
+      // Our disk, not the upstream: the fill reports a full disk as such (507).
+      this.fail(fullDiskError(e, 'pull-through fill'));
     } finally {
       this.writing = false;
     }

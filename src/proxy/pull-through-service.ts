@@ -77,6 +77,13 @@ export class PullThroughService implements PullThrough {
     await this.filler.init();
   }
 
+  /** Waits (at most `ms`) for blob fills in progress to commit and link what they fetched. */
+  async settle(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.filler.settled(), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
+  }
+
   close(): void {
     this.transport.close();
     for (const t of this.ownTransports) t.close();
@@ -186,6 +193,16 @@ export class PullThroughService implements PullThrough {
       if (!head) return this.missed(missing, config);
     }
     return this.filler.open(t.repository, digest, this.fillSource(t, digest));
+  }
+
+  /**
+   * Fetches `digest` from the upstream of `repository` again and waits until it is verified and
+   * stored (the scrub, after it set corrupt stored bytes aside). False when the upstream has none.
+   */
+  async refetchBlob(repository: string, digest: Digest): Promise<boolean> {
+    const t = this.resolve(repository);
+    if (!t) return false;
+    return (await this.filler.ensure(t.repository, digest, this.fillSource(t, digest))) !== undefined;
   }
 
   private fillSource(t: ProxyTarget, digest: Digest): FillSource {

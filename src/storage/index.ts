@@ -6,3 +6,8 @@ export * from './audit-chain.js';
 export * from './verdict-store.js';
 export * from './random-access-stream.js';
 export * from './file-writes.js';
+export * from './storage-errors.js';
+export * from './content-scan.js';
+export * from './integrity.js';
+export * from './leftovers.js';
+export * from './snapshot.js';

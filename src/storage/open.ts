@@ -53,7 +53,15 @@ export class StorageStartupError extends Error {
  * one database. PostgreSQL is checked and migrated first, then S3; a failure
  * closes what was opened and throws a StorageStartupError naming the component.
  */
-export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, dataDir: string, log: StorageLog): Promise<OpenedStorage> {
+export interface OpenStorageOptions {
+  /**
+   * Open stores a running server may be using, to read them (`customs fsck`, `customs backup`): no
+   * startup cleanup (it would delete the server's writes in progress), no notification connection.
+   */
+  readonly inspect?: boolean;
+}
+
+export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, dataDir: string, log: StorageLog, options: OpenStorageOptions = {}): Promise<OpenedStorage> {
   const closers: Array<() => Promise<void>> = [];
   const close = async (): Promise<void> => {
     for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
@@ -85,9 +93,9 @@ export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, 
         await p.query('SELECT 1');
         const { from, to } = await migrate(p, PG_MIGRATIONS);
         if (from !== to) log.info({ from, to }, 'PostgreSQL schema migrated');
-        notifier = await PgNotifier.start({ url, pool: p, log });
+        if (!options.inspect) notifier = await PgNotifier.start({ url, pool: p, log });
       } catch (e) {
-        throw new StorageStartupError('PostgreSQL', (e as Error).message.startsWith('PostgreSQL') ? (e as Error).message : describePgError(e, url), { cause: e });
+        throw new StorageStartupError('PostgreSQL', (e as Error).message.startsWith('PostgreSQL:') ? (e as Error).message : describePgError(e, url), { cause: e });
       }
       const n = notifier;
       closers.push(() => n.close());
@@ -127,9 +135,11 @@ export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, 
       log.info({ bucket: s.bucket, prefix: s.prefix, endpoint: s.endpoint, redirect: s.redirect?.enabled ?? false }, 'blobs in S3');
     } else {
       const fsBlobs = new FsBlobStore(dataDir);
-      await fsBlobs.init();
       const fsUploads = new FsUploadStore(fsBlobs);
-      await fsUploads.init();
+      if (!options.inspect) {
+        await fsBlobs.init();
+        await fsUploads.init();
+      }
       if (config.metadata.driver === 'postgres') {
         log.warn({}, 'blobs on the local filesystem with metadata in PostgreSQL: replicas must share the data directory');
       }

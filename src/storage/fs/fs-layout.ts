@@ -7,6 +7,7 @@ import type { Algorithm } from '../../oci/index.js';
  *   <root>/blobs/<alg>/<first two hex>/<hex>   committed blobs
  *   <root>/ingest/<random>                      blobs being written (cleaned at startup)
  *   <root>/uploads/<id>/{data,info.json}         upload sessions
+ *   <root>/corrupt/<alg>/<hex>                   bytes set aside because they no longer hashed to their digest
  */
 export class FsLayout {
   constructor(readonly root: string) {}
@@ -21,6 +22,12 @@ export class FsLayout {
   }
   ingest(name: string): string {
     return join(this.root, 'ingest', name);
+  }
+  corruptDir(): string {
+    return join(this.root, 'corrupt');
+  }
+  corrupt(algorithm: Algorithm, hex: string): string {
+    return join(this.root, 'corrupt', algorithm, hex);
   }
   uploadsDir(): string {
     return join(this.root, 'uploads');

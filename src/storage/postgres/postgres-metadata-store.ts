@@ -6,6 +6,8 @@ import type { Actor, BlobLink, BlobLinkKey, ManifestKey, ManifestPull, ManifestR
 import type { AuditEntry, AuditInput, AuditQuery, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from '../ops-store.js';
 import * as ops from './postgres-ops.js';
 import { withTransaction, type Queryable } from './pg-pool.js';
+import { PostgresScan } from './postgres-scan.js';
+import type { ContentScan, TagEntry, TagKey } from '../content-scan.js';
 
 const insertLink = (q: Queryable, repository: string, blob: BlobInfo): Promise<unknown> =>
   q.query(
@@ -45,11 +47,28 @@ const UNPULLED = `
  * (read-modify-write of a tag needs that anyway). The pool is the caller's: see
  * `openStorage`, which migrates the schema before constructing this.
  */
-export class PostgresMetadataStore implements MetadataStore {
-  constructor(readonly pool: pg.Pool) {}
+export class PostgresMetadataStore implements MetadataStore, ContentScan {
+  private readonly scan: PostgresScan;
+  constructor(readonly pool: pg.Pool) {
+    this.scan = new PostgresScan(pool);
+  }
 
   async ready(): Promise<void> {
     await this.pool.query('SELECT 1');
+  }
+
+  // --- content scan (scrub, fsck, backup) ---
+  manifestPage(limit: number, after?: ManifestKey): Promise<ManifestRecord[]> {
+    return this.scan.manifestPage(limit, after);
+  }
+  blobLinkPage(limit: number, after?: BlobLinkKey): Promise<BlobLink[]> {
+    return this.scan.blobLinkPage(limit, after);
+  }
+  tagPage(limit: number, after?: TagKey): Promise<TagEntry[]> {
+    return this.scan.tagPage(limit, after);
+  }
+  linkingRepositories(digest: Digest): Promise<string[]> {
+    return this.scan.linkingRepositories(digest);
   }
 
   async close(): Promise<void> {

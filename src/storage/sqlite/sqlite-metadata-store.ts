@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import { err, type Descriptor, type Digest } from '../../oci/index.js';
 import { prefixEnd, pushAuditEntry, toMove, toRecord, type HistoryRow, type ManifestRow } from '../rows.js';
@@ -5,8 +6,12 @@ import type { BlobInfo } from '../blob-store.js';
 import type { Actor, BlobLink, BlobLinkKey, ManifestKey, ManifestPull, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from '../metadata-store.js';
 import type { AuditEntry, AuditInput, AuditQuery, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from '../ops-store.js';
 import { SqliteOpsTables } from './sqlite-ops.js';
+import { SqliteScan } from './sqlite-scan.js';
+import type { ContentScan, TagEntry, TagKey } from '../content-scan.js';
+import type { MetadataSnapshot } from '../snapshot.js';
 import type { VerdictStore } from '../verdict-store.js';
 import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
+import { fullDiskError } from '../storage-errors.js';
 
 /** Which manifests (`m`) retention may delete: see `ManifestIndex.expiredUntaggedManifests`. Named parameter: @before. */
 const EXPIRED_UNTAGGED = `
@@ -30,10 +35,11 @@ const UNPULLED = `
  * synchronous; each method runs one statement or one transaction, so the async
  * interface costs a microtask and nothing else.
  */
-export class SqliteMetadataStore implements MetadataStore, VerdictStore {
+export class SqliteMetadataStore implements MetadataStore, VerdictStore, ContentScan, MetadataSnapshot {
   private readonly db: Database.Database;
   private readonly stmt;
   private readonly ops: SqliteOpsTables;
+  private readonly scan: SqliteScan;
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -43,6 +49,7 @@ export class SqliteMetadataStore implements MetadataStore, VerdictStore {
     this.db.pragma('busy_timeout = 5000');
     migrate(this.db);
     this.ops = new SqliteOpsTables(this.db);
+    this.scan = new SqliteScan(this.db);
     const p = <T extends unknown[] = unknown[]>(sql: string) => this.db.prepare<T>(sql);
     this.stmt = {
       addRepo: p('INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)'),
@@ -94,13 +101,40 @@ export class SqliteMetadataStore implements MetadataStore, VerdictStore {
     this.db.prepare('SELECT 1').get();
   }
 
+  /**
+   * SQLite's online backup API, all pages in one step: one read transaction, hence a consistent
+   * snapshot, while writers go on (WAL). In steps, a write from another process would restart it.
+   */
+  async snapshotTo(file: string): Promise<void> {
+    await rm(file, { force: true });
+    await this.db.backup(file, { progress: () => 0x7fffffff });
+  }
+
+  // --- content scan (scrub, fsck, backup) ---
+  manifestPage(limit: number, after?: ManifestKey): Promise<ManifestRecord[]> {
+    return this.scan.manifestPage(limit, after);
+  }
+  blobLinkPage(limit: number, after?: BlobLinkKey): Promise<BlobLink[]> {
+    return this.scan.blobLinkPage(limit, after);
+  }
+  tagPage(limit: number, after?: TagKey): Promise<TagEntry[]> {
+    return this.scan.tagPage(limit, after);
+  }
+  linkingRepositories(digest: Digest): Promise<string[]> {
+    return this.scan.linkingRepositories(digest);
+  }
+
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
 
   /** Runs `fn` in a write transaction (BEGIN IMMEDIATE: no upgrade deadlocks between writers). */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (e) {
+      throw fullDiskError(e, 'metadata write'); // SQLITE_FULL: rolled back, reads go on
+    }
   }
 
   // --- blob links ---
