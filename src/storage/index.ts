@@ -6,3 +6,4 @@ export * from './audit-chain.js';
 export * from './verdict-store.js';
 export * from './random-access-stream.js';
 export * from './file-writes.js';
+export * from './inventory.js';

@@ -6,6 +6,8 @@ import type { Actor, BlobLink, BlobLinkKey, ManifestKey, ManifestPull, ManifestR
 import type { AuditEntry, AuditInput, AuditQuery, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from '../ops-store.js';
 import * as ops from './postgres-ops.js';
 import { withTransaction, type Queryable } from './pg-pool.js';
+import { SqlInventory } from '../inventory-sql.js';
+import type { Inventory, InventorySource } from '../inventory.js';
 
 const insertLink = (q: Queryable, repository: string, blob: BlobInfo): Promise<unknown> =>
   q.query(
@@ -45,8 +47,12 @@ const UNPULLED = `
  * (read-modify-write of a tag needs that anyway). The pool is the caller's: see
  * `openStorage`, which migrates the schema before constructing this.
  */
-export class PostgresMetadataStore implements MetadataStore {
-  constructor(readonly pool: pg.Pool) {}
+export class PostgresMetadataStore implements MetadataStore, InventorySource {
+  /** The operator console's paged, filtered queries. */
+  readonly inventory: Inventory;
+  constructor(readonly pool: pg.Pool) {
+    this.inventory = new SqlInventory({ name: 'postgres' }, async ({ text, params }) => (await this.pool.query(text, params)).rows as Record<string, unknown>[]);
+  }
 
   async ready(): Promise<void> {
     await this.pool.query('SELECT 1');

@@ -5,6 +5,8 @@ import type { BlobInfo } from '../blob-store.js';
 import type { Actor, BlobLink, BlobLinkKey, ManifestKey, ManifestPull, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from '../metadata-store.js';
 import type { AuditEntry, AuditInput, AuditQuery, BlobQuarantineCheck, BlobQuarantineState, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from '../ops-store.js';
 import { SqliteOpsTables } from './sqlite-ops.js';
+import { SqlInventory } from '../inventory-sql.js';
+import type { Inventory, InventorySource } from '../inventory.js';
 import type { VerdictStore } from '../verdict-store.js';
 import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
 
@@ -30,10 +32,12 @@ const UNPULLED = `
  * synchronous; each method runs one statement or one transaction, so the async
  * interface costs a microtask and nothing else.
  */
-export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck, VerdictStore {
+export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck, VerdictStore, InventorySource {
   private readonly db: Database.Database;
   private readonly stmt;
   private readonly ops: SqliteOpsTables;
+  /** The operator console's paged, filtered queries (the statement texts are few: each is prepared once). */
+  readonly inventory: Inventory;
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -43,6 +47,12 @@ export class SqliteMetadataStore implements MetadataStore, BlobQuarantineCheck, 
     this.db.pragma('busy_timeout = 5000');
     migrate(this.db);
     this.ops = new SqliteOpsTables(this.db);
+    const prepared = new Map<string, Database.Statement>();
+    this.inventory = new SqlInventory({ name: 'sqlite' }, async ({ text, params }) => {
+      let st = prepared.get(text);
+      if (!st) prepared.set(text, (st = this.db.prepare(text)));
+      return st.all(...params) as Record<string, unknown>[];
+    });
     const p = <T extends unknown[] = unknown[]>(sql: string) => this.db.prepare<T>(sql);
     this.stmt = {
       addRepo: p('INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)'),
