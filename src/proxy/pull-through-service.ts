@@ -12,6 +12,7 @@ import type { ProxyRequestOptions, ProxyTarget, PullThrough, UpstreamBlob, Upstr
 import { localReferrers, refreshReferrers } from './referrers.js';
 import { UpstreamTargets } from './targets.js';
 import { UpstreamClient, type FetchedManifest } from './upstream-client.js';
+import { UpstreamHealth, type UpstreamStatus } from './upstream-health.js';
 
 /** Optional: pinned tags are never refreshed from the upstream (DESIGN "Invariants"). */
 export interface PinLookup {
@@ -53,9 +54,11 @@ export class PullThroughService implements PullThrough {
   private readonly flights = new Map<string, Promise<unknown>>();
   /** Recent upstream misses (404, insufficient_scope) of things not stored here; see not-found-cache.ts. */
   private readonly notFound: NotFoundCache;
+  private readonly upstreamHealth: UpstreamHealth;
 
   constructor(private readonly opts: PullThroughOptions) {
     this.clock = opts.clock ?? Date.now;
+    this.upstreamHealth = new UpstreamHealth(opts.upstreams, this.clock);
     this.transport = opts.transport ?? createTransport();
     this.notFound = new NotFoundCache(this.clock);
     this.targets = new UpstreamTargets(opts.upstreams);
@@ -66,7 +69,7 @@ export class PullThroughService implements PullThrough {
         transport = createTransport({ ca: readUpstreamCa(u.name, u.tls.caFile, opts.configDir) });
         this.ownTransports.push(transport);
       }
-      this.clients.set(u.name, new UpstreamClient(u, transport, opts.logger, this.clock));
+      this.clients.set(u.name, new UpstreamClient(u, transport, opts.logger, this.clock, this.upstreamHealth));
     }
     this.filler = new BlobFiller({ blobs: opts.blobs, links: opts.metadata, tempDir: opts.tempDir, logger: opts.logger, lease: opts.fillLease });
   }
@@ -78,6 +81,11 @@ export class PullThroughService implements PullThrough {
   close(): void {
     this.transport.close();
     for (const t of this.ownTransports) t.close();
+  }
+
+  /** Each configured upstream and what its last exchanges said (operators' overview). */
+  health(): UpstreamStatus[] {
+    return this.upstreamHealth.snapshot();
   }
 
   handles(repository: string, ns?: string): boolean {
