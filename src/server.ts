@@ -13,6 +13,7 @@ import { loadAdminToken, loadSessionKey } from './http/admin-token.js';
 import { TokenAccess } from './http/auth.js';
 import { HttpMetrics } from './http/metrics.js';
 import { tokenApp } from './http/token-endpoint.js';
+import { consoleApp } from './console-app.js';
 import { err, referenceString, type Reference } from './oci/index.js';
 import { createOps, type Ops } from './ops/index.js';
 import { parseUpstreamFlag, upstreamsConfigSchema, type UpstreamConfig } from './proxy/config.js';
@@ -69,10 +70,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const { blobs, uploads, metadata, notifier } = storage;
 
   let recordRefusal: ((e: AuditInput) => void) | undefined;
+  const sessionKey = await loadSessionKey(dataDir, config.auth);
   const access = new TokenAccess({
     config: config.auth,
     adminTokenHash: await loadAdminToken(dataDir, config.auth, log),
-    sessionKey: await loadSessionKey(dataDir, config.auth),
+    sessionKey,
     onAuthFailure: (who, reason, req) => {
       log.warn({ event: 'auth-failure', who, reason, remote: req.remoteAddress }, 'authentication failed');
       recordRefusal?.({ actor: who, action: 'auth.failure', reason, detail: { remote: req.remoteAddress ?? 'unknown' } });
@@ -153,6 +155,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       ['/admin', adminApp(ops, access)],
       ['/admin', adminVerifyApp(verifyRef, access)],
       ['/admin', adminGcApp((o, by) => collector.run({ ...gcDefaults(config.gc, upstreams), ...defined(o), signal: gcAbort.signal }, by), access)],
+      ...(config.ui.enabled ? [['/ui', consoleApp({ config: config.ui, sessionKey, access, ops, metadata, blobs, verdicts, judged, gate, manifests: v2.manifests, pullThrough, onDenied })] as const] : []),
     ],
     ready: async () => {
       await blobs.ready();

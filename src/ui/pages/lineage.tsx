@@ -1,0 +1,294 @@
+import type { MaterialQuarantineResult } from '../../ops/index.js';
+import { ActionForm, Badge, DigestText, ReasonInput, Time, type PageContext } from '../components.js';
+import { artifactHref, href, materialHref, repositoryHref } from '../format.js';
+import { GraphSvg } from '../graph.js';
+import { Layout, toHtml } from '../layout.js';
+import type { MaterialLineageView, ModelLineageView, PlanView } from '../lineage-view.js';
+
+export function modelLineagePage(ctx: PageContext, l: ModelLineageView): string {
+  return toHtml(
+    <Layout title={`Lineage of ${l.repository}@${l.digest}`} ctx={ctx}>
+      <h1>
+        Lineage of <a href={artifactHref(l.repository, l.digest)}>{l.repository}</a>@<span class="mono">{l.digest}</span>
+      </h1>
+      <p>
+        {l.quarantined ? <Badge kind="quarantined">quarantined</Badge> : l.verdict.allowed ? <Badge kind="allowed">allowed</Badge> : <Badge kind="denied">denied</Badge>} Serving tags:{' '}
+        {l.tags.length ? l.tags.map((t) => <code>{t} </code>) : <span class="muted">none</span>}
+      </p>
+      <GraphSvg graph={l.graph} id="lineage" />
+      <h2>Built from</h2>
+      {l.materials.length === 0 ? <p class="muted">No provenance names any material.</p> : null}
+      {l.materials.length ? (
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Kind</th>
+              <th scope="col">Name</th>
+              <th scope="col">Digest</th>
+              <th scope="col">Stored here in</th>
+            </tr>
+          </thead>
+          <tbody>
+            {l.materials.map((m) => (
+              <tr>
+                <td>{m.kind}</td>
+                <td>
+                  {m.name ?? ''} <span class="muted mono">{m.uri ?? ''}</span>
+                </td>
+                <td>
+                  {m.keys.map((k) => (
+                    <div>
+                      <DigestText digest={k} href={materialHref(k)} />
+                    </div>
+                  ))}
+                </td>
+                <td>
+                  {m.storedIn.map((r) => (
+                    <div>
+                      <a href={artifactHref(r, m.keys.find((k) => k.startsWith('sha256:')) ?? '')}>{r}</a>
+                    </div>
+                  ))}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+      <h2>Provenance</h2>
+      {l.provenance.length === 0 ? <p class="muted">No provenance attestation is stored for it.</p> : null}
+      {l.provenance.map((p) => (
+        <dl class="facts">
+          <dt>Attestation</dt>
+          <dd>
+            <DigestText digest={p.referrer} href={artifactHref(l.repository, p.referrer)} /> <span class="mono">{p.predicateType}</span>
+          </dd>
+          <dt>Builder</dt>
+          <dd class="mono">{p.builderId ?? 'not stated'}</dd>
+          <dt>Ran</dt>
+          <dd>
+            {p.startedOn ?? '?'} to {p.finishedOn ?? '?'}
+          </dd>
+          <dt>Signers (claimed)</dt>
+          <dd class="mono">{p.signers.join(', ') || 'none'}</dd>
+        </dl>
+      ))}
+      {l.pastTags.length ? (
+        <>
+          <h2>Tags that served it before</h2>
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Tag</th>
+                <th scope="col">Moved to</th>
+                <th scope="col">By</th>
+                <th scope="col">Reason</th>
+                <th scope="col">When</th>
+              </tr>
+            </thead>
+            <tbody>
+              {l.pastTags.map((t) => (
+                <tr>
+                  <td>{t.tag}</td>
+                  <td>
+                    <DigestText digest={t.to} href={t.to ? artifactHref(l.repository, t.to) : undefined} />
+                  </td>
+                  <td>{t.actor}</td>
+                  <td>{t.reason ?? ''}</td>
+                  <td>
+                    <Time at={t.at} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      ) : null}
+    </Layout>,
+  );
+}
+
+export function materialLineagePage(ctx: PageContext, l: MaterialLineageView): string {
+  return toHtml(
+    <Layout title={`Built from ${l.material}`} ctx={ctx}>
+      <h1>
+        Built from <span class="mono">{l.material}</span>
+      </h1>
+      {l.storedIn.length ? (
+        <p>
+          Stored here in:{' '}
+          {l.storedIn.map((r) => (
+            <a href={artifactHref(r, l.material)}>{r} </a>
+          ))}
+        </p>
+      ) : (
+        <p class="muted">customs does not store this material as an artifact.</p>
+      )}
+      <p>
+        {l.consumers.length} artifact(s) name it in their provenance, directly or through another artifact; {l.consumers.reduce((n, c) => n + c.tags.length, 0)} tag(s) serve them.
+        {l.hidden ? ` ${l.hidden} more are in repositories you may not see.` : ''}
+      </p>
+      {l.consumers.length || l.storedIn.length ? (
+        <p>
+          <a class="button danger" href={href('quarantine/plan', { material: l.material })}>
+            Quarantine this material and roll back every affected tag…
+          </a>
+        </p>
+      ) : null}
+      <GraphSvg graph={l.graph} id="consumers" />
+      {l.consumers.length ? (
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Repository</th>
+              <th scope="col">Artifact</th>
+              <th scope="col">Through</th>
+              <th scope="col">Role</th>
+              <th scope="col" class="num">
+                Depth
+              </th>
+              <th scope="col">Serving tags</th>
+            </tr>
+          </thead>
+          <tbody>
+            {l.consumers.map((c) => (
+              <tr>
+                <td>
+                  <a href={repositoryHref(c.repository)}>{c.repository}</a>
+                </td>
+                <td>
+                  <DigestText digest={c.digest} href={artifactHref(c.repository, c.digest)} />
+                </td>
+                <td>
+                  <DigestText digest={c.via} href={materialHref(c.via)} />
+                </td>
+                <td>{c.role ?? ''}</td>
+                <td class="num">{c.depth}</td>
+                <td>{c.tags.length ? c.tags.map((t) => <code>{t} </code>) : <span class="muted">none</span>}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+    </Layout>,
+  );
+}
+
+export function planPage(ctx: PageContext, p: PlanView, changed = false): string {
+  const { plan } = p;
+  return toHtml(
+    <Layout title={`Plan: quarantine ${plan.material}`} ctx={ctx}>
+      <h1>
+        Quarantine <span class="mono">{plan.material}</span> and roll back
+      </h1>
+      {changed ? (
+        <p class="warn" role="alert">
+          The plan changed since you saw it (something was pushed, moved or quarantined meanwhile). Nothing was done; review the new plan.
+        </p>
+      ) : null}
+      <h2>These digests will be quarantined (refused everywhere)</h2>
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Digest</th>
+            <th scope="col">Repository</th>
+            <th scope="col">Why</th>
+            <th scope="col">State</th>
+          </tr>
+        </thead>
+        <tbody>
+          {plan.quarantine.map((q) => (
+            <tr>
+              <td>
+                <DigestText digest={q.digest} href={q.repository ? artifactHref(q.repository, q.digest) : undefined} />
+              </td>
+              <td>{q.repository ?? ''}</td>
+              <td>{q.note}</td>
+              <td>{q.already ? <Badge kind="quarantined">already quarantined</Badge> : 'will be quarantined'}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <h2>These tags will move</h2>
+      {plan.rollbacks.length === 0 ? <p class="muted">No tag serves an affected digest.</p> : null}
+      {plan.rollbacks.length ? (
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Tag</th>
+              <th scope="col">From</th>
+              <th scope="col">To</th>
+              <th scope="col">Note</th>
+            </tr>
+          </thead>
+          <tbody>
+            {plan.rollbacks.map((r) => (
+              <tr>
+                <td class="mono">
+                  {r.repository}:{r.tag}
+                </td>
+                <td>
+                  <DigestText digest={r.from} href={artifactHref(r.repository, r.from)} />
+                </td>
+                <td>{r.to ? <DigestText digest={r.to} href={artifactHref(r.repository, r.to)} /> : <Badge kind="denied">no good version: stays, denied</Badge>}</td>
+                <td>{r.note}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+      <ActionForm action="/ui/quarantine/material" csrf={ctx.csrf} fields={{ material: plan.material, plan: p.hash }} class="stack">
+        <ReasonInput id="material-reason" />
+        <label for="pin">
+          <span>
+            <input id="pin" type="checkbox" name="pin" value="1" checked /> Pin the rolled-back tags (so CI cannot push over them)
+          </span>
+        </label>
+        <button type="submit" class="danger">
+          Quarantine and roll back
+        </button>
+      </ActionForm>
+    </Layout>,
+  );
+}
+
+export function materialResultPage(ctx: PageContext, r: MaterialQuarantineResult): string {
+  return toHtml(
+    <Layout title={`Quarantined ${r.material}`} ctx={ctx}>
+      <h1>
+        Quarantined <span class="mono">{r.material}</span>
+      </h1>
+      <p class="notice" role="status">
+        {r.affected} digest(s) quarantined; {r.actions.filter((a) => a.action === 'rollback').length} tag(s) rolled back.
+      </p>
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Action</th>
+            <th scope="col">Repository</th>
+            <th scope="col">Tag</th>
+            <th scope="col">Digest</th>
+            <th scope="col">Now at</th>
+            <th scope="col">Note</th>
+          </tr>
+        </thead>
+        <tbody>
+          {r.actions.map((a) => (
+            <tr>
+              <td>{a.action}</td>
+              <td>{a.repository ?? ''}</td>
+              <td>{a.tag ?? ''}</td>
+              <td>
+                <DigestText digest={a.digest} />
+              </td>
+              <td>{a.to ? <DigestText digest={a.to} href={a.repository ? artifactHref(a.repository, a.to) : undefined} /> : ''}</td>
+              <td>{a.note}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p>
+        <a href={materialHref(r.material)}>Back to the lineage of {r.material}</a> · <a href={href('audit')}>Audit log</a>
+      </p>
+    </Layout>,
+  );
+}
