@@ -4,7 +4,7 @@ import { materialKind, provenanceFacts, readEnvelope } from '../ops/envelope.js'
 import { readSmall } from '../ops/index.js';
 import type { ProvenanceMaterial } from '../storage/index.js';
 import type { ConsoleDeps } from './deps.js';
-import type { Viewer } from './viewer.js';
+import { maySee, type Viewer } from './viewer.js';
 
 /**
  * A referrer's content as the artifact page shows it: signatures with the signer they claim
@@ -123,7 +123,7 @@ async function node(d: ConsoleDeps, v: Viewer, repository: string, desc: Descrip
         predicateType ??= st?.predicateType;
         if (st && SBOM_PREDICATES.includes(st.predicateType)) sbom = summariseSbom(st.predicate);
         const facts = st ? provenanceFacts(st) : undefined;
-        if (st && facts) provenance = { predicateType: st.predicateType, ...facts, parameters: parametersOf(st.predicate), materials: await materials(d, facts.materials) };
+        if (st && facts) provenance = { predicateType: st.predicateType, ...facts, parameters: parametersOf(st.predicate), materials: await materials(d, v, facts.materials) };
       } else if (desc.artifactType && SBOM_TYPES.includes(desc.artifactType)) {
         sbom = summariseSbom(safeJson(bytes));
       }
@@ -162,12 +162,13 @@ function signer(claimed: string, keyIndex: ReadonlyMap<string, string>): SignerV
   return { claimed, fingerprint, trustedAs: fingerprint ? keyIndex.get(fingerprint) : undefined };
 }
 
-async function materials(d: ConsoleDeps, list: readonly ProvenanceMaterial[]): Promise<MaterialRef[]> {
+/** Each material with where customs stores it: only repositories the viewer may see are named. */
+async function materials(d: ConsoleDeps, v: Viewer, list: readonly ProvenanceMaterial[]): Promise<MaterialRef[]> {
   const out: MaterialRef[] = [];
   for (const m of list) {
     const keys = Object.entries(m.digest).map(([alg, value]) => `${alg}:${value.toLowerCase()}`);
     const sha = m.digest.sha256 ? (`sha256:${m.digest.sha256.toLowerCase()}` as Digest) : undefined;
-    out.push({ kind: materialKind(m), role: m.role, name: m.name, uri: m.uri, keys, storedIn: sha ? await d.metadata.repositoriesOf(sha) : [] });
+    out.push({ kind: materialKind(m), role: m.role, name: m.name, uri: m.uri, keys, storedIn: sha ? (await d.metadata.repositoriesOf(sha)).filter((r) => maySee(v, r)) : [] });
   }
   return out;
 }

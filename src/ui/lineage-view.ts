@@ -66,7 +66,7 @@ export async function modelLineage(d: ConsoleDeps, v: Viewer, repository: string
     name: m.name,
     uri: m.uri,
     keys: Object.entries(m.digest).map(([alg, value]) => `${alg}:${value.toLowerCase()}`),
-    storedIn: m.storedIn,
+    storedIn: m.storedIn.filter((r) => maySee(v, r)),
   }));
   const model: GraphNode = { id: 'model', label: `${repository}@${shortDigest(l.digest)}`, kind: 'model', column: 1 };
   const nodes: GraphNode[] = [model];
