@@ -43,7 +43,8 @@ export const securityHeaders: MiddlewareHandler<UiEnv> = async (c, next) => {
   h.set('content-security-policy', CSP);
   h.set('x-content-type-options', 'nosniff');
   h.set('x-frame-options', 'DENY');
-  h.set('referrer-policy', 'no-referrer');
+  // same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` with form posts, which the CSRF check refuses.
+  h.set('referrer-policy', 'same-origin');
   h.set('cross-origin-opener-policy', 'same-origin');
   h.set('cross-origin-resource-policy', 'same-origin');
   if (!h.has('cache-control')) h.set('cache-control', 'no-store');

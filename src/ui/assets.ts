@@ -19,12 +19,15 @@ header.top .brand { font-weight: 700; font-size: 17px; text-decoration: none; }
 header.top nav ul { list-style: none; display: flex; gap: 16px; margin: 0; padding: 0; }
 header.top .who { margin-left: auto; display: flex; gap: 10px; align-items: center; }
 header.top .who button { background: transparent; color: #fff; border: 1px solid #fff; border-radius: 4px; padding: 3px 10px; cursor: pointer; }
-main { padding: 16px 20px 40px; max-width: 1400px; }
+main { padding: 16px 20px 40px; max-width: 1400px; overflow-wrap: break-word; }
 h1 { font-size: 22px; margin: 6px 0 14px; word-break: break-all; }
 h2 { font-size: 18px; margin: 26px 0 10px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
 h3 { font-size: 16px; margin: 16px 0 8px; }
 table { border-collapse: collapse; width: 100%; margin: 8px 0 12px; }
-th, td { text-align: left; vertical-align: top; padding: 5px 8px; border-bottom: 1px solid var(--line); }
+th, td { text-align: left; vertical-align: top; padding: 5px 8px; border-bottom: 1px solid var(--line); overflow-wrap: break-word; }
+td.mono, td code { overflow-wrap: anywhere; }
+[data-copy], time { white-space: nowrap; }
+details > summary { cursor: pointer; color: var(--link); margin: 4px 0; }
 th { background: var(--panel); font-weight: 600; }
 td.num, th.num { text-align: right; }
 code, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 13px; }

@@ -26,9 +26,7 @@ export const DigestText = (p: { digest: string | undefined; href?: string | unde
   return (
     <span data-copy={p.digest}>
       {p.href ? (
-        <a href={p.href} aria-label={p.digest}>
-          {text}
-        </a>
+        <a href={p.href}>{text}</a>
       ) : (
         text
       )}

@@ -40,3 +40,7 @@ export const lineageHref = (repository: string, reference: string): string => hr
 
 /** Text cut to `max` characters with an ellipsis. */
 export const clip = (s: string, max: number): string => (s.length <= max ? s : `${s.slice(0, max - 1)}…`);
+
+/** A run's time span as provenance states it (either end may be missing). */
+export const ranText = (started: string | undefined, finished: string | undefined): string =>
+  started && finished ? `${started} to ${finished}` : finished ? `finished ${finished}` : started ? `started ${started}` : 'not stated';

@@ -21,11 +21,11 @@ export interface Graph {
   readonly title: string;
 }
 
-const W = 250;
+const W = 280;
 const H = 26;
 const PITCH_Y = 36;
-const PITCH_X = 300;
-const SUB_X = 270;
+const PITCH_X = 330;
+const SUB_X = 300;
 const MARGIN = 16;
 const ROWS = 25;
 const MAX_CHARS = 36;

@@ -4,7 +4,7 @@ import type { Lineage, MaterialQuarantineResult, MaterialPlan } from '../ops/ind
 import { canonicalJson } from '../storage/index.js';
 import type { ConsoleDeps } from './deps.js';
 import type { Graph, GraphNode } from './graph.js';
-import { clip, shortDigest } from './format.js';
+import { shortDigest } from './format.js';
 import { maySee, requirePermission, type Viewer } from './viewer.js';
 
 /**
@@ -73,7 +73,7 @@ export async function modelLineage(d: ConsoleDeps, v: Viewer, repository: string
   const edges: { from: string; to: string }[] = [];
   materials.forEach((m, i) => {
     const id = `m${i}`;
-    nodes.push({ id, label: clip(`${m.kind}: ${m.name ?? m.uri ?? ''} ${m.keys[0] ?? ''}`, 60), kind: m.kind, column: 0 });
+    nodes.push({ id, label: `${m.name ?? m.uri ?? m.kind} ${shortDigest(m.keys[0])}`, kind: m.kind, column: 0 });
     edges.push({ from: id, to: 'model' });
   });
   for (const t of l.tags) {
@@ -100,7 +100,7 @@ export async function materialLineage(d: ConsoleDeps, v: Viewer, material: strin
   const all = await d.ops.lineage.consumers(material);
   const consumers = all.filter((c) => maySee(v, c.repository));
   const storedIn = /^sha(256|512):/.test(material) ? (await d.metadata.repositoriesOf(material as Digest)).filter((r) => maySee(v, r)) : [];
-  const nodes: GraphNode[] = [{ id: material, label: clip(material, 40), kind: storedIn.length ? 'dataset' : 'material', column: 0 }];
+  const nodes: GraphNode[] = [{ id: material, label: `${storedIn[0] ? `${storedIn[0]}@` : ''}${shortDigest(material)}`, kind: storedIn.length ? 'dataset' : 'material', column: 0 }];
   const edges: { from: string; to: string }[] = [];
   const idsOfDigest = new Map<string, string[]>([[material, [material]]]);
   const maxDepth = Math.max(0, ...consumers.map((c) => c.depth));

@@ -1,5 +1,5 @@
 import type { AuditPageView } from '../audit-view.js';
-import { Badge, Time, type PageContext } from '../components.js';
+import { Badge, DigestText, Time, type PageContext } from '../components.js';
 import { clip, formatTime, href } from '../format.js';
 import { Layout, toHtml } from '../layout.js';
 
@@ -97,9 +97,18 @@ export function auditPage(ctx: PageContext, v: AuditPageView, f: AuditFilterText
               </td>
               <td>{e.actor}</td>
               <td>{e.action}</td>
-              <td class="mono">{e.target ?? e.repository ?? ''}</td>
+              <td class="mono">{/^sha(256|512):[a-f0-9]+$/.test(e.target ?? '') ? <DigestText digest={e.target} /> : (e.target ?? e.repository ?? '')}</td>
               <td>{e.reason ?? ''}</td>
-              <td class="mono">{e.detail ? clip(JSON.stringify(e.detail), 300) : ''}</td>
+              <td>
+                {e.detail ? (
+                  <details>
+                    <summary class="mono">{clip(JSON.stringify(e.detail), 48)}</summary>
+                    <pre>{JSON.stringify(e.detail, null, 2)}</pre>
+                  </details>
+                ) : (
+                  ''
+                )}
+              </td>
             </tr>
           ))}
         </tbody>

@@ -1,6 +1,6 @@
 import { Badge, DigestText } from '../components.js';
 import type { EvidenceNode, ProvenanceView, SbomView } from '../evidence.js';
-import { artifactHref, materialHref } from '../format.js';
+import { artifactHref, materialHref, ranText } from '../format.js';
 
 /** The referrers of an artifact as a tree: each node says what it is, whether the gate serves it, and what it holds. */
 export function EvidenceTree(p: { repository: string; nodes: readonly EvidenceNode[] }) {
@@ -89,8 +89,9 @@ function SbomTable(p: { sbom: SbomView }) {
         {s.name ? <> for {s.name}</> : null}: {s.total} component(s); licenses: {s.licenses.length ? s.licenses.join(', ') : <span class="muted">none declared</span>}
       </p>
       {s.components.length ? (
+        <details>
+          <summary>Component table ({s.total > s.components.length ? `the first ${s.components.length} of ${s.total}` : s.total})</summary>
         <table>
-          <caption class="muted">{s.total > s.components.length ? `The first ${s.components.length} of ${s.total} components` : 'Components'}</caption>
           <thead>
             <tr>
               <th scope="col">Component</th>
@@ -112,6 +113,7 @@ function SbomTable(p: { sbom: SbomView }) {
             ))}
           </tbody>
         </table>
+        </details>
       ) : null}
     </div>
   );
@@ -129,9 +131,7 @@ function ProvenanceFacts(p: { repository: string; prov: ProvenanceView }) {
         <dt>Build type</dt>
         <dd class="mono">{v.buildType ?? 'not stated'}</dd>
         <dt>Ran</dt>
-        <dd>
-          {v.startedOn ?? '?'} to {v.finishedOn ?? '?'}
-        </dd>
+          <dd>{ranText(v.startedOn, v.finishedOn)}</dd>
         <dt>Code</dt>
         <dd>
           {code.length === 0 ? <span class="muted">no commit recorded</span> : null}

@@ -1,6 +1,6 @@
 import type { MaterialQuarantineResult } from '../../ops/index.js';
 import { ActionForm, Badge, DigestText, ReasonInput, Time, type PageContext } from '../components.js';
-import { artifactHref, href, materialHref, repositoryHref } from '../format.js';
+import { artifactHref, href, materialHref, repositoryHref, ranText } from '../format.js';
 import { GraphSvg } from '../graph.js';
 import { Layout, toHtml } from '../layout.js';
 import type { MaterialLineageView, ModelLineageView, PlanView } from '../lineage-view.js';
@@ -65,9 +65,7 @@ export function modelLineagePage(ctx: PageContext, l: ModelLineageView): string 
           <dt>Builder</dt>
           <dd class="mono">{p.builderId ?? 'not stated'}</dd>
           <dt>Ran</dt>
-          <dd>
-            {p.startedOn ?? '?'} to {p.finishedOn ?? '?'}
-          </dd>
+          <dd>{ranText(p.startedOn, p.finishedOn)}</dd>
           <dt>Signers (claimed)</dt>
           <dd class="mono">{p.signers.join(', ') || 'none'}</dd>
         </dl>
