@@ -186,7 +186,14 @@ describe('operator console in Chromium', () => {
     // The record: the chain verifies, and every change names the console user.
     await page.click('nav >> text=Audit log');
     await page.click('button:has-text("Verify the whole chain now")');
-    await expect.poll(() => page.textContent('#chain-state')).toMatch(/intact\s+Verified up to entry \d+/);
+    // The walk runs in the background; the page shows its result, or its progress until it ends.
+    await expect
+      .poll(async () => {
+        const state = (await page.textContent('#chain-state'))!;
+        if (!/intact|broken/.test(state)) await page.goto(`${s.url}/ui/audit`);
+        return state;
+      }, { timeout: 60_000 })
+      .toMatch(/intact\s+Verified up to entry \d+/);
     await page.fill('#actor', 'oncall');
     await page.click('button:has-text("Filter")');
     const actions = await page.locator('main table tbody tr td:nth-child(4)').allTextContents();

@@ -22,13 +22,24 @@ export function auditPage(ctx: PageContext, v: AuditPageView, f: AuditFilterText
       <section aria-labelledby="chain-h">
         <h2 id="chain-h">Hash chain</h2>
         <p role="status" id="chain-state">
-          {c.ok ? <Badge kind="ok">intact</Badge> : <Badge kind="broken">broken</Badge>}{' '}
-          {c.ok
-            ? `Verified up to entry ${c.verifiedTo}${c.head ? ` (head ${c.head.seq}:${c.head.hash})` : ''}.`
-            : `First broken entry: ${c.firstProblem?.seq ?? '?'}: ${c.firstProblem?.problem ?? ''}. Entries 1 to ${c.verifiedTo} verify.`}
+          {c.ok === undefined ? (
+            <>
+              <Badge kind="unknown">checking</Badge> Walking the chain from its first entry: {c.walking?.checked ?? 0} entries checked so far. <a href="/ui/audit">Reload</a> for the result.
+            </>
+          ) : c.ok ? (
+            <>
+              <Badge kind="ok">intact</Badge> Verified up to entry {c.verifiedTo}
+              {c.head ? ` (head ${c.head.seq}:${c.head.hash})` : ''}.
+            </>
+          ) : (
+            <>
+              <Badge kind="broken">broken</Badge> First broken entry: {c.firstProblem?.seq ?? '?'}: {c.firstProblem?.problem ?? ''}. Entries 1 to {c.verifiedTo} verify.
+            </>
+          )}
         </p>
         <p class="muted">
-          Last full walk from the first entry: {c.fullAt !== undefined ? formatTime(c.fullAt) : 'never'}; entries added since are checked on every view ({formatTime(c.checkedAt)}).
+          Last full walk from the first entry: {c.fullAt !== undefined ? formatTime(c.fullAt) : 'none finished yet'}; entries added since are checked on every view ({formatTime(c.checkedAt)}).
+          {c.walking && c.ok !== undefined ? ` A new full walk is running: ${c.walking.checked} entries checked so far.` : ''}
         </p>
         <form method="get" action="/ui/audit" class="inline">
           <input type="hidden" name="verify" value="1" />
