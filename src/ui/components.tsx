@@ -75,3 +75,16 @@ export const Pager = (p: { next?: string | undefined; first?: string | undefined
       {p.next ? <a href={p.next}>Next page</a> : null}
     </nav>
   ) : null;
+
+/** A table's header row; `num` columns are right-aligned like their cells. */
+export const TableHead = (p: { cols: readonly string[]; num?: readonly string[] }) => (
+  <thead>
+    <tr>
+      {p.cols.map((c) => (
+        <th scope="col" class={p.num?.includes(c) ? 'num' : undefined}>
+          {c}
+        </th>
+      ))}
+    </tr>
+  </thead>
+);

@@ -6,18 +6,22 @@ import { href } from './format.js';
 /** Renders a JSX tree to a complete HTML document. Pages are synchronous: view models are built before. */
 export const toHtml = (node: unknown): string => `<!DOCTYPE html>${String(node)}`;
 
+const Head = (p: { title: string; script?: boolean }) => (
+  <head>
+    <meta charset="utf-8" />
+    <meta name="viewport" content="width=device-width, initial-scale=1" />
+    <title>{`${p.title} · customs`}</title>
+    <link rel="stylesheet" href={CSS_URL} />
+    {p.script ? <script src={JS_URL} defer></script> : null}
+  </head>
+);
+
 /** Every signed-in page: navigation, who is signed in, sign-out, the content. */
 export function Layout(p: { title: string; ctx: PageContext; children: Child }) {
   const admin = p.ctx.viewer.may(undefined, 'admin');
   return (
     <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>{`${p.title} · customs`}</title>
-        <link rel="stylesheet" href={CSS_URL} />
-        <script src={JS_URL} defer></script>
-      </head>
+      <Head title={p.title} script />
       <body>
         <a class="skip" href="#main">
           Skip to content
@@ -64,12 +68,7 @@ export function Layout(p: { title: string; ctx: PageContext; children: Child }) 
 export function BareLayout(p: { title: string; children: Child }) {
   return (
     <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>{`${p.title} · customs`}</title>
-        <link rel="stylesheet" href={CSS_URL} />
-      </head>
+      <Head title={p.title} />
       <body>
         <header class="top">
           <span class="brand">customs console</span>

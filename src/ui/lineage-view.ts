@@ -3,6 +3,7 @@ import { err, isValidName, type Digest, type Reference } from '../oci/index.js';
 import type { Lineage, MaterialQuarantineResult, MaterialPlan } from '../ops/index.js';
 import { canonicalJson } from '../storage/index.js';
 import type { ConsoleDeps } from './deps.js';
+import type { MaterialRef } from './evidence.js';
 import type { Graph, GraphNode } from './graph.js';
 import { shortDigest } from './format.js';
 import { maySee, requirePermission, type Viewer } from './viewer.js';
@@ -12,15 +13,8 @@ import { maySee, requirePermission, type Viewer } from './viewer.js';
  * that shows lineage reads it through here, so a change in what lineage returns (issue 14:
  * only verified provenance counts) changes this file and nothing else.
  */
-export interface MaterialRow {
-  readonly kind: 'code' | 'dataset' | 'base-model' | 'other';
-  readonly role: string | undefined;
-  readonly name: string | undefined;
-  readonly uri: string | undefined;
-  /** `alg:value` of each digest (`sha256:...`, `gitCommit:...`). */
-  readonly keys: readonly string[];
-  readonly storedIn: readonly string[];
-}
+/** A material as every lineage page shows it (the artifact page's provenance too). */
+export type MaterialRow = MaterialRef;
 
 export interface ModelLineageView {
   readonly repository: string;

@@ -1,5 +1,5 @@
 import type { ArtifactView } from '../artifact-view.js';
-import { ActionForm, Badge, DigestText, ReasonInput, Time, VerdictBadge, type PageContext } from '../components.js';
+import { ActionForm, Badge, DigestText, ReasonInput, Time, VerdictBadge, type PageContext, TableHead } from '../components.js';
 import { artifactHref, formatSize, historyHref, href, lineageHref, materialHref, repositoryHref } from '../format.js';
 import { Layout, toHtml } from '../layout.js';
 import { EvidenceTree } from './evidence.js';
@@ -73,14 +73,7 @@ export function artifactPage(ctx: PageContext, a: ArtifactView): string {
             {v.wouldDeny && v.allowed ? ' (audit mode: would be denied under enforce)' : ''}.
           </p>
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Rule</th>
-                <th scope="col">Check</th>
-                <th scope="col">Result</th>
-                <th scope="col">Why</th>
-              </tr>
-            </thead>
+            <TableHead cols={['Rule', 'Check', 'Result', 'Why']} />
             <tbody>
               {v.findings.map((f) => (
                 <tr>
@@ -100,16 +93,7 @@ export function artifactPage(ctx: PageContext, a: ArtifactView): string {
       {a.contentShown && a.layers.length === 0 && a.manifests.length === 0 ? <p class="muted">No layers.</p> : null}
       {a.layers.length ? (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">File</th>
-              <th scope="col">Media type</th>
-              <th scope="col" class="num">
-                Size
-              </th>
-              <th scope="col">Digest</th>
-            </tr>
-          </thead>
+          <TableHead cols={['File', 'Media type', 'Size', 'Digest']} num={['Size']} />
           <tbody>
             {a.layers.map((l) => (
               <tr>
@@ -127,13 +111,7 @@ export function artifactPage(ctx: PageContext, a: ArtifactView): string {
       {a.manifests.length ? (
         <table>
           <caption class="muted">Manifests of this index</caption>
-          <thead>
-            <tr>
-              <th scope="col">Digest</th>
-              <th scope="col">Media type</th>
-              <th scope="col">Platform</th>
-            </tr>
-          </thead>
+          <TableHead cols={['Digest', 'Media type', 'Platform']} />
           <tbody>
             {a.manifests.map((m) => (
               <tr>
@@ -153,12 +131,7 @@ export function artifactPage(ctx: PageContext, a: ArtifactView): string {
         <>
           <h2>Annotations</h2>
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Key</th>
-                <th scope="col">Value</th>
-              </tr>
-            </thead>
+            <TableHead cols={['Key', 'Value']} />
             <tbody>
               {a.annotations.map(([k, val]) => (
                 <tr>

@@ -1,5 +1,5 @@
 import type { AuditPageView } from '../audit-view.js';
-import { Badge, DigestText, Time, type PageContext } from '../components.js';
+import { Badge, DigestText, Time, type PageContext, TableHead } from '../components.js';
 import { clip, formatTime, href } from '../format.js';
 import { Layout, toHtml } from '../layout.js';
 
@@ -86,19 +86,7 @@ export function auditPage(ctx: PageContext, v: AuditPageView, f: AuditFilterText
         </span>
       </p>
       <table>
-        <thead>
-          <tr>
-            <th scope="col" class="num">
-              #
-            </th>
-            <th scope="col">When</th>
-            <th scope="col">Actor</th>
-            <th scope="col">Action</th>
-            <th scope="col">Target</th>
-            <th scope="col">Reason</th>
-            <th scope="col">Detail</th>
-          </tr>
-        </thead>
+        <TableHead cols={['#', 'When', 'Actor', 'Action', 'Target', 'Reason', 'Detail']} num={['#']} />
         <tbody>
           {v.entries.map((e) => (
             <tr>

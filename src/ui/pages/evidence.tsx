@@ -1,5 +1,5 @@
-import { Badge, DigestText } from '../components.js';
-import type { EvidenceNode, ProvenanceView, SbomView } from '../evidence.js';
+import { Badge, DigestText, TableHead } from '../components.js';
+import type { EvidenceNode, MaterialRef, ProvenanceView, SbomView } from '../evidence.js';
 import { artifactHref, materialHref, ranText } from '../format.js';
 
 /** The referrers of an artifact as a tree: each node says what it is, whether the gate serves it, and what it holds. */
@@ -92,15 +92,7 @@ function SbomTable(p: { sbom: SbomView }) {
         <details>
           <summary>Component table ({s.total > s.components.length ? `the first ${s.components.length} of ${s.total}` : s.total})</summary>
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Component</th>
-              <th scope="col">Version</th>
-              <th scope="col">Type</th>
-              <th scope="col">Licenses</th>
-              <th scope="col">Package URL</th>
-            </tr>
-          </thead>
+          <TableHead cols={['Component', 'Version', 'Type', 'Licenses', 'Package URL']} />
           <tbody>
             {s.components.map((c) => (
               <tr>
@@ -150,12 +142,7 @@ function ProvenanceFacts(p: { repository: string; prov: ProvenanceView }) {
       {v.parameters.length ? (
         <table>
           <caption class="muted">Parameters</caption>
-          <thead>
-            <tr>
-              <th scope="col">Parameter</th>
-              <th scope="col">Value</th>
-            </tr>
-          </thead>
+          <TableHead cols={['Parameter', 'Value']} />
           <tbody>
             {v.parameters.map(([k, val]) => (
               <tr>
@@ -166,41 +153,41 @@ function ProvenanceFacts(p: { repository: string; prov: ProvenanceView }) {
           </tbody>
         </table>
       ) : null}
-      {others.length ? (
-        <table>
-          <caption class="muted">Materials (datasets, base models)</caption>
-          <thead>
-            <tr>
-              <th scope="col">Kind</th>
-              <th scope="col">Name</th>
-              <th scope="col">Digest</th>
-              <th scope="col">Stored here in</th>
-            </tr>
-          </thead>
-          <tbody>
-            {others.map((m) => (
-              <tr>
-                <td>{m.kind}</td>
-                <td>{m.name ?? m.uri ?? ''}</td>
-                <td>
-                  {m.keys.map((k) => (
-                    <div>
-                      <DigestText digest={k} href={materialHref(k)} />
-                    </div>
-                  ))}
-                </td>
-                <td>
-                  {m.storedIn.map((r) => (
-                    <div>
-                      <a href={artifactHref(r, m.keys.find((k) => k.startsWith('sha256:')) ?? '')}>{r}</a>
-                    </div>
-                  ))}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      ) : null}
+      {others.length ? <MaterialsTable materials={others} caption="Materials (datasets, base models)" /> : null}
     </div>
+  );
+}
+
+/** What an artifact was built from, each digest a link to what else was built from it. */
+export function MaterialsTable(p: { materials: readonly MaterialRef[]; caption?: string }) {
+  return (
+    <table>
+      {p.caption ? <caption class="muted">{p.caption}</caption> : null}
+      <TableHead cols={['Kind', 'Name', 'Digest', 'Stored here in']} />
+      <tbody>
+        {p.materials.map((m) => (
+          <tr>
+            <td>{m.kind}</td>
+            <td>
+              {m.name ?? ''} <span class="muted mono">{m.uri ?? ''}</span>
+            </td>
+            <td>
+              {m.keys.map((k) => (
+                <div>
+                  <DigestText digest={k} href={materialHref(k)} />
+                </div>
+              ))}
+            </td>
+            <td>
+              {m.storedIn.map((r) => (
+                <div>
+                  <a href={artifactHref(r, m.keys.find((k) => k.startsWith('sha256:')) ?? '')}>{r}</a>
+                </div>
+              ))}
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }

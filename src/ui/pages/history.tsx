@@ -1,5 +1,5 @@
 import type { HistoryEntry, PinRecord } from '../../storage/index.js';
-import { ActionForm, Badge, DigestText, Pager, ReasonInput, Time, type PageContext } from '../components.js';
+import { ActionForm, Badge, DigestText, Pager, ReasonInput, Time, type PageContext, TableHead } from '../components.js';
 import { artifactHref, href, repositoryHref } from '../format.js';
 import { Layout, toHtml } from '../layout.js';
 
@@ -30,16 +30,7 @@ export function historyPage(ctx: PageContext, h: HistoryView): string {
         </ActionForm>
       ) : null}
       <table>
-        <thead>
-          <tr>
-            <th scope="col">When</th>
-            <th scope="col">From</th>
-            <th scope="col">To</th>
-            <th scope="col">By</th>
-            <th scope="col">Reason</th>
-            <th scope="col">Roll back to here</th>
-          </tr>
-        </thead>
+        <TableHead cols={['When', 'From', 'To', 'By', 'Reason', 'Roll back to here']} />
         <tbody>
           {h.moves.map((m) => (
             <tr>

@@ -1,8 +1,9 @@
 import type { MaterialQuarantineResult } from '../../ops/index.js';
-import { ActionForm, Badge, DigestText, ReasonInput, Time, type PageContext } from '../components.js';
+import { ActionForm, Badge, DigestText, ReasonInput, Time, type PageContext, TableHead } from '../components.js';
 import { artifactHref, href, materialHref, repositoryHref, ranText } from '../format.js';
 import { GraphSvg } from '../graph.js';
 import { Layout, toHtml } from '../layout.js';
+import { MaterialsTable } from './evidence.js';
 import type { MaterialLineageView, ModelLineageView, PlanView } from '../lineage-view.js';
 
 export function modelLineagePage(ctx: PageContext, l: ModelLineageView): string {
@@ -18,42 +19,7 @@ export function modelLineagePage(ctx: PageContext, l: ModelLineageView): string 
       <GraphSvg graph={l.graph} id="lineage" />
       <h2>Built from</h2>
       {l.materials.length === 0 ? <p class="muted">No provenance names any material.</p> : null}
-      {l.materials.length ? (
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Kind</th>
-              <th scope="col">Name</th>
-              <th scope="col">Digest</th>
-              <th scope="col">Stored here in</th>
-            </tr>
-          </thead>
-          <tbody>
-            {l.materials.map((m) => (
-              <tr>
-                <td>{m.kind}</td>
-                <td>
-                  {m.name ?? ''} <span class="muted mono">{m.uri ?? ''}</span>
-                </td>
-                <td>
-                  {m.keys.map((k) => (
-                    <div>
-                      <DigestText digest={k} href={materialHref(k)} />
-                    </div>
-                  ))}
-                </td>
-                <td>
-                  {m.storedIn.map((r) => (
-                    <div>
-                      <a href={artifactHref(r, m.keys.find((k) => k.startsWith('sha256:')) ?? '')}>{r}</a>
-                    </div>
-                  ))}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      ) : null}
+      {l.materials.length ? <MaterialsTable materials={l.materials} /> : null}
       <h2>Provenance</h2>
       {l.provenance.length === 0 ? <p class="muted">No provenance attestation is stored for it.</p> : null}
       {l.provenance.map((p) => (
@@ -74,15 +40,7 @@ export function modelLineagePage(ctx: PageContext, l: ModelLineageView): string 
         <>
           <h2>Tags that served it before</h2>
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Tag</th>
-                <th scope="col">Moved to</th>
-                <th scope="col">By</th>
-                <th scope="col">Reason</th>
-                <th scope="col">When</th>
-              </tr>
-            </thead>
+            <TableHead cols={['Tag', 'Moved to', 'By', 'Reason', 'When']} />
             <tbody>
               {l.pastTags.map((t) => (
                 <tr>
@@ -135,18 +93,7 @@ export function materialLineagePage(ctx: PageContext, l: MaterialLineageView): s
       <GraphSvg graph={l.graph} id="consumers" />
       {l.consumers.length ? (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Repository</th>
-              <th scope="col">Artifact</th>
-              <th scope="col">Through</th>
-              <th scope="col">Role</th>
-              <th scope="col" class="num">
-                Depth
-              </th>
-              <th scope="col">Serving tags</th>
-            </tr>
-          </thead>
+          <TableHead cols={['Repository', 'Artifact', 'Through', 'Role', 'Depth', 'Serving tags']} num={['Depth']} />
           <tbody>
             {l.consumers.map((c) => (
               <tr>
@@ -185,14 +132,7 @@ export function planPage(ctx: PageContext, p: PlanView, changed = false): string
       ) : null}
       <h2>These digests will be quarantined (refused everywhere)</h2>
       <table>
-        <thead>
-          <tr>
-            <th scope="col">Digest</th>
-            <th scope="col">Repository</th>
-            <th scope="col">Why</th>
-            <th scope="col">State</th>
-          </tr>
-        </thead>
+        <TableHead cols={['Digest', 'Repository', 'Why', 'State']} />
         <tbody>
           {plan.quarantine.map((q) => (
             <tr>
@@ -210,14 +150,7 @@ export function planPage(ctx: PageContext, p: PlanView, changed = false): string
       {plan.rollbacks.length === 0 ? <p class="muted">No tag serves an affected digest.</p> : null}
       {plan.rollbacks.length ? (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Tag</th>
-              <th scope="col">From</th>
-              <th scope="col">To</th>
-              <th scope="col">Note</th>
-            </tr>
-          </thead>
+          <TableHead cols={['Tag', 'From', 'To', 'Note']} />
           <tbody>
             {plan.rollbacks.map((r) => (
               <tr>
@@ -259,16 +192,7 @@ export function materialResultPage(ctx: PageContext, r: MaterialQuarantineResult
         {r.affected} digest(s) quarantined; {r.actions.filter((a) => a.action === 'rollback').length} tag(s) rolled back.
       </p>
       <table>
-        <thead>
-          <tr>
-            <th scope="col">Action</th>
-            <th scope="col">Repository</th>
-            <th scope="col">Tag</th>
-            <th scope="col">Digest</th>
-            <th scope="col">Now at</th>
-            <th scope="col">Note</th>
-          </tr>
-        </thead>
+        <TableHead cols={['Action', 'Repository', 'Tag', 'Digest', 'Now at', 'Note']} />
         <tbody>
           {r.actions.map((a) => (
             <tr>

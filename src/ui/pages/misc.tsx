@@ -1,5 +1,5 @@
 import type { DeepReport } from '../../ops/index.js';
-import { ActionForm, Badge, DigestText, ReasonInput, type PageContext } from '../components.js';
+import { ActionForm, Badge, DigestText, ReasonInput, type PageContext, TableHead } from '../components.js';
 import { artifactHref } from '../format.js';
 import { Layout, toHtml } from '../layout.js';
 
@@ -36,14 +36,7 @@ export function deepReportPage(ctx: PageContext, r: DeepReport): string {
         {r.ok ? 'Every check passed.' : `${r.checks.filter((c) => !c.ok).length} check(s) failed.`}
       </p>
       <table>
-        <thead>
-          <tr>
-            <th scope="col">Check</th>
-            <th scope="col">Digest</th>
-            <th scope="col">Result</th>
-            <th scope="col">Detail</th>
-          </tr>
-        </thead>
+        <TableHead cols={['Check', 'Digest', 'Result', 'Detail']} />
         <tbody>
           {r.checks.map((c) => (
             <tr>

@@ -1,4 +1,4 @@
-import { Badge, DigestText, Time, type PageContext } from '../components.js';
+import { Badge, DigestText, Time, type PageContext, TableHead } from '../components.js';
 import { href, materialHref } from '../format.js';
 import type { OverviewView } from '../inventory-view.js';
 import { Layout, toHtml } from '../layout.js';
@@ -45,14 +45,7 @@ export function overviewPage(ctx: PageContext, v: OverviewView): string {
           ) : (
             <table>
               <caption class="muted">The newest {a.quarantined.length} of {a.quarantinedCount}</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Digest</th>
-                  <th scope="col">By</th>
-                  <th scope="col">Reason</th>
-                  <th scope="col">When</th>
-                </tr>
-              </thead>
+              <TableHead cols={['Digest', 'By', 'Reason', 'When']} />
               <tbody>
                 {a.quarantined.map((q) => (
                   <tr>
@@ -74,15 +67,7 @@ export function overviewPage(ctx: PageContext, v: OverviewView): string {
             <p class="muted">No upstream is configured (no pull-through).</p>
           ) : (
             <table>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">URL</th>
-                  <th scope="col">Health</th>
-                  <th scope="col">Last success</th>
-                  <th scope="col">Last error</th>
-                </tr>
-              </thead>
+              <TableHead cols={['Name', 'URL', 'Health', 'Last success', 'Last error']} />
               <tbody>
                 {a.upstreams.map((u) => (
                   <tr>
@@ -133,15 +118,7 @@ function PolicySection(p: { policy: PolicyView }) {
         <dd class="mono">{pv.trustHash}</dd>
       </dl>
       <table>
-        <thead>
-          <tr>
-            <th scope="col">Rule</th>
-            <th scope="col">Matches</th>
-            <th scope="col">Mode</th>
-            <th scope="col">Requires</th>
-            <th scope="col">Trusted signers</th>
-          </tr>
-        </thead>
+        <TableHead cols={['Rule', 'Matches', 'Mode', 'Requires', 'Trusted signers']} />
         <tbody>
           {pv.rules.map((r) => (
             <tr>

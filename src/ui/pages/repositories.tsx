@@ -1,4 +1,4 @@
-import { Badge, DigestText, Pager, Time, VerdictBadge, type PageContext } from '../components.js';
+import { Badge, DigestText, Pager, Time, VerdictBadge, type PageContext, TableHead } from '../components.js';
 import { artifactHref, formatSize, historyHref, href, repositoryHref } from '../format.js';
 import type { RepositoryListView, RepositoryView } from '../inventory-view.js';
 import { Layout, toHtml } from '../layout.js';
@@ -18,15 +18,7 @@ export function repositoriesPage(ctx: PageContext, v: RepositoryListView): strin
         <p class="muted">No repository{v.query ? ` contains “${v.query}”` : ''} that you may see.</p>
       ) : (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Repository</th>
-              <th scope="col" class="num">
-                Tags
-              </th>
-              <th scope="col">Last tag move</th>
-            </tr>
-          </thead>
+          <TableHead cols={['Repository', 'Tags', 'Last tag move']} num={['Tags']} />
           <tbody>
             {v.rows.map((r) => (
               <tr>
@@ -63,20 +55,7 @@ export function repositoryPage(ctx: PageContext, v: RepositoryView): string {
         <p class="muted">No tags{v.query ? ` containing “${v.query}”` : ''}.</p>
       ) : (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Tag</th>
-              <th scope="col">Digest</th>
-              <th scope="col">Type</th>
-              <th scope="col" class="num">
-                Size
-              </th>
-              <th scope="col">Pushed</th>
-              <th scope="col">Pinned</th>
-              <th scope="col">Verdict</th>
-              {v.mayAdmin ? <th scope="col">History</th> : null}
-            </tr>
-          </thead>
+          <TableHead cols={['Tag', 'Digest', 'Type', 'Size', 'Pushed', 'Pinned', 'Verdict', ...(v.mayAdmin ? ['History'] : [])]} num={['Size']} />
           <tbody>
             {v.rows.map((t) => (
               <tr>
