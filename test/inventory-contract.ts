@@ -47,6 +47,8 @@ export function runInventoryContract(name: string, factory: () => Promise<{ meta
       expect(await names({ prefixes: ['models/'], limit: 100 })).toEqual(['models/a', 'models/b', 'models/b/sub']);
       expect(await names({ prefixes: ['models/', 'data/'], contains: 'b', limit: 100 })).toEqual(['models/b', 'models/b/sub']);
       expect(await names({ prefixes: [], limit: 100 })).toEqual([]);
+      expect(await names({ prefixes: [], names: ['data/x', 'nope'], limit: 100 })).toEqual(['data/x']);
+      expect(await names({ prefixes: ['models/b'], names: ['modelsx'], limit: 100 })).toEqual(['models/b', 'models/b/sub', 'modelsx']);
       expect(await names({ prefixes: [''], limit: 2 })).toEqual(['data/x', 'models/a']);
       expect(await names({ after: 'models/a', limit: 2 })).toEqual(['models/b', 'models/b/sub']);
       // Characters SQL would treat specially are plain text here.

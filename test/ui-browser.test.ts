@@ -54,6 +54,8 @@ describe('operator console in Chromium', () => {
   /** Every page: no serious accessibility violation, and a screenshot for review. */
   const check = async (name: string) => {
     await expectAccessible(page, name);
+    // Nothing wider than the window: long digests, URIs and JSON wrap instead.
+    expect(await page.evaluate('document.documentElement.scrollWidth - window.innerWidth'), `${name}: horizontal overflow`).toBeLessThanOrEqual(0);
     await screenshot(page, name);
   };
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Descriptor } from '../src/oci/index.js';
+import { startTestServer } from './helpers/server.js';
 import { cookiesOf, get, post, pushSigned, signIn, startConsoleServer, type ConsoleServer, type HttpSession } from './ui-fixtures.js';
 
 /**
@@ -195,6 +196,16 @@ describe('operator console: security', () => {
     // The operator sees everything: the lists above were filtered, not empty by accident.
     const all = await (await get(s.url, '/ui/repositories', oncall)).text();
     expect(all).toMatch(/data\/secret/);
+  });
+
+  it('has no /ui/ at all when ui.enabled is false', async () => {
+    const off = await startTestServer({ config: { ui: { enabled: false } } });
+    try {
+      expect((await fetch(`${off.url}/ui/login`)).status).toBe(404);
+      expect((await fetch(`${off.url}/ui/`)).status).toBe(404);
+    } finally {
+      await off.close();
+    }
   });
 
   it('signs out: the session is revoked even if the cookie is replayed', async () => {

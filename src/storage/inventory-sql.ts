@@ -38,9 +38,13 @@ export function searchRepositoriesSql(d: Dialect, q: RepositoryQuery): Sql | und
   const where = [`r.name > ${b.p(q.after ?? '')}`];
   if (q.contains) where.push(b.contains('r.name', q.contains));
   if (q.prefixes) {
-    // No prefix at all: the caller may see nothing, so there is nothing to ask.
-    if (q.prefixes.length === 0) return undefined;
-    if (!q.prefixes.includes('')) where.push(`(${q.prefixes.map((x) => `(r.name >= ${b.p(x)} AND r.name < ${b.p(prefixEnd(x))})`).join(' OR ')})`);
+    const names = q.names ?? [];
+    // No prefix and no name: the caller may see nothing, so there is nothing to ask.
+    if (q.prefixes.length === 0 && names.length === 0) return undefined;
+    if (!q.prefixes.includes('')) {
+      const any = [...q.prefixes.map((x) => `(r.name >= ${b.p(x)} AND r.name < ${b.p(prefixEnd(x))})`), ...names.map((n) => `r.name = ${b.p(n)}`)];
+      where.push(`(${any.join(' OR ')})`);
+    }
   }
   return b.sql(`SELECT r.name,
       (SELECT COUNT(*) FROM tags t WHERE t.repository = r.name) AS tags,

@@ -12,8 +12,10 @@ import type { AuditEntry } from './ops-store.js';
 export interface RepositoryQuery {
   /** Only names containing this substring. */
   readonly contains?: string;
-  /** Only names starting with one of these (a caller's permitted globs, as prefixes). Empty: none. */
+  /** Only names starting with one of these, or equal to one of `names` (a caller's permitted globs). Both empty: none. */
   readonly prefixes?: readonly string[];
+  /** Exact names allowed besides the prefixes (`a/**` matches `a` itself). */
+  readonly names?: readonly string[];
   /** Names strictly after this one, in byte order. */
   readonly after?: string;
   readonly limit: number;

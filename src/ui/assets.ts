@@ -25,7 +25,9 @@ h2 { font-size: 18px; margin: 26px 0 10px; border-bottom: 1px solid var(--line);
 h3 { font-size: 16px; margin: 16px 0 8px; }
 table { border-collapse: collapse; width: 100%; margin: 8px 0 12px; }
 th, td { text-align: left; vertical-align: top; padding: 5px 8px; border-bottom: 1px solid var(--line); overflow-wrap: break-word; }
-td.mono, td code { overflow-wrap: anywhere; }
+td.mono, td .mono, td code, td.wrap, summary { overflow-wrap: anywhere; }
+td.nowrap { white-space: nowrap; }
+td pre { white-space: pre-wrap; overflow-wrap: anywhere; max-height: 320px; }
 [data-copy], time { white-space: nowrap; }
 details > summary { cursor: pointer; color: var(--link); margin: 4px 0; }
 th { background: var(--panel); font-weight: 600; }

@@ -28,6 +28,8 @@ export interface OverviewView {
 
 export interface RepositoryListView {
   readonly query: string;
+  /** Where this page starts (undefined: the first page). */
+  readonly after: string | undefined;
   readonly rows: readonly RepositorySummary[];
   /** The `after` of the next page, when there is one. */
   readonly next: string | undefined;
@@ -42,6 +44,7 @@ export interface TagRow extends TagDetail {
 export interface RepositoryView {
   readonly name: string;
   readonly query: string;
+  readonly after: string | undefined;
   readonly rows: readonly TagRow[];
   readonly next: string | undefined;
   readonly mayAdmin: boolean;
@@ -81,10 +84,10 @@ export async function overview(d: ConsoleDeps, v: Viewer, now = Date.now()): Pro
 
 /** Every repository the viewer may see whose name contains `query`, in name order, after `after`. */
 async function* visibleRepositories(d: ConsoleDeps, v: Viewer, query: string, after = ''): AsyncGenerator<RepositorySummary> {
-  const prefixes = seesEverything(v) ? undefined : globPrefixes(v.pullGlobs);
+  const narrow = seesEverything(v) ? {} : globPrefixes(v.pullGlobs);
   let cursor = after;
   for (;;) {
-    const batch = await d.inventory.searchRepositories({ contains: query || undefined, prefixes, after: cursor, limit: 500 });
+    const batch = await d.inventory.searchRepositories({ contains: query || undefined, ...narrow, after: cursor, limit: 500 });
     for (const r of batch) if (maySee(v, r.name)) yield r;
     if (batch.length < 500) return;
     cursor = batch[batch.length - 1]!.name;
@@ -101,7 +104,7 @@ export async function repositoryList(d: ConsoleDeps, v: Viewer, query: string, a
     }
     rows.push(r);
   }
-  return { query, rows, next: more ? rows[rows.length - 1]!.name : undefined };
+  return { query, after, rows, next: more ? rows[rows.length - 1]!.name : undefined };
 }
 
 export async function repository(d: ConsoleDeps, v: Viewer, name: string, query: string, after: string | undefined): Promise<RepositoryView> {
@@ -114,6 +117,7 @@ export async function repository(d: ConsoleDeps, v: Viewer, name: string, query:
   return {
     name,
     query,
+    after,
     rows: page.map((t, i) => ({ ...t, totalSize: totalSize(t.bytes, t.mediaType, t.size), verdict: verdicts[i] })),
     next: details.length > PAGE_SIZE ? page[page.length - 1]!.tag : undefined,
     mayAdmin: v.may(name, 'admin'),

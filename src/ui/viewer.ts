@@ -28,17 +28,23 @@ export const maySee = (v: Viewer, repository: string): boolean => v.may(reposito
 export const seesEverything = (v: Viewer): boolean => v.pullGlobs.includes('**');
 
 /**
- * Name prefixes that cover the viewer's globs: each glob's literal text before its first
- * wildcard (a trailing `/` dropped, since `a/**` matches `a`). The database narrows by
- * prefix; `maySee` then decides exactly.
+ * What the database can narrow a list to for the viewer's globs: each glob's literal text
+ * before its first wildcard as a prefix (`models/**` -> `models/`, plus the name `models`,
+ * which `a/**` also matches); a glob without wildcards is an exact name. `maySee` then
+ * decides exactly.
  */
-export function globPrefixes(globs: readonly string[]): string[] {
-  const out = new Set<string>();
+export function globPrefixes(globs: readonly string[]): { prefixes: string[]; names: string[] } {
+  const prefixes = new Set<string>();
+  const names = new Set<string>();
   for (const g of globs) {
     const i = g.search(/[*?]/);
-    const literal = i < 0 ? g : g.slice(0, i);
-    out.add(literal.endsWith('/') ? literal.slice(0, -1) : literal);
+    if (i < 0) names.add(g);
+    else {
+      prefixes.add(g.slice(0, i));
+      if (g.slice(i - 1) === '/**') names.add(g.slice(0, i - 1));
+    }
   }
-  // A prefix covered by a shorter one adds nothing.
-  return [...out].filter((p) => ![...out].some((q) => q !== p && p.startsWith(q)));
+  // A prefix covered by a shorter one adds nothing; neither does a name it covers.
+  const p = [...prefixes].filter((x) => ![...prefixes].some((y) => y !== x && x.startsWith(y)));
+  return { prefixes: p, names: [...names].filter((n) => !p.some((x) => n.startsWith(x))) };
 }

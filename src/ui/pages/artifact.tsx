@@ -80,7 +80,7 @@ export function artifactPage(ctx: PageContext, a: ArtifactView): string {
                   <td>{f.rule}</td>
                   <td>{f.check}</td>
                   <td>{f.ok ? <Badge kind="passed">passed</Badge> : <Badge kind="failed">failed</Badge>}</td>
-                  <td>{f.reason}</td>
+                  <td class="wrap">{f.reason}</td>
                 </tr>
               ))}
             </tbody>

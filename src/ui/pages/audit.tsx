@@ -94,11 +94,11 @@ export function auditPage(ctx: PageContext, v: AuditPageView, f: AuditFilterText
               <td>
                 <Time at={e.at} />
               </td>
-              <td>{e.actor}</td>
-              <td>{e.action}</td>
+              <td class="nowrap">{e.actor}</td>
+              <td class="nowrap">{e.action}</td>
               <td class="mono">{/^sha(256|512):[a-f0-9]+$/.test(e.target ?? '') ? <DigestText digest={e.target} /> : (e.target ?? e.repository ?? '')}</td>
-              <td>{e.reason ?? ''}</td>
-              <td>
+              <td class="wrap">{e.reason ?? ''}</td>
+              <td class="wrap">
                 {e.detail ? (
                   <details>
                     <summary class="mono">{clip(JSON.stringify(e.detail), 48)}</summary>

@@ -44,7 +44,7 @@ export function historyPage(ctx: PageContext, h: HistoryView): string {
                 <DigestText digest={m.to} href={m.to ? artifactHref(h.repository, m.to) : undefined} />
               </td>
               <td>{m.actor}</td>
-              <td>{m.reason ?? ''}</td>
+              <td class="wrap">{m.reason ?? ''}</td>
               <td>
                 {m.to && m.to !== h.current ? (
                   <ActionForm action="/ui/rollback" csrf={ctx.csrf} fields={{ repository: h.repository, tag: h.tag, to: m.to }}>
@@ -59,7 +59,7 @@ export function historyPage(ctx: PageContext, h: HistoryView): string {
           ))}
         </tbody>
       </table>
-      <Pager next={h.older !== undefined ? href('history', { repository: h.repository, tag: h.tag, before: h.older }) : undefined} first={undefined} label="older moves" />
+      <Pager next={h.older !== undefined ? href('history', { repository: h.repository, tag: h.tag, before: h.older }) : undefined} label="older moves" />
     </Layout>,
   );
 }

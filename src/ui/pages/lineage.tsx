@@ -49,7 +49,7 @@ export function modelLineagePage(ctx: PageContext, l: ModelLineageView): string 
                     <DigestText digest={t.to} href={t.to ? artifactHref(l.repository, t.to) : undefined} />
                   </td>
                   <td>{t.actor}</td>
-                  <td>{t.reason ?? ''}</td>
+                  <td class="wrap">{t.reason ?? ''}</td>
                   <td>
                     <Time at={t.at} />
                   </td>
@@ -140,7 +140,7 @@ export function planPage(ctx: PageContext, p: PlanView, changed = false): string
                 <DigestText digest={q.digest} href={q.repository ? artifactHref(q.repository, q.digest) : undefined} />
               </td>
               <td>{q.repository ?? ''}</td>
-              <td>{q.note}</td>
+              <td class="wrap">{q.note}</td>
               <td>{q.already ? <Badge kind="quarantined">already quarantined</Badge> : 'will be quarantined'}</td>
             </tr>
           ))}
@@ -161,7 +161,7 @@ export function planPage(ctx: PageContext, p: PlanView, changed = false): string
                   <DigestText digest={r.from} href={artifactHref(r.repository, r.from)} />
                 </td>
                 <td>{r.to ? <DigestText digest={r.to} href={artifactHref(r.repository, r.to)} /> : <Badge kind="denied">no good version: stays, denied</Badge>}</td>
-                <td>{r.note}</td>
+                <td class="wrap">{r.note}</td>
               </tr>
             ))}
           </tbody>
@@ -203,7 +203,7 @@ export function materialResultPage(ctx: PageContext, r: MaterialQuarantineResult
                 <DigestText digest={a.digest} />
               </td>
               <td>{a.to ? <DigestText digest={a.to} href={a.repository ? artifactHref(a.repository, a.to) : undefined} /> : ''}</td>
-              <td>{a.note}</td>
+              <td class="wrap">{a.note}</td>
             </tr>
           ))}
         </tbody>

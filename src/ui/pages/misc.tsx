@@ -45,7 +45,7 @@ export function deepReportPage(ctx: PageContext, r: DeepReport): string {
                 <DigestText digest={c.digest} />
               </td>
               <td>{c.ok ? <Badge kind="passed">ok</Badge> : <Badge kind="failed">failed</Badge>}</td>
-              <td>{c.detail}</td>
+              <td class="wrap">{c.detail}</td>
             </tr>
           ))}
         </tbody>

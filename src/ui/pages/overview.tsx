@@ -53,7 +53,7 @@ export function overviewPage(ctx: PageContext, v: OverviewView): string {
                       <DigestText digest={q.digest} href={materialHref(q.digest)} />
                     </td>
                     <td>{q.actor}</td>
-                    <td>{q.reason ?? ''}</td>
+                    <td class="wrap">{q.reason ?? ''}</td>
                     <td>
                       <Time at={q.at} />
                     </td>
@@ -79,7 +79,7 @@ export function overviewPage(ctx: PageContext, v: OverviewView): string {
                     <td>
                       <Time at={u.lastOkAt} />
                     </td>
-                    <td>
+                    <td class="wrap">
                       {u.lastErrorAt !== undefined ? (
                         <>
                           <Time at={u.lastErrorAt} />: {u.lastError}

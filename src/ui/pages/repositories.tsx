@@ -34,7 +34,7 @@ export function repositoriesPage(ctx: PageContext, v: RepositoryListView): strin
           </tbody>
         </table>
       )}
-      <Pager next={v.next ? href('repositories', { q: v.query, after: v.next }) : undefined} />
+      <Pager next={v.next ? href('repositories', { q: v.query, after: v.next }) : undefined} first={v.after ? href('repositories', { q: v.query }) : undefined} />
     </Layout>,
   );
 }
@@ -89,7 +89,7 @@ export function repositoryPage(ctx: PageContext, v: RepositoryView): string {
           </tbody>
         </table>
       )}
-      <Pager next={v.next ? href('repository', { name: v.name, q: v.query, after: v.next }) : undefined} />
+      <Pager next={v.next ? href('repository', { name: v.name, q: v.query, after: v.next }) : undefined} first={v.after ? href('repository', { name: v.name, q: v.query }) : undefined} />
     </Layout>,
   );
 }
