@@ -198,6 +198,23 @@ describe('operator console: security', () => {
     expect(all).toMatch(/data\/secret/);
   });
 
+  it('shows each tag with its digest, type, size, push time, pin and verdict; counts denied pulls', async () => {
+    const denied = await fetch(`${s.url}/v2/data/held/manifests/v1`, { headers: { authorization: `Bearer ${s.tokens.ci}`, accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    expect(denied.status).toBe(403);
+    const fraud = await (await get(s.url, '/ui/repository?name=models/fraud', oncall)).text();
+    const stable = /<tr><td><a[^>]*>stable<\/a>.*?<\/tr>/s.exec(fraud)![0];
+    expect(stable).toContain(v1.digest.slice(0, 19));
+    expect(stable).toContain('application/vnd.cncf.model.manifest.v1+json');
+    expect(stable).toMatch(/\d+ B/);
+    expect(stable).toMatch(/<time datetime="20\d\d-/);
+    expect(stable).toContain('>pinned<');
+    expect(stable).toContain('>allowed<');
+    const held = await (await get(s.url, '/ui/repository?name=data/held', oncall)).text();
+    expect(held).toContain('>quarantined<');
+    const overview = await (await get(s.url, '/ui/', oncall)).text();
+    expect(overview).toMatch(/<span class="n">1<\/span> <a href="[^"]*">denied pulls in the last 24 h/);
+  });
+
   it('has no /ui/ at all when ui.enabled is false', async () => {
     const off = await startTestServer({ config: { ui: { enabled: false } } });
     try {
