@@ -22,6 +22,7 @@ import { admissionApp } from './http/admission.js';
 import { admissionConfigSchema, buildAdmission, defaultVerifierKeyFile, loadVerifierKey, publicKeyPem, publishingSummaries, vsaConfigSchema, type AdmissionParts } from './admission/index.js';
 import { createTlsServer, loadTlsMaterial, tlsConfigSchema, type TlsConfig, type TlsServer } from './http/tls.js';
 import { err, referenceString, type Digest, type Reference } from './oci/index.js';
+import { consoleApp } from './console-app.js';
 import { createOps, type Ops } from './ops/index.js';
 import { parseUpstreamFlag, upstreamsConfigSchema, type UpstreamConfig } from './proxy/config.js';
 import { PullThroughService } from './proxy/pull-through-service.js';
@@ -100,11 +101,12 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const integrity = new ContentIntegrity(blobs, metadata, log, integrityCounters);
 
   let recordRefusal: ((e: AuditInput) => void) | undefined;
+  const sessionKey = await loadSessionKey(dataDir, config.auth);
   const access = new TokenAccess({
     config: config.auth,
     adminTokenHash: await loadAdminToken(dataDir, config.auth, log),
     ...(tlsConfig?.clientCA ? { clientCertPermissions: tlsConfig.clientPermissions } : {}),
-    sessionKey: await loadSessionKey(dataDir, config.auth),
+    sessionKey,
     onAuthFailure: (who, reason, req) => {
       log.warn({ event: 'auth-failure', who, reason, remote: req.remoteAddress }, 'authentication failed');
       recordRefusal?.({ actor: who, action: 'auth.failure', reason, detail: { remote: req.remoteAddress ?? 'unknown' } });
@@ -259,6 +261,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       [hubConfig.prefix, hubApp({ prefix: hubConfig.prefix, service: hub, access, upstreams: new Set(hubConfig.upstreams.map((u) => u.name)), onDenied })],
       ...(hubAdmin ? [['/admin', hubAdmin] as const] : []),
       ['/admin', adminScrubApp((o, by) => scrubber.run(scrubRate(o.maxMiBPerSecond ?? config.scrub.maxMiBPerSecond), by), access)],
+      ...(config.ui.enabled ? [['/ui', consoleApp({ config: config.ui, sessionKey, access, ops, metadata, blobs, verdicts, judged, gate, manifests: v2.manifests, pullThrough, onDenied })] as const] : []),
     ],
     ready: async () => {
       // Shutting down: fail readiness first, so a load balancer stops routing here while requests are still served.

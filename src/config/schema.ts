@@ -84,6 +84,17 @@ export const configSchema = z
     tls: z.unknown().optional(),
     admission: z.unknown().optional(),
     vsa: z.unknown().optional(),
+    /** The operator console at /ui/ (docs/console.md). */
+    ui: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** How long a console sign-in lasts. */
+        sessionTtlSeconds: z.number().int().min(60).max(7 * 86400).default(8 * 3600),
+        /** `auto`: cookies are Secure when the request came over TLS; `always`: behind a TLS-terminating proxy. */
+        secureCookie: z.enum(['auto', 'always']).default('auto'),
+      })
+      .strict()
+      .default({ enabled: true, sessionTtlSeconds: 8 * 3600, secureCookie: 'auto' }),
   })
   .strict();
 

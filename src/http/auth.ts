@@ -157,6 +157,14 @@ export class TokenAccess implements Access {
     return claims.sub;
   }
 
+  /**
+   * The principal named `actor` with its current permissions (the console's sessions carry
+   * only the actor); undefined once the token or user is gone from the configuration.
+   */
+  principalOf(actor: string): AuthPrincipal | undefined {
+    return this.principalNamed(actor);
+  }
+
   /** Permissions are looked up again on every use, so a token outlives no permission change. */
   private principalNamed(actor: string): AuthPrincipal | undefined {
     if (actor === 'admin' && this.o.adminTokenHash) return { actor, permissions: ADMIN };

@@ -14,6 +14,7 @@ import { UpstreamTargets } from './targets.js';
 import { UpstreamClient, type FetchedManifest } from './upstream-client.js';
 import { SingleFlight } from './single-flight.js';
 import { pulledManifest } from './stored-manifest.js';
+import { UpstreamHealth, type UpstreamStatus } from './upstream-health.js';
 
 /** Optional: pinned tags are never refreshed from the upstream (DESIGN "Invariants"). */
 export interface PinLookup {
@@ -55,9 +56,11 @@ export class PullThroughService implements PullThrough {
   private readonly flights = new SingleFlight();
   /** Recent upstream misses (404, insufficient_scope) of things not stored here; see not-found-cache.ts. */
   private readonly notFound: NotFoundCache;
+  private readonly upstreamHealth: UpstreamHealth;
 
   constructor(private readonly opts: PullThroughOptions) {
     this.clock = opts.clock ?? Date.now;
+    this.upstreamHealth = new UpstreamHealth(opts.upstreams, this.clock);
     this.transport = opts.transport ?? createTransport();
     this.notFound = new NotFoundCache(this.clock);
     this.targets = new UpstreamTargets(opts.upstreams);
@@ -68,7 +71,7 @@ export class PullThroughService implements PullThrough {
         transport = createTransport({ ca: readUpstreamCa(u.name, u.tls.caFile, opts.configDir) });
         this.ownTransports.push(transport);
       }
-      this.clients.set(u.name, new UpstreamClient(u, transport, opts.logger, this.clock));
+      this.clients.set(u.name, new UpstreamClient(u, transport, opts.logger, this.clock, this.upstreamHealth));
     }
     this.filler = new BlobFiller({ blobs: opts.blobs, links: opts.metadata, tempDir: opts.tempDir, logger: opts.logger, lease: opts.fillLease });
   }
@@ -87,6 +90,11 @@ export class PullThroughService implements PullThrough {
   close(): void {
     this.transport.close();
     for (const t of this.ownTransports) t.close();
+  }
+
+  /** Each configured upstream and what its last exchanges said (operators' overview). */
+  health(): UpstreamStatus[] {
+    return this.upstreamHealth.snapshot();
   }
 
   handles(repository: string, ns?: string): boolean {

@@ -12,7 +12,8 @@ import {
 } from '../oci/index.js';
 import { TokenCache, basicHeader, loadSecret, pickChallenge, tokenResponseSchema, type Challenge } from './auth.js';
 import type { UpstreamConfig } from './config.js';
-import { discard, normalise, readBody, type Transport, type TransportRequest, type TransportResponse } from './http-transport.js';
+import type { UpstreamHealth } from './upstream-health.js';
+import { discard, isTransient, normalise, readBody, type Transport, type TransportRequest, type TransportResponse } from './http-transport.js';
 import type { ProxyLogger } from './logger.js';
 import { parseRetryAfter } from './retry.js';
 import { sendFollowing, sendWithRetries, type UpstreamFetcher } from './upstream-fetch.js';
@@ -66,6 +67,7 @@ export class UpstreamClient {
     private readonly transport: Transport,
     private readonly logger: ProxyLogger,
     private readonly clock: () => number,
+    private readonly health?: UpstreamHealth,
   ) {
     this.config = config;
     this.origin = new URL(config.url).origin;
@@ -75,6 +77,19 @@ export class UpstreamClient {
 
   /** GET or HEAD `/v2/<remote>/<path>`, authenticated, redirects followed. */
   async request(method: 'GET' | 'HEAD', remote: string, path: string, opts: RequestOptions): Promise<TransportResponse> {
+    try {
+      const res = await this.exchange(method, remote, path, opts);
+      // Health for operators: an answer is health unless it is a server error, a rate limit or refused credentials.
+      if (res.status >= 500 || res.status === 429 || res.status === 401) this.health?.failed(this.config.name, `${method} ${remote}/${path} answered ${res.status}`);
+      else this.health?.ok(this.config.name);
+      return res;
+    } catch (e) {
+      if (!opts.signal.aborted) this.health?.failed(this.config.name, e instanceof Error ? e.message : String(e));
+      throw e;
+    }
+  }
+
+  private async exchange(method: 'GET' | 'HEAD', remote: string, path: string, opts: RequestOptions): Promise<TransportResponse> {
     const url = new URL(`${this.config.url}/v2/${remote}/${path}`);
     const scope = `repository:${remote}:pull`;
     let auth = await this.authorization(scope, undefined, opts.signal);

@@ -11,3 +11,4 @@ export * from './content-scan.js';
 export * from './integrity.js';
 export * from './leftovers.js';
 export * from './snapshot.js';
+export * from './inventory.js';

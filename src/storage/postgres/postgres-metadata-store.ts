@@ -8,6 +8,8 @@ import * as ops from './postgres-ops.js';
 import { withTransaction, type Queryable } from './pg-pool.js';
 import { PostgresScan } from './postgres-scan.js';
 import type { ContentScan, TagEntry, TagKey } from '../content-scan.js';
+import { SqlInventory } from '../inventory-sql.js';
+import type { Inventory, InventorySource } from '../inventory.js';
 
 const insertLink = (q: Queryable, repository: string, blob: BlobInfo): Promise<unknown> =>
   q.query(
@@ -47,10 +49,13 @@ const UNPULLED = `
  * (read-modify-write of a tag needs that anyway). The pool is the caller's: see
  * `openStorage`, which migrates the schema before constructing this.
  */
-export class PostgresMetadataStore implements MetadataStore, ContentScan {
+export class PostgresMetadataStore implements MetadataStore, ContentScan, InventorySource {
   private readonly scan: PostgresScan;
+  /** The operator console's paged, filtered queries. */
+  readonly inventory: Inventory;
   constructor(readonly pool: pg.Pool) {
     this.scan = new PostgresScan(pool);
+    this.inventory = new SqlInventory({ name: 'postgres' }, async ({ text, params }) => (await this.pool.query(text, params)).rows as Record<string, unknown>[]);
   }
 
   async ready(): Promise<void> {

@@ -9,6 +9,8 @@ import { SqliteOpsTables } from './sqlite-ops.js';
 import { SqliteScan } from './sqlite-scan.js';
 import type { ContentScan, TagEntry, TagKey } from '../content-scan.js';
 import type { MetadataSnapshot } from '../snapshot.js';
+import { SqlInventory } from '../inventory-sql.js';
+import type { Inventory, InventorySource } from '../inventory.js';
 import type { VerdictStore } from '../verdict-store.js';
 import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
 import { fullDiskError } from '../storage-errors.js';
@@ -35,11 +37,13 @@ const UNPULLED = `
  * synchronous; each method runs one statement or one transaction, so the async
  * interface costs a microtask and nothing else.
  */
-export class SqliteMetadataStore implements MetadataStore, VerdictStore, ContentScan, MetadataSnapshot {
+export class SqliteMetadataStore implements MetadataStore, VerdictStore, ContentScan, MetadataSnapshot, InventorySource {
   private readonly db: Database.Database;
   private readonly stmt;
   private readonly ops: SqliteOpsTables;
   private readonly scan: SqliteScan;
+  /** The operator console's paged, filtered queries (the statement texts are few: each is prepared once). */
+  readonly inventory: Inventory;
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -50,6 +54,12 @@ export class SqliteMetadataStore implements MetadataStore, VerdictStore, Content
     migrate(this.db);
     this.ops = new SqliteOpsTables(this.db);
     this.scan = new SqliteScan(this.db);
+    const prepared = new Map<string, Database.Statement>();
+    this.inventory = new SqlInventory({ name: 'sqlite' }, async ({ text, params }) => {
+      let st = prepared.get(text);
+      if (!st) prepared.set(text, (st = this.db.prepare(text)));
+      return st.all(...params) as Record<string, unknown>[];
+    });
     const p = <T extends unknown[] = unknown[]>(sql: string) => this.db.prepare<T>(sql);
     this.stmt = {
       addRepo: p('INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)'),
