@@ -140,6 +140,14 @@ export class ByteReader {
     return head;
   }
 
+  /** Puts bytes back in front of what is left (a decoder that read past the end of its stream). */
+  unread(b: Buffer): void {
+    if (b.length === 0) return;
+    this.buf = Buffer.concat([b, this.buf.subarray(this.off)]);
+    this.off = 0;
+    this.pos -= b.length;
+  }
+
   /** The next piece of at most max bytes, or null at the end (for sub-readers). */
   async chunk(max: number): Promise<Buffer | null> {
     if (!(await this.fill())) return null;
