@@ -66,6 +66,8 @@ describe('model layers: zip (.pt), tar, gzip', () => {
     const d = { digest: `sha256:${'a'.repeat(64)}` as const, size: 1 };
     expect(isPickleCandidate({ ...d, mediaType: 'application/octet-stream', annotations: { 'org.cncf.model.filepath': 'model.joblib' } })).toBe(true);
     expect(isPickleCandidate({ ...d, mediaType: 'application/vnd.cncf.model.weight.v1.tar' })).toBe(true);
-    expect(isPickleCandidate({ ...d, mediaType: 'application/vnd.cncf.model.weight.v1.raw', annotations: { 'org.cncf.model.filepath': 'model.safetensors' } })).toBe(false);
+    expect(isPickleCandidate({ ...d, mediaType: 'application/vnd.cncf.model.weight.v1.raw', annotations: { 'org.cncf.model.filepath': 'model.safetensors' } })).toBe(true);
+    expect(isPickleCandidate({ ...d, mediaType: 'application/vnd.cncf.model.weight.v1.raw', annotations: { 'org.cncf.model.filepath': 'model.joblib.xz' } })).toBe(true);
+    expect(isPickleCandidate({ ...d, mediaType: 'application/vnd.cncf.model.weight.v1.raw', annotations: { 'org.cncf.model.filepath': 'tokenizer.json' } })).toBe(false);
   });
 });
