@@ -118,16 +118,20 @@ async function readEntry(r: ByteReader, offset: number, onEntry: ZipEntryHandler
 /**
  * The compressed bytes of an entry whose sizes follow it: everything up to the data descriptor
  * (with its signature, as miniz and Python write it) whose compressed-size field equals the number
- * of bytes before it. Keeps a descriptor's length of look-ahead, never the entry.
+ * of bytes before it and that a header follows. Keeps a descriptor's length of look-ahead, never
+ * the entry.
  */
 async function* untilDescriptor(r: ByteReader, zip64: boolean, out: { crc: number; csize: number; usize: number }, label: string): AsyncGenerator<Buffer> {
   const dlen = zip64 ? 24 : 16;
   let emitted = 0;
   let pending = Buffer.alloc(0);
   for (;;) {
-    for (let i = pending.indexOf(DESCRIPTOR); i !== -1 && i + dlen <= pending.length; i = pending.indexOf(DESCRIPTOR, i + 1)) {
+    for (let i = pending.indexOf(DESCRIPTOR); i !== -1 && i + dlen + 4 <= pending.length; i = pending.indexOf(DESCRIPTOR, i + 1)) {
       const csize = zip64 ? readU64(pending, i + 8) : pending.readUInt32LE(i + 8);
-      if (csize !== emitted + i) continue;
+      const next = pending.readUInt32LE(i + dlen);
+      // A descriptor is followed by the next entry or the central directory; data that merely looks
+      // like one is passed over (and one crafted to fool this still fails the central directory check).
+      if (csize !== emitted + i || (next !== LOCAL && next !== CENTRAL)) continue;
       out.crc = pending.readUInt32LE(i + 4);
       out.csize = csize;
       out.usize = zip64 ? readU64(pending, i + 16) : pending.readUInt32LE(i + 12);
@@ -135,7 +139,7 @@ async function* untilDescriptor(r: ByteReader, zip64: boolean, out: { crc: numbe
       r.unread(pending.subarray(i + dlen));
       return;
     }
-    const emit = Math.max(0, pending.length - (dlen - 1));
+    const emit = Math.max(0, pending.length - (dlen + 3));
     if (emit > 0) {
       yield pending.subarray(0, emit);
       emitted += emit;
