@@ -20,11 +20,11 @@ const SLICE = 1 << 16;
 const MAX_CODE_LEN = 20;
 
 const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
+  const t = new Int32Array(256);
   for (let i = 0; i < 256; i++) {
     let c = i << 24;
     for (let k = 0; k < 8; k++) c = c & 0x80000000 ? (c << 1) ^ 0x04c11db7 : c << 1;
-    t[i] = c >>> 0;
+    t[i] = c | 0;
   }
   return t;
 })();
@@ -100,9 +100,9 @@ export async function* bunzip2(r: ByteReader, label: string): AsyncGenerator<Buf
       if (magic !== BLOCK_MAGIC) throw new Bzip2Error(`${label}: bz2 block header missing`);
       const want = bits.read(32);
       const { count, origPtr } = readBlock(bits, tt, max, label);
-      let crc = 0xffffffff;
+      let crc = -1;
       for (const out of emitBlock(tt, count, origPtr)) {
-        for (let i = 0; i < out.length; i++) crc = ((crc << 8) ^ CRC_TABLE[((crc >>> 24) ^ out[i]!) & 0xff]!) >>> 0;
+        for (let i = 0; i < out.length; i++) crc = (crc << 8) ^ CRC_TABLE[(crc >>> 24) ^ out[i]!]!;
         yield out;
       }
       crc = ~crc >>> 0;
@@ -185,7 +185,7 @@ function readBlock(bits: Bits, tt: Int32Array, max: number, label: string): { co
     return { minLen, maxLen, limit, base, perm };
   });
   // Symbols, 50 per selector.
-  const mtf = [...symbols];
+  const mtf = Uint8Array.from(symbols);
   const counts = new Int32Array(256);
   let count = 0;
   let run = 0;
@@ -200,13 +200,20 @@ function readBlock(bits: Bits, tt: Int32Array, max: number, label: string): { co
       left = 50;
     }
     left--;
+    // The next 24 bits at once (codes are at most 20 bits long); zeros past the end, caught below.
+    const buf = bits.buf;
+    const at = bits.pos >>> 3;
+    const word = (((buf[at] ?? 0) << 24) | ((buf[at + 1] ?? 0) << 16) | ((buf[at + 2] ?? 0) << 8) | (buf[at + 3] ?? 0)) >>> 0;
+    const next24 = (word << (bits.pos & 7)) >>> 8;
     let len = table.minLen;
-    let code = bits.read(len);
+    let code = next24 >>> (24 - len);
     while (len <= table.maxLen && code > table.limit[len]!) {
       len++;
-      code = code * 2 + bits.bit();
+      code = next24 >>> (24 - len);
     }
     if (len > table.maxLen) bad('bad Huffman code');
+    bits.pos += len;
+    if (bits.pos > buf.length * 8) throw new Bzip2Error(`${label}: bz2 data ends early`);
     const sym = table.perm[code + table.base[len]!];
     if (sym === undefined) bad('bad Huffman code');
     if (sym! <= 1) {
@@ -229,8 +236,9 @@ function readBlock(bits: Bits, tt: Int32Array, max: number, label: string): { co
     const i = sym! - 1;
     if (i >= mtf.length) bad('MTF index out of range');
     const b = mtf[i]!;
-    mtf.splice(i, 1);
-    mtf.unshift(b);
+    if (i < 32) for (let k = i; k > 0; k--) mtf[k] = mtf[k - 1]!;
+    else mtf.copyWithin(1, 0, i);
+    mtf[0] = b;
     if (count >= max) bad('block larger than its declared size');
     counts[b] = counts[b]! + 1;
     tt[count++] = b;

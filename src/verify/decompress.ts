@@ -112,7 +112,7 @@ async function* nodeZlib(r: ByteReader, z: Transform & { bytesWritten: number },
   let last: Buffer = Buffer.alloc(0);
   try {
     while (!ended && !error) {
-      const c = await r.chunk(16 << 10);
+      const c = await r.chunk(32 << 10);
       if (c === null) {
         z.end();
         while (!ended && !error) {

@@ -109,8 +109,8 @@ export class LzmaDecoder {
   initRange(input: Uint8Array, at: number): number {
     if (input[at] !== 0) throw new LzmaError('lzma: corrupt stream (range coder start)');
     this.code = 0;
-    for (let i = 1; i < 5; i++) this.code = ((this.code << 8) | input[at + i]!) >>> 0;
-    this.range = 0xffffffff;
+    for (let i = 1; i < 5; i++) this.code = (this.code << 8) | input[at + i]!;
+    this.range = -1; // 0xffffffff
     if (this.code === this.range) throw new LzmaError('lzma: corrupt stream (range coder start)');
     return at + 5;
   }
@@ -225,23 +225,24 @@ export class LzmaDecoder {
     return this.input[this.ip++]!;
   }
 
+  // range and code are kept as int32 (small integers to V8, no boxed doubles); compared unsigned via ^ 0x80000000.
   private bit(probs: Uint16Array, i: number): number {
     const v = probs[i]!;
-    const bound = (this.range >>> 11) * v;
+    const bound = ((this.range >>> 11) * v) | 0;
     let symbol: number;
-    if (this.code >>> 0 < bound >>> 0) {
+    if ((this.code ^ 0x80000000) < (bound ^ 0x80000000)) {
       probs[i] = v + ((2048 - v) >>> 5);
-      this.range = bound >>> 0;
+      this.range = bound;
       symbol = 0;
     } else {
       probs[i] = v - (v >>> 5);
-      this.code = (this.code - bound) >>> 0;
-      this.range = (this.range - bound) >>> 0;
+      this.code = (this.code - bound) | 0;
+      this.range = (this.range - bound) | 0;
       symbol = 1;
     }
-    if (this.range < 0x1000000) {
-      this.range = (this.range << 8) >>> 0;
-      this.code = ((this.code << 8) | this.readByte()) >>> 0;
+    if (this.range >>> 0 < 0x1000000) {
+      this.range <<= 8;
+      this.code = (this.code << 8) | this.readByte();
     }
     return symbol;
   }
@@ -249,19 +250,19 @@ export class LzmaDecoder {
   private direct(n: number): number {
     let res = 0;
     for (; n > 0; n--) {
-      this.range >>>= 1;
+      this.range = this.range >>> 1;
       let t = 0;
-      if (this.code >= this.range) {
-        this.code = (this.code - this.range) >>> 0;
+      if ((this.code ^ 0x80000000) >= (this.range ^ 0x80000000)) {
+        this.code = (this.code - this.range) | 0;
         t = 1;
       }
-      if (this.range < 0x1000000) {
-        this.range = (this.range << 8) >>> 0;
-        this.code = ((this.code << 8) | this.readByte()) >>> 0;
+      if (this.range >>> 0 < 0x1000000) {
+        this.range <<= 8;
+        this.code = (this.code << 8) | this.readByte();
       }
-      res = ((res << 1) | t) >>> 0;
+      res = (res << 1) | t;
     }
-    return res;
+    return res >>> 0;
   }
 
   private tree(probs: Uint16Array, base: number, bits: number): number {
