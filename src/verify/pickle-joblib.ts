@@ -1,5 +1,6 @@
 import type { ByteReader } from './byte-reader.js';
-import { Memo, PickleError, PickleHalt, newFrame, type Frame, type PickleScanner } from './pickle.js';
+import { Memo, PickleError, PickleHalt, newFrame, type Frame } from './pickle-frame.js';
+import type { PickleScanner } from './pickle.js';
 import { OPAQUE, dtypeInfo, isGlobal, isObj, itemsOf, type Obj, type Val } from './pickle-values.js';
 
 /**

@@ -1,5 +1,6 @@
 import { ByteReader, EndOfData } from './byte-reader.js';
 import { DANGEROUS, PickleAllowList } from './pickle-allow.js';
+import { Memo, PickleError, PickleHalt, newFrame, type Frame } from './pickle-frame.js';
 import { scanJoblibArray, wrapperKind } from './pickle-joblib.js';
 import { MAX_KEPT_STRING, OPAQUE, globalName, isDict, isObj, isSeq, seq, type Global, type Val } from './pickle-values.js';
 import { STORAGE_ELEMENT_SIZE, TORCH_LEGACY_MAGIC, scanLegacyTorchTail } from './torch-legacy.js';
@@ -29,65 +30,10 @@ export interface PickleScanOptions {
   allow?: readonly string[];
 }
 
-/** A pickle that cannot be parsed: denied with the offset of the opcode (within its stream). */
-export class PickleError extends Error {
-  constructor(
-    readonly reason: string,
-    readonly offset: number,
-  ) {
-    super(`${reason} at offset ${offset}`);
-  }
-}
-
 const MAX_STACK = 1 << 20;
-const MAX_MEMO = 4 << 20;
 const MAX_PROBLEMS = 20;
 const JOBLIB_WRAPPERS = new Set(['joblib.numpy_pickle\nNumpyArrayWrapper', 'joblib.numpy_pickle\nNDArrayWrapper']);
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
-
-/** The memo; a shadow run (see pickle-joblib.ts) writes to its own layer over its parent's. */
-export class Memo {
-  private readonly own = new Map<number, Val>();
-  private added = 0;
-  constructor(private readonly parent?: Memo) {}
-  get size(): number {
-    return (this.parent?.size ?? 0) + this.added;
-  }
-  has(i: number): boolean {
-    return this.own.has(i) || (this.parent?.has(i) ?? false);
-  }
-  get(i: number): Val | undefined {
-    return this.own.has(i) ? this.own.get(i) : this.parent?.get(i);
-  }
-  set(i: number, v: Val): void {
-    if (!this.has(i)) {
-      if (this.size >= MAX_MEMO) throw new Error(`pickle memo has more than ${MAX_MEMO} entries`);
-      this.added++;
-    }
-    this.own.set(i, v);
-  }
-}
-
-/** One unpickler's state: what a shadow run copies. */
-export interface Frame {
-  stack: Val[];
-  marks: number[];
-  memo: Memo;
-  /** joblib's NumpyUnpickler reads array bytes after a wrapper's BUILD; plain pickle.load does not. */
-  joblib: boolean;
-  /** joblib's wrapper class was imported in this pickle. */
-  wrapperImported: boolean;
-  /** A shadow run: what plain pickle.load would do with joblib's array bytes. Stops quietly where Python would raise. */
-  shadow?: string;
-  /** Where the shadow run starts in the outer stream (for findings). */
-  shadowBase?: number;
-  keep: number;
-}
-
-export const newFrame = (joblib: boolean, keep = 64): Frame => ({ stack: [], marks: [], memo: new Memo(), joblib, wrapperImported: false, keep });
-
-/** Python raises here; a shadow run just stops. */
-class Halt extends Error {}
 
 export class PickleScanner {
   readonly globals: string[] = [];
@@ -112,7 +58,7 @@ export class PickleScanner {
 
   private importGlobal(module: string, name: string, where: string, f: Frame, at: number): Global {
     const g: Global = { t: 'global', module, name };
-    if (f.shadow !== undefined && !(IDENT.test(module) && IDENT.test(name))) throw new Halt(); // Python's import fails
+    if (f.shadow !== undefined && !(IDENT.test(module) && IDENT.test(name))) throw new PickleHalt(); // Python's import fails
     const key = `${module}\n${name}`;
     if (JOBLIB_WRAPPERS.has(key)) f.wrapperImported = true;
     const full = globalName(g);
@@ -163,7 +109,7 @@ export class PickleScanner {
     try {
       return await this.run(r, where, f, (v) => (at = v));
     } catch (e) {
-      if (e instanceof PickleError || e instanceof Halt) throw e;
+      if (e instanceof PickleError || e instanceof PickleHalt) throw e;
       if (e instanceof EndOfData) throw new PickleError('truncated pickle', r.pos);
       throw new PickleError((e as Error).message, at);
     }
@@ -174,7 +120,7 @@ export class PickleScanner {
     const memo = f.memo;
     const shadow = f.shadow !== undefined;
     const fail = (msg: string): never => {
-      if (shadow) throw new Halt();
+      if (shadow) throw new PickleHalt();
       throw new Error(msg);
     };
     const push = (v: Val): void => {
@@ -533,14 +479,14 @@ export class PickleScanner {
           fail('uses the copyreg extension registry (EXT opcodes)');
           break;
         default:
-          if (shadow) throw new Halt();
+          if (shadow) throw new PickleHalt();
           throw new PickleError(`not a pickle: unknown opcode 0x${op.toString(16).padStart(2, '0')}`, opAt);
       }
     }
   }
 }
 
-export { Halt as PickleHalt };
+export { Memo, PickleError, PickleHalt, newFrame, type Frame };
 
 /** Convenience: scan one stream that holds pickles directly. */
 export async function scanPickleStream(source: AsyncIterable<Uint8Array>, where: string, opts: PickleScanOptions = {}): Promise<PickleScanResult> {

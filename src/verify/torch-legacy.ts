@@ -1,5 +1,6 @@
 import type { ByteReader } from './byte-reader.js';
-import { PickleError, newFrame, type PickleScanner } from './pickle.js';
+import { PickleError, newFrame } from './pickle-frame.js';
+import type { PickleScanner } from './pickle.js';
 import { itemsOf } from './pickle-values.js';
 
 /**

@@ -176,5 +176,5 @@ describe('customs against picklescan, modelscan and fickling on the same corpus'
       for (const [t, v] of Object.entries(verdicts)) if (v !== customs) (found[c.file] ??= {})[t as keyof typeof verdicts] = v;
     }
     expect(found).toEqual(DISAGREEMENTS);
-  });
+  }, 600_000); // three Python tools start once per file
 });
