@@ -14,26 +14,44 @@ export class PickleError extends Error {
 
 const MAX_MEMO = 4 << 20;
 
-/** The memo; a shadow run (see pickle-joblib.ts) writes to its own layer over its parent's. */
+const MISSING = Symbol('missing');
+
+/**
+ * The memo. A shadow run (pickle-joblib.ts) gets a layer over its parent that sees the parent as it
+ * was when the layer was made: the parent keeps changing while the shadow runs alongside it, so it
+ * hands each watching layer a key's old value before it overwrites or adds it.
+ */
 export class Memo {
-  private readonly own = new Map<number, Val>();
+  private readonly own = new Map<number, Val | typeof MISSING>();
+  private readonly watchers = new Set<Memo>();
   private added = 0;
-  constructor(private readonly parent?: Memo) {}
+  private readonly base: number;
+  constructor(private readonly parent?: Memo) {
+    this.base = parent?.size ?? 0;
+    parent?.watchers.add(this);
+  }
   get size(): number {
-    return (this.parent?.size ?? 0) + this.added;
+    return this.base + this.added;
   }
   has(i: number): boolean {
-    return this.own.has(i) || (this.parent?.has(i) ?? false);
+    const v = this.own.get(i);
+    return v !== undefined ? v !== MISSING : (this.parent?.has(i) ?? false);
   }
   get(i: number): Val | undefined {
-    return this.own.has(i) ? this.own.get(i) : this.parent?.get(i);
+    const v = this.own.get(i);
+    if (v === MISSING) return undefined;
+    return v !== undefined || this.own.has(i) ? (v as Val) : this.parent?.get(i);
   }
   set(i: number, v: Val): void {
-    if (!this.has(i)) {
-      if (this.size >= MAX_MEMO) throw new Error(`pickle memo has more than ${MAX_MEMO} entries`);
-      this.added++;
-    }
+    const existed = this.has(i);
+    if (!existed && this.size >= MAX_MEMO) throw new Error(`pickle memo has more than ${MAX_MEMO} entries`);
+    for (const w of this.watchers) if (!w.own.has(i)) w.own.set(i, existed ? this.get(i)! : MISSING);
+    if (!existed) this.added++;
     this.own.set(i, v);
+  }
+  /** A layer stops watching when its shadow run ends. */
+  detach(): void {
+    this.parent?.watchers.delete(this);
   }
 }
 

@@ -1,4 +1,4 @@
-import type { ByteReader } from './byte-reader.js';
+import { ByteReader } from './byte-reader.js';
 import { Memo, PickleError, PickleHalt, newFrame, type Frame } from './pickle-frame.js';
 import type { PickleScanner } from './pickle.js';
 import { OPAQUE, dtypeInfo, isGlobal, isObj, itemsOf, type Obj, type Val } from './pickle-values.js';
@@ -61,18 +61,103 @@ export async function scanJoblibArray(s: PickleScanner, r: ByteReader, where: st
   f.stack[f.stack.length - 1] = OPAQUE; // joblib replaces the wrapper by the array
   if (dt.hasObject) {
     // Object arrays: joblib calls pickle.load on the same file, a nested pickle with its own memo.
+    // Plain pickle.load reads the same opcodes as part of the outer pickle, which is no more permissive.
+    shadow.memo.detach();
     await s.scanOne(r, where, newFrame(false));
     return;
   }
+  spawnShadow(s, r, where, shadow);
   const align = obj.attrs.get('numpy_array_alignment_bytes');
   const pad = align === undefined || align === null ? 0 : 1 + ((await r.peek(1))[0] ?? 0);
-  const { reader, rest } = r.sub(pad + bytes);
-  try {
-    await s.scanOne(reader, where, shadow);
-  } catch (e) {
-    if (e instanceof PickleError && e.reason === 'truncated pickle')
-      s.problem(`${where}: joblib array bytes at offset ${shadow.shadowBase} parse as pickle opcodes to their end (plain pickle.load would run them)`);
-    else if (!(e instanceof PickleHalt || e instanceof PickleError)) throw e;
+  await r.skip(pad + bytes);
+}
+
+/**
+ * A shadow run: plain pickle.load's reading of the bytes from an array's start on, with the stack
+ * and memo as they were there. It runs alongside the scan, fed the same chunks through a tap on the
+ * reader (holding the scan back when it lags by more than SHADOW_LAG), and ends where Python would
+ * raise or at the end of the stream. Random array bytes end it within a few bytes; bytes that read
+ * as opcodes are followed for as long as Python would follow them, so a disallowed import anywhere
+ * on that path is found and nothing else is.
+ */
+export interface Shadow {
+  readonly reader: ByteReader;
+  readonly done: Promise<void>;
+  close(): void;
+}
+
+const MAX_SHADOWS = 1024;
+const SHADOW_LAG = 16 << 20;
+
+function spawnShadow(s: PickleScanner, r: ByteReader, where: string, frame: Frame): void {
+  if (s.shadows.size >= MAX_SHADOWS) {
+    frame.memo.detach();
+    s.problem(`${where}: more than ${MAX_SHADOWS} joblib arrays whose bytes read as pickle opcodes at once`);
+    return;
   }
-  await rest();
+  const queue: (Buffer | null)[] = [];
+  let queued = 0;
+  let closed = false;
+  let wake: (() => void) | undefined;
+  let drained: (() => void) | undefined;
+  const push = (c: Buffer | null): void => {
+    queue.push(c);
+    if (c) queued += c.length;
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const close = (): void => {
+    if (!closed) {
+      closed = true;
+      push(null);
+    }
+    const d = drained;
+    drained = undefined;
+    d?.();
+  };
+  const start = r.pos;
+  const { data } = r.buffered();
+  if (data.length > 0) push(data);
+  const untap = r.tap(async (c, offset) => {
+    if (closed) return;
+    if (c === null) return close();
+    const from = Math.max(0, start - offset);
+    if (from < c.length) push(c.subarray(from));
+    while (queued > SHADOW_LAG && !closed) await new Promise<void>((res) => (drained = res));
+  });
+  const reader = new ByteReader(async () => {
+    while (queue.length === 0) await new Promise<void>((res) => (wake = res));
+    const c = queue.shift()!;
+    if (c) queued -= c.length;
+    const d = drained;
+    drained = undefined;
+    d?.();
+    return c;
+  });
+  const shadow: Shadow = {
+    reader: r,
+    close,
+    done: (async () => {
+      try {
+        await s.scanOne(reader, where, frame);
+      } catch (e) {
+        // Where Python raises (an unknown opcode, a failed import, the end of the file) the shadow ends.
+        if (!(e instanceof PickleHalt || e instanceof PickleError)) s.problem(`${where}: shadow read of joblib array bytes failed: ${(e as Error).message}`);
+      } finally {
+        untap();
+        close();
+        frame.memo.detach();
+      }
+    })(),
+  };
+  s.shadows.add(shadow);
+  void shadow.done.finally(() => s.shadows.delete(shadow));
+}
+
+/** At the end of a stream (or when its scan stops early): the shadows over it run to their end. */
+export async function settleShadows(s: PickleScanner, r: ByteReader): Promise<void> {
+  const mine = [...s.shadows].filter((x) => x.reader === r);
+  for (const x of mine) x.close();
+  await Promise.all(mine.map((x) => x.done));
 }

@@ -6,6 +6,8 @@
  */
 export const MARK = Symbol('mark');
 export const OPAQUE = Object.freeze({ t: 'opaque' as const });
+/** A string too long to keep whose characters could make a module or attribute path. */
+export const LONG_NAME = Object.freeze({ t: 'long-name' as const });
 
 export type Seq = { t: 'tuple' | 'list' | 'set'; items: Val[]; more: boolean };
 export type Dict = { t: 'dict'; entries: [Val, Val][]; more: boolean };
@@ -25,6 +27,7 @@ export type Val =
   | string
   | typeof MARK
   | typeof OPAQUE
+  | typeof LONG_NAME
   | { t: 'bytes'; n: number }
   | Seq
   | Dict

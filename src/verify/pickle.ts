@@ -1,8 +1,8 @@
 import { ByteReader, EndOfData } from './byte-reader.js';
 import { DANGEROUS, PickleAllowList } from './pickle-allow.js';
 import { Memo, PickleError, PickleHalt, newFrame, type Frame } from './pickle-frame.js';
-import { scanJoblibArray, wrapperKind } from './pickle-joblib.js';
-import { MAX_KEPT_STRING, OPAQUE, globalName, isDict, isObj, isSeq, seq, type Global, type Val } from './pickle-values.js';
+import { scanJoblibArray, settleShadows, wrapperKind, type Shadow } from './pickle-joblib.js';
+import { LONG_NAME, MAX_KEPT_STRING, OPAQUE, globalName, isDict, isObj, isSeq, seq, type Global, type Val } from './pickle-values.js';
 import { STORAGE_ELEMENT_SIZE, TORCH_LEGACY_MAGIC, scanLegacyTorchTail } from './torch-legacy.js';
 
 export { DEFAULT_PICKLE_PAIRS, PickleAllowList, parsePickleAllowEntry } from './pickle-allow.js';
@@ -43,6 +43,8 @@ export class PickleScanner {
   private readonly allow: PickleAllowList;
   /** torch persistent ids ('storage', <torch.XStorage>, key, location, numel) of the last pickle. */
   readonly storages = new Map<string, { type: string; numel: number }>();
+  /** Shadow runs over joblib array bytes, alive alongside the scan (pickle-joblib.ts). */
+  readonly shadows = new Set<Shadow>();
 
   constructor(opts: PickleScanOptions & { allowList?: PickleAllowList } = {}) {
     this.allow = opts.allowList ?? new PickleAllowList(opts.allow);
@@ -96,6 +98,8 @@ export class PickleScanner {
       }
     } catch (e) {
       this.problem(`${where}: ${e instanceof PickleError ? e.message : (e as Error).message}`);
+    } finally {
+      await settleShadows(this, r);
     }
   }
 
@@ -163,8 +167,15 @@ export class PickleScanner {
     const str = async (n: number, utf8: boolean): Promise<Val> => {
       if (n < 0) fail('negative length');
       if (n > MAX_KEPT_STRING) {
-        await r.skip(n);
-        return OPAQUE;
+        // Not kept, but remembered if it could name something (os + "path.os.path...system" is os.system).
+        let name = true;
+        for (let left = n; left > 0; ) {
+          const c = await r.chunk(Math.min(left, 1 << 16));
+          if (c === null) throw new EndOfData();
+          left -= c.length;
+          if (name && !/^[A-Za-z0-9_.]*$/.test(c.toString('latin1'))) name = false;
+        }
+        return name ? LONG_NAME : OPAQUE;
       }
       const b = r.tryBytes(n) ?? (await r.bytes(n));
       if (!utf8) return b.toString('latin1');
@@ -385,9 +396,9 @@ export class PickleScanner {
           const name = pop();
           const module = pop();
           if (typeof module === 'string' && typeof name === 'string') push(this.importGlobal(module, name, where, f, opAt));
-          else if (module !== OPAQUE && name !== OPAQUE) fail('STACK_GLOBAL requires str'); // Python raises too
+          else if (module !== LONG_NAME && name !== LONG_NAME && (shadow || (module !== OPAQUE && name !== OPAQUE))) fail('STACK_GLOBAL requires str'); // Python raises too
           else {
-            this.problem(`${where}: STACK_GLOBAL with operands that are not short constant strings at offset ${opAt}`);
+            this.problem(`${where}: STACK_GLOBAL with operands that are not short constant strings at offset ${(f.shadowBase ?? 0) + opAt}${shadow ? ' (joblib array bytes read as opcodes)' : ''}`);
             push(OPAQUE);
           }
           break;

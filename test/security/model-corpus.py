@@ -197,6 +197,18 @@ if part == "debian":
         write(f"sklearn-pipeline.{ext}", b.getvalue(), B, f"scikit-learn Pipeline(StandardScaler, RandomForest), joblib.dump compress={compress}")
     write("sklearn-gbc-p2.pkl", pickle.dumps(ensemble.GradientBoostingClassifier(n_estimators=5).fit(X, y), protocol=2), B, "GradientBoostingClassifier, pickle protocol 2")
     write("sklearn-hgb-p0.pkl", pickle.dumps(ensemble.HistGradientBoostingClassifier(max_iter=3).fit(X, y), protocol=0), B, "HistGradientBoostingClassifier, pickle protocol 0")
+    # joblib < 1.2, and joblib writing to a stream it cannot seek, put array bytes right after the
+    # wrapper, without the alignment byte: random bytes that plain pickle.load would read as opcodes.
+    import joblib.numpy_pickle as jnp
+
+    init = jnp.NumpyArrayWrapper.__init__
+    jnp.NumpyArrayWrapper.__init__ = lambda self, *a, **k: init(self, *a, **{**k, "numpy_array_alignment_bytes": None})
+    arrays = [rng.rand(rng.randint(1, 50)) * 10.0 ** rng.randint(-5, 5) for _ in range(400)] + [rng.randint(0, 255, size=rng.randint(1, 40)).astype(np.uint8) for _ in range(400)]
+    b = io.BytesIO()
+    joblib.dump({"coef": arrays, "model": pipe}, b)
+    jnp.NumpyArrayWrapper.__init__ = init
+    assert b"numpy_array_alignment_bytes" in b.getvalue()
+    write("joblib-unaligned-arrays.joblib", b.getvalue(), B, "800 random arrays without joblib's alignment byte (joblib < 1.2)")
     cats = np.array([["a", "x"], ["b", "y"], ["c", "x"]] * 40, dtype=object)
     enc = pipeline.Pipeline([("onehot", preprocessing.OneHotEncoder(handle_unknown="ignore")), ("lr", linear_model.LogisticRegression())]).fit(cats, y)
     b = io.BytesIO()

@@ -144,6 +144,7 @@ const DISAGREEMENTS: Record<string, Partial<Record<'picklescan' | 'modelscan' | 
   'sklearn-pipeline.joblib.xz': { fickling: 'error' },
   'sklearn-gbc-p2.pkl': { fickling: 'deny' },
   'sklearn-hgb-p0.pkl': { fickling: 'deny' },
+  'joblib-unaligned-arrays.joblib': { picklescan: 'error', fickling: 'deny' },
   'sklearn-onehot-objects.joblib': { picklescan: 'error', fickling: 'deny' },
   'numpy-float32.npy': { fickling: 'deny' },
   'numpy-structured.npy': { fickling: 'deny' },
