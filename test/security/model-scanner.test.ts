@@ -69,7 +69,7 @@ describe('model scanner corpus', () => {
 type Verdict = 'deny' | 'allow' | 'error';
 function tool(name: string, args: string[]): Verdict {
   try {
-    execFileSync(venvTool(name), args, { stdio: 'ignore', timeout: 60_000 });
+    execFileSync(venvTool(name), args, { stdio: 'ignore', timeout: 60_000, cwd: DIR }); // fickling writes safety_results.json into its cwd
     return 'allow';
   } catch (e) {
     const code = (e as { status?: number }).status;
