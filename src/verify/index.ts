@@ -24,4 +24,4 @@ export { Gate, buildGate, describeFailures, enforceVerdict, type BuildGateOption
 export { DEFAULT_LIMITS, type Limits } from './gather.js';
 export { warmUpSbomValidators } from './sbom.js';
 export { scanModelLayer, isPickleCandidate } from './model-scan.js';
-export { scanPickleStream, DEFAULT_PICKLE_ALLOW, type PickleScanResult } from './pickle.js';
+export { scanPickleStream, DEFAULT_PICKLE_PAIRS, parsePickleAllowEntry, type PickleScanResult } from './pickle.js';
