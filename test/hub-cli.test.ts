@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { safetensorsOf } from './helpers/safetensors.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestHub } from './helpers/hub-server.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
@@ -31,7 +32,7 @@ describe('customs hub import and customs sign', () => {
   let work: string;
   let keyPath: string;
   let env: Record<string, string>;
-  const weights = randomBytes(20 * 1024 * 1024);
+  const weights = safetensorsOf(randomBytes(20 * 1024 * 1024));
   const config = Buffer.from('{"model_type":"bert"}');
   let commit: string;
 
@@ -102,7 +103,7 @@ describe('customs hub import and customs sign', () => {
   });
 
   it('refuses a repository outside hub.allow, and an import without push on the target', async () => {
-    await hub.commit('evil/model', [{ path: 'model.safetensors', content: randomBytes(10) }]);
+    await hub.commit('evil/model', [{ path: 'model.safetensors', content: safetensorsOf(randomBytes(10)) }]);
     const r = await customs(['hub', 'import', 'evil/model', '--to', 'models/evil:v1'], env);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/evil\/model is not in hub\.allow/);

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { safetensorsOf } from './helpers/safetensors.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Output } from '../src/cli/producer/common.js';
 import { pushDatasetCommand, pushModelCommand } from '../src/cli/producer/index.js';
@@ -27,7 +28,7 @@ describe('Hugging Face clients over customs-pushed artifacts', () => {
   let token: string;
   const files: Record<string, Buffer> = {
     'config.json': Buffer.from(JSON.stringify({ architectures: ['BertModel'], hidden_size: 8 })),
-    'model.safetensors': randomBytes(3 * 1024 * 1024 + 17),
+    'model.safetensors': safetensorsOf(randomBytes(3 * 1024 * 1024 + 17)),
     'tokenizer/vocab.txt': Buffer.from('[PAD]\n[UNK]\nhello\nworld\n'),
   };
   let signed: string; // digest of models/fraud:v1

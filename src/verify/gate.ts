@@ -5,7 +5,7 @@ import { evaluateRule } from './evaluate.js';
 import { DEFAULT_LIMITS, gatherEvidence, loadSubject, type Limits } from './gather.js';
 import type { LegacyKind } from './evidence-layer.js';
 import { judgeEvidence, type EvidenceJudgement } from './evidence-verdict.js';
-import { checkModel } from './model-check.js';
+import { checkModel, LayerUnreadable } from './model-check.js';
 import { hubOriginFindings } from './hub-origin.js';
 import { err } from '../oci/errors.js';
 import { defaultPolicy, matchRule, parsePolicy, policyHash, ruleName, withMode, type Policy, type Rule } from './policy.js';
@@ -192,6 +192,9 @@ export class Gate {
       const findings = [...evaluateRule(rule, this.trust, ev, model), ...hubOriginFindings(rule, subject.manifest)];
       return { verdict: this.verdict(repository, digest, rule, rule.mode, findings, ev.referrers), cacheable: !ev.incomplete && !model?.incomplete };
     } catch (e) {
+      // A model layer could not be read right now (an upstream or the store is away): an error for the
+      // client to retry, not a verdict. Nothing is served either way.
+      if (e instanceof LayerUnreadable) throw e.error;
       const f: Finding = { rule: ruleName(rule), check: 'subject', ok: false, reason: `verification failed: ${errorText(e)}` };
       return { verdict: this.verdict(repository, digest, rule, rule.mode, [f], []), cacheable: false };
     }

@@ -38,12 +38,44 @@ export function isPickleCandidate(layer: Descriptor): boolean {
   return modelArchive && /\.tar(\+gzip|\+zstd|\.gz)?$/.test(mt);
 }
 
+/** A failure to read the layer (the upstream reset, the store is away): not a finding about the file. */
+class SourceFailure extends Error {
+  constructor(override readonly cause: unknown) {
+    super((cause as Error)?.message ?? String(cause));
+  }
+}
+
+/** The layer's bytes, with the source's own failures told apart from what the scanner finds in them. */
+async function* tagged(stream: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const it = stream[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      let r: IteratorResult<Uint8Array>;
+      try {
+        r = await it.next();
+      } catch (e) {
+        throw new SourceFailure(e);
+      }
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    await it.return?.();
+  }
+}
+
+/**
+ * Scans one layer. What is wrong with the file is returned as problems (a deny); a failure to read it
+ * (the source's error) is thrown as it came, so the gate can report an unavailable upstream or store
+ * instead of judging a file it could not see.
+ */
 export async function scanModelLayer(stream: AsyncIterable<Uint8Array>, where: string, opts: PickleScanOptions = {}): Promise<PickleScanResult> {
   const scanner = new PickleScanner(opts);
   const problems: string[] = [];
   try {
-    await scanAny(ByteReader.from(stream), where, scanner, 0);
+    await scanAny(ByteReader.from(tagged(stream)), where, scanner, 0);
   } catch (e) {
+    if (e instanceof SourceFailure) throw e.cause;
     const msg = (e as Error).message;
     problems.push(msg.startsWith(where) ? msg : `${where}: ${msg}`);
   }

@@ -1,4 +1,4 @@
-import type { ByteReader } from './byte-reader.js';
+import { EndOfData, type ByteReader } from './byte-reader.js';
 import { parseJsonNoDuplicates } from './strict-json.js';
 
 /**
@@ -50,8 +50,9 @@ export async function checkSafetensors(r: ByteReader): Promise<string | undefine
     if (begin !== end) return `safetensors tensor ${name} starts at ${begin}, not at ${end} where the previous one ends (gap or overlap)`;
     end = stop;
   }
-  await r.skip(end).catch(() => {
-    throw new Error(`safetensors data is shorter than the ${end} bytes its header declares`);
+  await r.skip(end).catch((e: unknown) => {
+    // Only the end of the data is a finding; a failure to read it (the source's) is passed on as it came.
+    throw e instanceof EndOfData ? new Error(`safetensors data is shorter than the ${end} bytes its header declares`) : e;
   });
   if (!(await r.atEnd())) return `safetensors file has bytes after the ${end} bytes its header declares`;
   return undefined;
