@@ -1,9 +1,10 @@
-import { MediaType, isDigest, parseRepoReference, referenceString, type Descriptor, type Digest } from '../oci/index.js';
+import { MediaType, err, isDigest, parseRepoReference, referenceString, type Descriptor, type Digest } from '../oci/index.js';
 import type { RegistryClient } from './client.js';
 import { hashFile, listFiles } from './files.js';
 import { InToto, SbomMediaType } from './media-types.js';
 import { buildModelConfig, buildModelManifest, layerMediaType, type ArtifactKind, type ModelMeta, type PackedFile } from './modelpack.js';
 import { buildProvenance, gitSource, ociMaterial, type GitSource, type OciMaterial } from './provenance.js';
+import { ignoredBySignature, modelNameOf, modelSigningStatement, readModelSignature, signatureMismatch, signModelSigning, type ModelSignature } from './model-signing.js';
 import { silentProgress, type Progress } from './progress.js';
 import { inspectPython } from './python-env.js';
 import { pushBundle, pushReferrerBlob, type PushedReferrer } from './referrers.js';
@@ -31,9 +32,15 @@ export function creationTime(explicit?: string): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
+/** Optional steps of packing: files left out, and a check of the hashed files before any upload. */
+export interface PackHooks {
+  readonly exclude?: ((relPath: string) => boolean) | undefined;
+  readonly beforeUpload?: ((files: readonly PackedFile[]) => void) | undefined;
+}
+
 /** Hashes every file (first streaming pass), then uploads it (second pass). */
-async function packAndUpload(client: RegistryClient, repo: string, root: string, kind: ArtifactKind, progress: Progress): Promise<PackedFile[]> {
-  const files = await listFiles(root);
+async function packAndUpload(client: RegistryClient, repo: string, root: string, kind: ArtifactKind, progress: Progress, hooks: PackHooks = {}): Promise<PackedFile[]> {
+  const files = (await listFiles(root)).filter((f) => !hooks.exclude?.(f.relPath));
   const total = files.reduce((n, f) => n + f.size, 0);
   const packed: PackedFile[] = [];
   progress.begin('hashing', total);
@@ -44,6 +51,7 @@ async function packAndUpload(client: RegistryClient, repo: string, root: string,
     packed.push({ ...f, digest, mediaType: layerMediaType(f.relPath, kind) });
   }
   progress.end();
+  hooks.beforeUpload?.(packed);
   progress.begin('uploading', total);
   for (const f of packed) await client.pushBlob(repo, { kind: 'file', path: f.path, digest: f.digest, size: f.size }, (n) => progress.tick(n));
   progress.end();
@@ -119,6 +127,19 @@ export interface PushModelOptions {
   readonly sbomPython?: string | undefined;
   readonly task?: string | undefined;
   readonly progress?: Progress;
+  /** A `model_signing sign` signature of `dir`, pushed as a referrer after checking it names exactly these files. */
+  readonly modelSignature?: string | undefined;
+}
+
+/** Leaves out what the signer ignored; refuses to upload when a file differs from what was signed. */
+function signatureHooks(sig: ModelSignature, dir: string, sigPath: string): PackHooks {
+  return {
+    exclude: ignoredBySignature(sig, dir, sigPath),
+    beforeUpload: (files) => {
+      const why = signatureMismatch(sig, files);
+      if (why) throw err('DENIED', `the model signature ${sigPath} does not match ${dir}: ${why}`);
+    },
+  };
 }
 
 export interface PushedModel extends PushedArtifact {
@@ -141,8 +162,9 @@ export async function pushModel(client: RegistryClient, opts: PushModelOptions):
   const datasets = await Promise.all(opts.datasets.map((d) => resolveMaterial(client, d)));
   const baseModels = await Promise.all(opts.baseModels.map((d) => resolveMaterial(client, d)));
   const python = opts.sbomPython ? await inspectPython(opts.sbomPython) : undefined;
+  const modelSig = opts.modelSignature ? await readModelSignature(opts.modelSignature) : undefined;
 
-  const files = await packAndUpload(client, repo, opts.dir, 'model', opts.progress ?? silentProgress);
+  const files = await packAndUpload(client, repo, opts.dir, 'model', opts.progress ?? silentProgress, modelSig ? signatureHooks(modelSig, opts.dir, opts.modelSignature!) : {});
   const meta: ModelMeta = {
     ...opts.meta,
     name: opts.meta.name ?? repo.split('/').pop()!,
@@ -183,6 +205,7 @@ export async function pushModel(client: RegistryClient, opts: PushModelOptions):
   });
 
   const referrers: PushedReferrer[] = [];
+  if (modelSig) referrers.push(await pushBundle(client, repo, descriptor, modelSig.bundle, modelSig.statement.predicateType, createdAt));
   const sbomBytes = Buffer.from(JSON.stringify(sbom));
   referrers.push(
     await pushReferrerBlob(client, repo, descriptor, { artifactType: SbomMediaType.cyclonedx, layerMediaType: SbomMediaType.cyclonedx, data: sbomBytes, created: createdAt }),
@@ -194,6 +217,9 @@ export async function pushModel(client: RegistryClient, opts: PushModelOptions):
     referrers.push(await pushBundle(client, repo, descriptor, signStatement(provenance, key), provenance.predicateType, createdAt));
     const sbomStatement = statement(subject, InToto.cyclonedxPredicate, sbom);
     referrers.push(await pushBundle(client, repo, descriptor, signStatement(sbomStatement, key), sbomStatement.predicateType, createdAt));
+    // OpenSSF model signing too, so `model_signing verify key` accepts what `customs pull` writes.
+    const ms = modelSigningStatement(modelNameOf(opts.dir), files);
+    referrers.push(await pushBundle(client, repo, descriptor, signModelSigning(ms, key), ms.predicateType, createdAt));
   } else {
     // Unsigned, the provenance is still useful to lineage; a policy that wants it signed will say so.
     referrers.push(

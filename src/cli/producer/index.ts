@@ -51,6 +51,7 @@ export function register(program: Command): void {
     .option('--precision <precision>', 'e.g. float32')
     .option('--description <text>', 'description')
     .option('--task <task>', 'ML task for the SBOM model card, e.g. anomaly-detection')
+    .option('--model-signature <file>', 'OpenSSF model signature of <dir> (model_signing sign ...), pushed as a referrer')
     .option('--created <time>', 'creation time, RFC 3339 (default: SOURCE_DATE_EPOCH or now)')
     .option('--json', 'print the result as JSON')
     .addOption(urlOption())
@@ -61,6 +62,7 @@ export function register(program: Command): void {
     .description('download an artifact the gate allows into a directory, verifying every file; resumes partial downloads')
     .argument('<ref>', '<repo>:<tag> or <repo>@<digest>')
     .argument('<dir>', 'target directory')
+    .option('--model-signature <file>', 'also write the OpenSSF model signature the registry holds for it (for model_signing verify)')
     .option('--json', 'print the result as JSON')
     .addOption(urlOption())
     .action(runAction((ref: string, dir: string, o: PullCliOptions) => pullCommand(ref, dir, o)));

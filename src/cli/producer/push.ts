@@ -38,6 +38,7 @@ export interface PushModelCliOptions extends ConnectionOptions {
   readonly precision?: string;
   readonly created?: string;
   readonly json?: boolean;
+  readonly modelSignature?: string;
 }
 
 function report(io: Output, r: PushedArtifact, json: boolean | undefined, extra: Record<string, unknown> = {}): void {
@@ -96,6 +97,7 @@ export async function pushModelCommand(dir: string, opts: PushModelCliOptions, i
     sbomPython: opts.sbomPython,
     task: opts.task,
     progress: terminalProgress(),
+    modelSignature: opts.modelSignature,
   });
   if (r.code?.dirty) io.err(`warning: the work tree had uncommitted changes; the provenance records it (commit ${r.code.commit})`);
   report(io, r, opts.json, { provenance: r.provenance, code: r.code, datasets: r.datasets });
