@@ -101,6 +101,14 @@ export interface ProvenanceInput {
   readonly startedOn?: string | undefined;
   readonly finishedOn: string;
   readonly invocationId?: string | undefined;
+  /** Another build type than a customs training run (a DVC dataset). */
+  readonly buildType?: string | undefined;
+  /** Structured external parameters next to the `--param` strings (an MLflow run's identity). */
+  readonly extraParameters?: Record<string, unknown> | undefined;
+  /** More resolved dependencies (sources recorded by MLflow or DVC). */
+  readonly dependencies?: readonly ResourceDescriptor[] | undefined;
+  /** SLSA `runDetails.byproducts` (the MLflow run's metrics). */
+  readonly byproducts?: readonly Partial<ResourceDescriptor>[] | undefined;
 }
 
 export function buildProvenance(input: ProvenanceInput): Statement {
@@ -112,11 +120,11 @@ export function buildProvenance(input: ProvenanceInput): Statement {
       annotations: { role: 'source', ...(input.code.dirty ? { dirty: true } : {}) },
     });
   }
-  deps.push(...input.datasets, ...input.baseModels);
+  deps.push(...(input.dependencies ?? []), ...input.datasets, ...input.baseModels);
   const predicate = {
     buildDefinition: {
-      buildType: TRAINING_BUILD_TYPE,
-      externalParameters: { ...input.parameters },
+      buildType: input.buildType ?? TRAINING_BUILD_TYPE,
+      externalParameters: { ...input.parameters, ...input.extraParameters },
       // A dirty tree is recorded where a verifier looks for how the build ran, not only in an annotation.
       internalParameters: input.code?.dirty ? { dirtyWorkTree: true } : {},
       resolvedDependencies: deps,
@@ -128,6 +136,7 @@ export function buildProvenance(input: ProvenanceInput): Statement {
         ...(input.startedOn ? { startedOn: input.startedOn } : {}),
         finishedOn: input.finishedOn,
       },
+      ...(input.byproducts?.length ? { byproducts: input.byproducts } : {}),
     },
   };
   return statement(input.subject, InToto.slsaProvenanceV1, predicate);

@@ -1,10 +1,13 @@
 import { MediaType, err, isDigest, parseRepoReference, referenceString, type Descriptor, type Digest } from '../oci/index.js';
 import type { RegistryClient } from './client.js';
 import { hashFile, listFiles } from './files.js';
-import { InToto, SbomMediaType } from './media-types.js';
+import { DEFAULT_BUILDER_ID, InToto, SbomMediaType } from './media-types.js';
 import { buildModelConfig, buildModelManifest, layerMediaType, type ArtifactKind, type ModelMeta, type PackedFile } from './modelpack.js';
 import { buildProvenance, gitSource, ociMaterial, type GitSource, type OciMaterial } from './provenance.js';
 import { ignoredBySignature, modelNameOf, modelSigningStatement, readModelSignature, signatureMismatch, signModelSigning, type ModelSignature } from './model-signing.js';
+import { dvcIdentity, type DvcIdentity } from './dvc.js';
+import { DVC_DATASET_BUILD_TYPE, dvcData, dvcSource, mlflowContribution, resolveRoots } from './ml-sources.js';
+import type { MlflowRun } from './mlflow.js';
 import { silentProgress, type Progress } from './progress.js';
 import { inspectPython } from './python-env.js';
 import { pushBundle, pushReferrerBlob, type PushedReferrer } from './referrers.js';
@@ -31,6 +34,8 @@ export function creationTime(explicit?: string): string {
   const d = epoch && /^\d+$/.test(epoch) ? new Date(Number(epoch) * 1000) : new Date();
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
+
+const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
 /** Optional steps of packing: files left out, and a check of the hashed files before any upload. */
 export interface PackHooks {
@@ -84,20 +89,62 @@ export interface PushDatasetOptions {
   readonly created?: string | undefined;
   readonly signingKey?: SigningKey | undefined;
   readonly progress?: Progress;
+  /** Read the `.dvc` file or `dvc.lock` tracking `path`: its md5 and commit go into the dataset's provenance. */
+  readonly dvc?: boolean | undefined;
+  /** With `dvc`: accept a `.dvc` file / lock with uncommitted changes. */
+  readonly allowDirty?: boolean | undefined;
+  readonly builderId?: string | undefined;
+}
+
+export interface PushedDataset extends PushedArtifact {
+  readonly dvc?: DvcIdentity | undefined;
+  readonly provenance?: Statement | undefined;
 }
 
 /** A dataset as a ModelPack artifact: one `dataset.v1.raw` layer per file. */
-export async function pushDataset(client: RegistryClient, opts: PushDatasetOptions): Promise<PushedArtifact> {
+export async function pushDataset(client: RegistryClient, opts: PushDatasetOptions): Promise<PushedDataset> {
   const createdAt = creationTime(opts.created);
+  // DVC's record is checked against the bytes before anything is uploaded.
+  const dvc = opts.dvc ? await dvcIdentity(opts.path, { allowDirty: opts.allowDirty }) : undefined;
   const files = await packAndUpload(client, opts.target.repository, opts.path, 'dataset', opts.progress ?? silentProgress);
-  const meta: ModelMeta = { name: opts.name ?? opts.target.repository, version: opts.version ?? opts.target.tag, createdAt, licenses: opts.licenses };
+  const code = dvc ? dvcSource(dvc) : undefined;
+  const meta: ModelMeta = { name: opts.name ?? opts.target.repository, version: opts.version ?? opts.target.tag, createdAt, licenses: opts.licenses, sourceURL: code?.remote, revision: code?.commit };
   const { digest, descriptor } = await pushArtifact(client, opts.target, files, meta, 'dataset');
   const referrers: PushedReferrer[] = [];
+  const subject = ociSubject(`${client.host}/${opts.target.repository}`, digest);
   if (opts.signingKey) {
-    const st = cosignSignStatement(ociSubject(`${client.host}/${opts.target.repository}`, digest));
+    const st = cosignSignStatement(subject);
     referrers.push(await pushBundle(client, opts.target.repository, descriptor, signStatement(st, opts.signingKey), st.predicateType, createdAt));
   }
-  return { repository: opts.target.repository, tag: opts.target.tag, digest, descriptor, files, referrers };
+  let provenance: Statement | undefined;
+  if (dvc) {
+    // The DVC identity beside the OCI digest: lineage indexes `md5:<hex>` as a material of this dataset.
+    provenance = buildProvenance({
+      subject,
+      builderId: opts.builderId ?? DEFAULT_BUILDER_ID,
+      buildType: DVC_DATASET_BUILD_TYPE,
+      parameters: {},
+      code,
+      datasets: [dvcData(dvc)],
+      baseModels: [],
+      finishedOn: createdAt,
+    });
+    referrers.push(await pushProvenance(client, opts.target.repository, descriptor, provenance, opts.signingKey, createdAt));
+  }
+  return { repository: opts.target.repository, tag: opts.target.tag, digest, descriptor, files, referrers, dvc, provenance };
+}
+
+/** Signed as a bundle when there is a key; else the bare statement (lineage lists it as unverified). */
+async function pushProvenance(client: RegistryClient, repo: string, descriptor: Descriptor, provenance: Statement, key: SigningKey | undefined, createdAt: string): Promise<PushedReferrer> {
+  if (key) return pushBundle(client, repo, descriptor, signStatement(provenance, key), provenance.predicateType, createdAt);
+  return pushReferrerBlob(client, repo, descriptor, {
+    artifactType: InToto.payloadType,
+    layerMediaType: InToto.payloadType,
+    data: Buffer.from(JSON.stringify(provenance)),
+    // The annotation Docker's attestation manifests use for the same purpose.
+    annotations: { 'in-toto.io/predicate-type': provenance.predicateType },
+    created: createdAt,
+  });
 }
 
 /**
@@ -129,6 +176,10 @@ export interface PushModelOptions {
   readonly progress?: Progress;
   /** A `model_signing sign` signature of `dir`, pushed as a referrer after checking it names exactly these files. */
   readonly modelSignature?: string | undefined;
+  /** The MLflow run that trained the model: params, metrics, commit, datasets and flavour go into the provenance. */
+  readonly mlflow?: MlflowRun | undefined;
+  /** Where relative MLflow dataset sources are looked for (besides --code and the training script's directory). */
+  readonly mlflowDataRoots?: readonly string[] | undefined;
 }
 
 /** Leaves out what the signer ignored; refuses to upload when a file differs from what was signed. */
@@ -163,15 +214,17 @@ export async function pushModel(client: RegistryClient, opts: PushModelOptions):
   const baseModels = await Promise.all(opts.baseModels.map((d) => resolveMaterial(client, d)));
   const python = opts.sbomPython ? await inspectPython(opts.sbomPython) : undefined;
   const modelSig = opts.modelSignature ? await readModelSignature(opts.modelSignature) : undefined;
+  const mlflow = opts.mlflow ? await mlflowContribution(opts.mlflow, { code, dataRoots: resolveRoots([...(opts.mlflowDataRoots ?? []), opts.codeDir]) }) : undefined;
 
   const files = await packAndUpload(client, repo, opts.dir, 'model', opts.progress ?? silentProgress, modelSig ? signatureHooks(modelSig, opts.dir, opts.modelSignature!) : {});
   const meta: ModelMeta = {
-    ...opts.meta,
+    ...mlflow?.meta,
+    ...defined(opts.meta),
     name: opts.meta.name ?? repo.split('/').pop()!,
     version: opts.meta.version ?? opts.target.tag,
     createdAt,
-    sourceURL: opts.meta.sourceURL ?? code?.remote,
-    revision: opts.meta.revision ?? code?.commit,
+    sourceURL: opts.meta.sourceURL ?? code?.remote ?? mlflow?.meta.sourceURL,
+    revision: opts.meta.revision ?? code?.commit ?? mlflow?.meta.revision,
   };
   const { digest, descriptor } = await pushArtifact(client, opts.target, files, meta, 'model');
   const subject = ociSubject(`${client.host}/${repo}`, digest);
@@ -179,8 +232,11 @@ export async function pushModel(client: RegistryClient, opts: PushModelOptions):
   const provenance = buildProvenance({
     subject,
     builderId: opts.builderId,
-    parameters: opts.params,
+    parameters: { ...mlflow?.parameters, ...opts.params },
     code,
+    extraParameters: mlflow?.extraParameters,
+    dependencies: mlflow?.dependencies,
+    byproducts: mlflow?.byproducts,
     datasets: datasets.map((d) => ociMaterial(d, client.host, 'training-dataset')),
     baseModels: baseModels.map((d) => ociMaterial(d, client.host, 'base-model')),
     finishedOn: createdAt,
@@ -222,16 +278,7 @@ export async function pushModel(client: RegistryClient, opts: PushModelOptions):
     referrers.push(await pushBundle(client, repo, descriptor, signModelSigning(ms, key), ms.predicateType, createdAt));
   } else {
     // Unsigned, the provenance is still useful to lineage; a policy that wants it signed will say so.
-    referrers.push(
-      await pushReferrerBlob(client, repo, descriptor, {
-        artifactType: InToto.payloadType,
-        layerMediaType: InToto.payloadType,
-        data: Buffer.from(JSON.stringify(provenance)),
-        // The annotation Docker's attestation manifests use for the same purpose.
-        annotations: { 'in-toto.io/predicate-type': provenance.predicateType },
-        created: createdAt,
-      }),
-    );
+    referrers.push(await pushProvenance(client, repo, descriptor, provenance, undefined, createdAt));
   }
   return { repository: repo, tag: opts.target.tag, digest, descriptor, files, referrers, provenance, sbom, code, datasets };
 }

@@ -22,6 +22,9 @@ export function register(program: Command): void {
     .option('--license <spdx>', 'license (repeatable)', collect)
     .option('--sign <key>', 'sign with this ECDSA P-256 PEM private key (customs keygen)')
     .option('--created <time>', 'creation time, RFC 3339 (default: SOURCE_DATE_EPOCH or now)')
+    .option('--dvc', 'read the .dvc file or dvc.lock tracking <path>: check its md5, record md5 and git commit in the provenance')
+    .option('--allow-dirty', 'with --dvc: accept a .dvc file or dvc.lock with uncommitted changes')
+    .option('--builder-id <uri>', 'with --dvc: SLSA runDetails.builder.id of the provenance')
     .option('--json', 'print the result as JSON')
     .addOption(urlOption())
     .action(runAction((path: string, o: PushDatasetCliOptions) => pushDatasetCommand(path, o)));
@@ -29,8 +32,12 @@ export function register(program: Command): void {
   push
     .command('model')
     .description('push a model directory with provenance, SBOM and signature as referrers; prints <repo>@<digest>')
-    .argument('<dir>', 'directory with the model files')
+    .argument('[dir]', 'directory with the model files (default with --mlflow-run: the model the run logged)')
     .requiredOption('--to <repo:tag>', 'destination')
+    .option('--mlflow-run <id|dir>', 'MLflow run (id in the local file store, or its directory): params, metrics, commit, datasets, flavour')
+    .option('--mlflow-tracking-uri <uri>', 'MLflow file store for --mlflow-run (file:... or a path; default MLFLOW_TRACKING_URI, else ./mlruns)')
+    .option('--mlflow-model <name|id>', 'which model of the run, when it logged several')
+    .option('--mlflow-data-root <dir>', 'where relative MLflow dataset sources are found (repeatable; --code and the script directory are tried too)', collect)
     .option('--dataset <ref>', 'training dataset: <repo>:<tag>, <repo>@<digest> or a digest (repeatable)', collect)
     .option('--base-model <ref>', 'base model: <repo>:<tag>, <repo>@<digest> or a digest (repeatable)', collect)
     .option('--code <git dir>', 'git work tree of the training code (commit recorded in the provenance)')
@@ -55,7 +62,7 @@ export function register(program: Command): void {
     .option('--created <time>', 'creation time, RFC 3339 (default: SOURCE_DATE_EPOCH or now)')
     .option('--json', 'print the result as JSON')
     .addOption(urlOption())
-    .action(runAction((dir: string, o: PushModelCliOptions) => pushModelCommand(dir, o)));
+    .action(runAction((dir: string | undefined, o: PushModelCliOptions) => pushModelCommand(dir, o)));
 
   program
     .command('pull')
