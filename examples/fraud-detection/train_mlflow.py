@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Trains the fraud IsolationForest as train.py does, logged to MLflow.
 
-    MLFLOW_TRACKING_URI=file:./mlruns python train_mlflow.py --data data/transactions.csv [--n-estimators 100] ...
+    python train_mlflow.py --data data/transactions.csv [--n-estimators 100] ...   (MLFLOW_TRACKING_URI default: file:./mlruns)
 
 MLflow's scikit-learn autologging records the estimator's parameters and logs the model
 (MLmodel, sklearn flavour); the training data is logged with mlflow.log_input (name, digest,
@@ -37,6 +37,7 @@ def main() -> None:
 
     # MLflow 3 keeps the file store in maintenance mode; this example uses it on purpose (no server).
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    os.environ.setdefault("MLFLOW_TRACKING_URI", "file:" + os.path.abspath("mlruns"))
     warnings.filterwarnings("ignore", category=UserWarning)  # schema inference hints about integer columns
     mlflow.sklearn.autolog(log_datasets=False, silent=True)
     df = pd.read_csv(a.data)

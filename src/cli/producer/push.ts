@@ -1,6 +1,6 @@
 import { loadSigningKey } from '../../artifacts/sign.js';
 import { parseParams } from '../../artifacts/provenance.js';
-import { parseTarget, pushDataset, pushModel, type PushedArtifact, type PushedModel } from '../../artifacts/push.js';
+import { parseTarget, pushDataset, pushModel, type PushedArtifact, type PushedDataset, type PushedModel } from '../../artifacts/push.js';
 import { DEFAULT_BUILDER_ID } from '../../artifacts/media-types.js';
 import { readMlflowRun } from '../../artifacts/mlflow.js';
 import { err } from '../../oci/index.js';
@@ -60,7 +60,7 @@ function report(io: Output, r: PushedArtifact, json: boolean | undefined, extra:
 }
 
 /** `customs push dataset <file|dir> --to <repo>:<tag>`; prints `<repo>@<digest>`. */
-export async function pushDatasetCommand(path: string, opts: PushDatasetCliOptions, io: Output = stdio): Promise<PushedArtifact> {
+export async function pushDatasetCommand(path: string, opts: PushDatasetCliOptions, io: Output = stdio): Promise<PushedDataset> {
   const client = clientFor(opts);
   const r = await pushDataset(client, {
     path,
