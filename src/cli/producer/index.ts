@@ -91,5 +91,6 @@ export function register(program: Command): void {
     .description('CycloneDX 1.6 SBOM of a Python environment, as its interpreter reports it')
     .option('--python <path>', 'interpreter', 'python3')
     .option('-o, --output <file>', 'write to a file instead of stdout')
+    .addOption(new Option('--format <format>', 'cyclonedx (CycloneDX 1.6 JSON) or spdx (SPDX 2.3 JSON)').choices(['cyclonedx', 'spdx']).default('cyclonedx'))
     .action(runAction((o: SbomPythonCliOptions) => sbomPythonCommand(o)));
 }
