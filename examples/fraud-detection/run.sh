@@ -72,12 +72,14 @@ git add -A && git commit -qm "transactions v1, tracked by DVC"
 round() {
   local version="$1"
   say "$version: train (MLflow), sign (model_signing), push (customs)"
+  print_cmd python train_mlflow.py --data data/transactions.csv
   run_id="$(python train_mlflow.py --data data/transactions.csv | tail -1)"
   echo "mlflow run $run_id"
   local meta model_dir
   meta="$(grep -l "source_run_id: $run_id" mlruns/*/models/*/meta.yaml | head -1)"
   model_dir="$(dirname "$meta")/artifacts"
-  show model_signing sign key --private_key "$work/keys/model-signing.pem" --signature "$work/model-$version.sig" "$model_dir" | tail -1
+  print_cmd model_signing sign key --private_key "$work/keys/model-signing.pem" --signature "$work/model-$version.sig" "${model_dir#"$work"/repo/}"
+  model_signing sign key --private_key "$work/keys/model-signing.pem" --signature "$work/model-$version.sig" "$model_dir" | tail -1
   local push_dataset=(customs push dataset data/transactions.csv --dvc --to "datasets/transactions:$version" --sign "$work/keys/ml.key")
   print_cmd "${push_dataset[@]}"
   dataset="$("${push_dataset[@]}" 2> "$work/push-dataset.err")"
