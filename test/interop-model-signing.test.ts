@@ -6,7 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Output } from '../src/cli/producer/common.js';
-import { pullCommand, pushModelCommand } from '../src/cli/producer/index.js';
+import { attachCommand, pullCommand, pushModelCommand } from '../src/cli/producer/index.js';
 import { ACCEPT } from './gate-fixtures.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { goTool, venvTool } from './helpers/tools.js';
@@ -142,6 +142,11 @@ describe('OpenSSF model signing interop (model_signing 1.1.1, oras 1.3.6)', () =
     expect((await get('models/oras', 'good')).status).toBe(403); // unsigned so far
     await orasAttachSig('models/oras:good', sig);
     expect((await get('models/oras', 'good')).status).toBe(200);
+
+    // customs attach takes the same signature (it names files, not the manifest: the gate binds it).
+    await orasPushDir(dir, 'models/oras:attached', files);
+    await attachCommand('models/oras:attached', { url: s.url, signature: sig }, quiet);
+    expect((await get('models/oras', 'attached')).status).toBe(200);
 
     // Changed after signing: the signed digest of the weights is no layer of the served manifest.
     await appendFile(join(dir, 'weights', 'model.safetensors'), 'poison');
