@@ -112,6 +112,14 @@ export interface ProvenanceInput {
   readonly invocationId?: string | undefined;
   /** What ran, relative to the code's folder (`train.py`). */
   readonly entryPoint?: string | undefined;
+  /** Another build type than a customs training run (a DVC dataset). */
+  readonly buildType?: string | undefined;
+  /** Structured external parameters next to the `--param` strings (an MLflow run's identity). */
+  readonly extraParameters?: Record<string, unknown> | undefined;
+  /** More resolved dependencies (sources recorded by MLflow or DVC). */
+  readonly dependencies?: readonly ResourceDescriptor[] | undefined;
+  /** SLSA `runDetails.byproducts` (the MLflow run's metrics). */
+  readonly byproducts?: readonly Partial<ResourceDescriptor>[] | undefined;
 }
 
 /** externalParameters keys customs writes itself; `--param` may not use them. */
@@ -126,13 +134,14 @@ export function buildProvenance(input: ProvenanceInput): Statement {
       annotations: { role: 'source', ...(input.code.subpath ? { subpath: input.code.subpath } : {}), ...(input.code.dirty ? { dirty: true } : {}) },
     });
   }
-  deps.push(...input.datasets, ...input.baseModels);
+  deps.push(...(input.dependencies ?? []), ...input.datasets, ...input.baseModels);
   const predicate = {
     buildDefinition: {
-      buildType: TRAINING_BUILD_TYPE,
+      buildType: input.buildType ?? TRAINING_BUILD_TYPE,
       // What the caller chose: the parameters, which script ran, and from which folder of the repository.
       externalParameters: {
         ...input.parameters,
+        ...input.extraParameters,
         ...(input.entryPoint ? { entryPoint: input.entryPoint } : {}),
         ...(input.code?.subpath ? { subpath: input.code.subpath } : {}),
       },
@@ -147,6 +156,7 @@ export function buildProvenance(input: ProvenanceInput): Statement {
         ...(input.startedOn ? { startedOn: input.startedOn } : {}),
         finishedOn: input.finishedOn,
       },
+      ...(input.byproducts?.length ? { byproducts: input.byproducts } : {}),
     },
   };
   return statement(input.subject, InToto.slsaProvenanceV1, predicate);

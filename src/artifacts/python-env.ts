@@ -117,7 +117,8 @@ export async function inspectPython(python: string): Promise<PythonInventory> {
   return inventorySchema.parse(JSON.parse(stdout));
 }
 
-/** PEP 503 normalisation, which is also what the pypi purl type requires for names. */
+/** PEP 503 normalisation (the name pip and indexes compare). */
 export const normalizePypiName = (name: string): string => name.replace(/[-_.]+/g, '-').toLowerCase();
 
-export const pypiPurl = (name: string, version: string): string => `pkg:pypi/${encodeURIComponent(normalizePypiName(name))}@${encodeURIComponent(version)}`;
+/** The purl spec's pypi rule: lower case, `_` -> `-`, dots kept (`pkg:pypi/ruamel.yaml`), as packageurl-python and cyclonedx-py write it. */
+export const pypiPurl = (name: string, version: string): string => `pkg:pypi/${encodeURIComponent(name.toLowerCase().replace(/_/g, '-'))}@${encodeURIComponent(version)}`;

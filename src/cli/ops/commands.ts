@@ -138,6 +138,7 @@ export async function lineage(t: AdminTarget, io: Io, ref: string, o: Common) {
   const mat = (label: string, ms: Lineage['code']) =>
     ms.flatMap((m) => [
       `${label.padEnd(11)}${m.name ?? m.uri ?? ''} ${Object.entries(m.digest).map(([a, v]) => `${a}:${v}`).join(' ')}${m.storedIn.length ? ` (stored in ${m.storedIn.join(', ')})` : ''}`,
+      ...(m.dvc ? [`${''.padEnd(11)}  dvc ${m.dvc.path ?? ''} md5:${m.dvc.md5}${m.dvc.commit ? ` commit ${m.dvc.commit}` : ''}`] : []),
       ...m.files.map((f) => `${''.padEnd(11)}  file ${f.path ?? '?'} ${f.digest}`),
     ]);
   emit(io, o, r, () => [
@@ -146,6 +147,7 @@ export async function lineage(t: AdminTarget, io: Io, ref: string, o: Common) {
     `tags       ${r.tags.join(', ') || '-'}${r.pins.length ? ` (pinned: ${r.pins.map((p) => p.tag).join(', ')})` : ''}`,
     ...r.pastTags.map((m) => `past tag   ${m.tag} until ${when(m.at)} (moved to ${short(m.to)} by ${m.actor}${m.reason ? `: ${m.reason}` : ''})`),
     ...r.provenance.map((p) => `provenance ${short(p.referrer)} ${p.predicateType} builder ${p.builderId ?? '?'} finished ${p.finishedOn ?? '?'} signers ${p.signers.join(', ') || '-'}`),
+    ...r.provenance.flatMap((p) => (p.mlflowRun ? [`mlflow run ${p.mlflowRun.runId}${p.mlflowRun.runName ? ` (${p.mlflowRun.runName})` : ''}${p.mlflowRun.flavor ? ` flavor ${p.mlflowRun.flavor}` : ''}${Object.keys(p.mlflowRun.metrics ?? {}).length ? ` metrics ${Object.entries(p.mlflowRun.metrics ?? {}).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`] : [])),
     ...mat('code', r.code),
     ...mat('dataset', r.datasets),
     ...mat('base model', r.baseModels),
@@ -155,6 +157,13 @@ export async function lineage(t: AdminTarget, io: Io, ref: string, o: Common) {
     ...r.unverifiedProvenance.map((p) => `UNVERIFIED provenance ${short(p.referrer)} ${p.predicateType} (${p.verification || 'signature does not verify'}); names ${p.materials.map((m) => Object.entries(m.digest).map(([a, v]) => `${a}:${v}`).join(' ')).join(', ') || 'nothing'}`),
     ...r.unverifiedSbom.map((s) => `UNVERIFIED sbom ${s.format}, ${s.components} components${s.name ? ` (${s.name})` : ''} in ${(s.referrers ?? [s.referrer]).map(short).join(', ')} (unsigned)`),
     ...r.referrers.map((x) => `referrer   ${short(x.digest)} [${x.evidence}] ${x.artifactType ?? ''} ${x.predicateType ?? ''} ${x.created ?? ''} ${x.signers.join(', ')} ${x.loggedAt.join(', ')}`.trimEnd()),
+    ...(r.tagHistory?.length ? [`history of tag ${reference.kind === 'tag' ? reference.tag : ''} (newest first; from verified provenance):`] : []),
+    ...(r.tagHistory ?? []).flatMap((v) => [
+      `  ${v.current ? '*' : ' '} ${v.digest} since ${when(v.since)} by ${v.actor}${v.reason ? `: ${v.reason}` : ''}`,
+      ...v.mlflowRuns.map((id) => `      mlflow run ${id}`),
+      ...v.commits.map((c) => `      commit     ${c}`),
+      ...v.datasets.map((d) => `      dataset    ${d.name ?? d.uri ?? ''} ${Object.entries(d.digest).map(([a, x]) => `${a}:${x}`).join(' ')}${d.dvc ? ` (dvc md5:${d.dvc.md5}${d.dvc.commit ? ` commit ${d.dvc.commit}` : ''})` : ''}`),
+    ]),
   ]);
   return r;
 }

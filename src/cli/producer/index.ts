@@ -22,6 +22,9 @@ export function register(program: Command): void {
     .option('--license <spdx>', 'license (repeatable)', collect)
     .option('--sign <key>', 'sign with this ECDSA P-256 PEM private key (customs keygen)')
     .option('--created <time>', 'creation time, RFC 3339 (default: SOURCE_DATE_EPOCH or now)')
+    .option('--dvc', 'read the .dvc file or dvc.lock tracking <path>: check its md5, record md5 and git commit in the provenance')
+    .option('--allow-dirty', 'with --dvc: accept a .dvc file or dvc.lock with uncommitted changes')
+    .option('--builder-id <uri>', 'with --dvc: SLSA runDetails.builder.id of the provenance')
     .option('--json', 'print the result as JSON')
     .addOption(urlOption())
     .action(runAction((path: string, o: PushDatasetCliOptions) => pushDatasetCommand(path, o)));
@@ -29,8 +32,12 @@ export function register(program: Command): void {
   push
     .command('model')
     .description('push a model directory with provenance, SBOM and signature as referrers; prints <repo>@<digest>')
-    .argument('<dir>', 'directory with the model files')
+    .argument('[dir]', 'directory with the model files (default with --mlflow-run: the model the run logged)')
     .requiredOption('--to <repo:tag>', 'destination')
+    .option('--mlflow-run <id|dir>', 'MLflow run (id in the local file store, or its directory): params, metrics, commit, datasets, flavour')
+    .option('--mlflow-tracking-uri <uri>', 'MLflow file store for --mlflow-run (file:... or a path; default MLFLOW_TRACKING_URI, else ./mlruns)')
+    .option('--mlflow-model <name|id>', 'which model of the run, when it logged several')
+    .option('--mlflow-data-root <dir>', 'where relative MLflow dataset sources are found (repeatable; --code and the script directory are tried too)', collect)
     .option('--dataset <ref>', 'training dataset: <repo>:<tag>, <repo>@<digest> or a digest (repeatable)', collect)
     .option('--base-model <ref>', 'base model: <repo>:<tag>, <repo>@<digest> or a digest (repeatable)', collect)
     .option('--code <git dir>', 'git work tree (or a folder in one) of the training code: commit and subpath recorded in the provenance')
@@ -54,16 +61,18 @@ export function register(program: Command): void {
     .option('--precision <precision>', 'e.g. float32')
     .option('--description <text>', 'description')
     .option('--task <task>', 'ML task for the SBOM model card, e.g. anomaly-detection')
+    .option('--model-signature <file>', 'OpenSSF model signature of <dir> (model_signing sign ...), pushed as a referrer')
     .option('--created <time>', 'creation time, RFC 3339 (default: SOURCE_DATE_EPOCH or now)')
     .option('--json', 'print the result as JSON')
     .addOption(urlOption())
-    .action(runAction((dir: string, o: PushModelCliOptions) => pushModelCommand(dir, o)));
+    .action(runAction((dir: string | undefined, o: PushModelCliOptions) => pushModelCommand(dir, o)));
 
   program
     .command('pull')
     .description('download an artifact the gate allows into a directory, verifying every file; resumes partial downloads')
     .argument('<ref>', '<repo>:<tag> or <repo>@<digest>')
     .argument('<dir>', 'target directory')
+    .option('--model-signature <file>', 'also write the OpenSSF model signature the registry holds for it (for model_signing verify)')
     .option('--json', 'print the result as JSON')
     .addOption(urlOption())
     .action(runAction((ref: string, dir: string, o: PullCliOptions) => pullCommand(ref, dir, o)));
@@ -95,5 +104,6 @@ export function register(program: Command): void {
     .description('CycloneDX 1.6 SBOM of a Python environment, as its interpreter reports it')
     .option('--python <path>', 'interpreter', 'python3')
     .option('-o, --output <file>', 'write to a file instead of stdout')
+    .addOption(new Option('--format <format>', 'cyclonedx (CycloneDX 1.6 JSON) or spdx (SPDX 2.3 JSON)').choices(['cyclonedx', 'spdx']).default('cyclonedx'))
     .action(runAction((o: SbomPythonCliOptions) => sbomPythonCommand(o)));
 }

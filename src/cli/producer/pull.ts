@@ -1,4 +1,6 @@
 import { attach, type AttachKind } from '../../artifacts/attach.js';
+import { writeFile } from 'node:fs/promises';
+import { fetchModelSignature } from '../../artifacts/model-signing.js';
 import { pull, type PullResult } from '../../artifacts/pull.js';
 import type { PushedReferrer } from '../../artifacts/referrers.js';
 import { loadSigningKey } from '../../artifacts/sign.js';
@@ -8,11 +10,19 @@ import { clientFor, stdio, terminalProgress, type ConnectionOptions, type Output
 
 export interface PullCliOptions extends ConnectionOptions {
   readonly json?: boolean;
+  readonly modelSignature?: string;
 }
 
 /** `customs pull <ref> <dir>`: the gate's verdict comes with the manifest; every file is verified. */
 export async function pullCommand(ref: string, dir: string, opts: PullCliOptions, io: Output = stdio): Promise<PullResult> {
-  const r = await pull(clientFor(opts), ref, dir, terminalProgress());
+  const client = clientFor(opts);
+  const r = await pull(client, ref, dir, terminalProgress());
+  if (opts.modelSignature) {
+    const sig = await fetchModelSignature(client, r.repository, r.digest);
+    if (!sig) throw err('NAME_UNKNOWN', `${r.repository}@${r.digest} has no OpenSSF model signature the registry serves`);
+    await writeFile(opts.modelSignature, sig);
+    io.err(`wrote the model signature to ${opts.modelSignature}`);
+  }
   if (opts.json) io.out(JSON.stringify(r, null, 2));
   else {
     for (const f of r.files) io.err(`${f.skipped ? 'unchanged' : f.resumedFrom > 0 ? `resumed@${f.resumedFrom}` : 'pulled'} ${f.digest} ${f.path}`);
