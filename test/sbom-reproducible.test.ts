@@ -8,7 +8,7 @@ import { Spec, Validation } from '@cyclonedx/cyclonedx-library';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../src/artifacts/client.js';
 import { pushModel } from '../src/artifacts/push.js';
-import { normalizePypiName } from '../src/artifacts/python-env.js';
+import { pypiPurl } from '../src/artifacts/python-env.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { venvTool } from './helpers/tools.js';
 
@@ -54,7 +54,8 @@ describe('reproducible SBOMs', () => {
     expect(bom.serialNumber).toMatch(/^urn:uuid:[0-9a-f-]{36}$/);
 
     const { stdout } = await run(python, ['-m', 'pip', 'list', '--format', 'json', '--disable-pip-version-check'], { env: { ...process.env, PIP_NO_INPUT: '1' } });
-    const pip = (JSON.parse(stdout) as { name: string; version: string }[]).map((p) => `${normalizePypiName(p.name)}@${p.version}`).sort();
+    // The purl spec's pypi name: lower-case, `_` as `-`, dots kept (what cyclonedx-py writes too).
+    const pip = (JSON.parse(stdout) as { name: string; version: string }[]).map((p) => decodeURIComponent(pypiPurl(p.name, p.version).replace(/^pkg:pypi\//, ''))).sort();
     const libs = bom.components.filter((c) => c.type === 'library');
     const listed = libs.map((c) => decodeURIComponent(c.purl!.replace(/^pkg:pypi\//, ''))).sort();
     expect(listed).toEqual(pip);
