@@ -59,6 +59,14 @@ describe('T3: quarantine is absolute', () => {
     for (const repo of ['models/q', 'up/models/q']) expectRefusedWithoutBytes(await anonymous(a.srv, 'GET', `${repo}/blobs/${digestOf(weights)}`), weights, `${repo} layer`);
   });
 
+  it('the Hugging Face API refuses it too (the same rule behind another API)', async () => {
+    const res = await fetch(`${a.srv.url}/hf/models/q/resolve/v1/model.safetensors`, { headers: { authorization: `Bearer ${a.token('reader')}` } });
+    const body = Buffer.from(await res.arrayBuffer());
+    expect(res.status).toBe(403);
+    expect(body.includes(weights.subarray(0, 64))).toBe(false);
+    expect(res.headers.get('x-error-message') ?? body.toString()).toMatch(/quarantined/);
+  });
+
   it('an unsigned referrer in another repository that names the layer does not get it served, anonymously or otherwise', async () => {
     const attacker = a.client('attacker');
     const ref = await pushRaw(attacker, 'team/app', undefined, {
