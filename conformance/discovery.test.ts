@@ -120,6 +120,14 @@ describe('catalog (/v2/_catalog)', () => {
     expect(seen).toEqual(ascii(seen));
   });
 
+  it('a repository whose last manifest was deleted is no longer listed', async () => {
+    const r = repoName('cat');
+    const img = await pushImage(t, r, 'gone');
+    expect((await req(t, 'GET', '/v2/_catalog')).json().repositories).toContain(r);
+    expect((await req(t, 'DELETE', `/v2/${r}/manifests/${img.digest}`)).status).toBe(202);
+    expect((await req(t, 'GET', '/v2/_catalog')).json().repositories).not.toContain(r);
+  });
+
   it('last=<repo> continues after that repository', async () => {
     const sorted = ascii(repos);
     const res = await req(t, 'GET', `/v2/_catalog?n=1&last=${sorted[1]}`);

@@ -179,6 +179,18 @@ describe('names and digests', () => {
     }
   });
 
+  // The spec's endpoint table lists only 404 as the failure of a manifest GET/HEAD, and the official
+  // conformance suite asks for `.INVALID_MANIFEST_NAME` exactly that.
+  it('GET, HEAD and DELETE of a manifest by a reference that cannot exist are 404 MANIFEST_UNKNOWN', async () => {
+    for (const ref of ['.INVALID_MANIFEST_NAME', '-dash', 'a'.repeat(129), 'sha256:xyz', `md5:${'0'.repeat(32)}`]) {
+      for (const method of ['GET', 'HEAD', 'DELETE']) {
+        const res = await rawReq(t, method, `/v2/${repo}/manifests/${ref}`, { headers: { accept: MT.ociManifest } });
+        expect(res.status, `${method} ${ref}: ${res.text().slice(0, 200)}`).toBe(404);
+        if (method !== 'HEAD') expectError(res, 404, 'MANIFEST_UNKNOWN');
+      }
+    }
+  });
+
   it('an unsupported digest algorithm is 400 (UNSUPPORTED or DIGEST_INVALID)', async () => {
     const loc = (await req(t, 'POST', `/v2/${repo}/blobs/uploads/`)).header('location')!;
     const res = await req(t, 'PUT', loc, { query: { digest: `md5:${'0'.repeat(32)}` }, headers: octet, body: 'abc' });

@@ -15,6 +15,7 @@ command -v podman >/dev/null || need+=(podman uidmap)
 command -v umoci >/dev/null || need+=(umoci)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v git >/dev/null || need+=(git)
+command -v curl >/dev/null || need+=(curl) # the README's quickstart waits for /readyz with it (test/readme.test.ts)
 command -v openssl >/dev/null || need+=(openssl) # TLS tests make their certificates with it
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql)
 [ -x /usr/bin/radosgw ] && [ -x /usr/bin/ceph-osd ] || need+=(radosgw ceph-mon ceph-osd ceph-common)

@@ -93,8 +93,22 @@ export interface DeniedBody {
   detail: { digest?: string; rule?: string; failed?: { rule: string; check: string; reason: string }[]; quarantined?: string[] };
 }
 
-/** Asserts a 403 DENIED whose detail names each failed rule and why; returns the error. */
+/**
+ * Asserts a 403 DENIED whose detail names each failed rule and why; returns the error. One refusal
+ * answers differently (src/http/refusal.ts): an anonymous HEAD of a blob is 401 with a challenge for
+ * push, because a pusher would be told the blob exists; that is accepted here for a bodiless blob answer.
+ */
 export async function expectDenied(res: Response, what: string): Promise<DeniedBody> {
+  // An anonymous HEAD is challenged where credentials could change the answer (src/http/refusal.ts): a
+  // pusher learns that a blob exists, a caller with `discover` that a denied manifest exists.
+  if (res.status === 401 && /\/blobs\/sha256:/.test(res.url) && (await res.clone().text()) === '') {
+    expect(res.headers.get('www-authenticate') ?? '', `${what}: challenge`).toMatch(/scope="repository:[^"]+:pull,push"/);
+    return { code: 'UNAUTHORIZED', message: '', detail: {} };
+  }
+  if (res.status === 401 && /\/manifests\//.test(res.url) && (await res.clone().text()) === '') {
+    expect(res.headers.get('www-authenticate') ?? '', `${what}: challenge`).toMatch(/scope="repository:[^"]+:pull"/);
+    return { code: 'UNAUTHORIZED', message: '', detail: {} };
+  }
   expect(res.status, `${what}: status`).toBe(403);
   if (res.headers.get('content-length') === '0' || !res.body) return { code: 'DENIED', message: '', detail: {} };
   const text = await res.text();

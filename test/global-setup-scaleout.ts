@@ -8,7 +8,7 @@ import { startPostgres, type PostgresServer } from './helpers/postgres.js';
  * was given file filters that name no scale-out test: then a scale-out file that
  * runs anyway starts its own (test/helpers/scaleout.ts).
  */
-const SCALEOUT_FILES = /storage-s3-postgres|replicas/;
+const SCALEOUT_FILES = /storage-s3-postgres|replicas|scrub-s3/;
 /** Options of `vitest` that take a value (that value is not a file filter). */
 const WITH_VALUE = new Set(['-c', '--config', '-t', '--testNamePattern', '--project', '--reporter', '--root', '-r', '--dir', '--pool', '--maxWorkers', '--shard', '--outputFile']);
 
@@ -41,7 +41,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   const pg: PostgresServer = pgR.value;
   const ceph: CephRgw = cephR.value;
-  const { stop: _s, ...s3 } = ceph;
+  const { stop: _s, stopGateway: _g, startGateway: _h, ...s3 } = ceph;
   project.provide('scaleout', { pgPort: pg.port, s3 });
   return async () => {
     await Promise.all([pg.stop(), ceph.stop()]);

@@ -95,7 +95,7 @@ describe('operator drill: poisoned dataset', () => {
     const lc = await cli.lineage(t, capture().io, 'models/churn:prod', {});
     // An SBOM attached unsigned is shown apart: served when the policy allows it, not evidence lineage relies on.
     expect(lc.sbom).toEqual([]);
-    expect(lc.unverifiedSbom).toEqual([{ referrer: expect.any(String), format: 'CycloneDX 1.6', components: 3, name: 'model-c' }]);
+    expect(lc.unverifiedSbom).toEqual([{ referrer: expect.any(String), referrers: [expect.any(String)], document: expect.stringMatching(/^sha256:/), format: 'CycloneDX 1.6', components: 3, name: 'model-c' }]);
     expect(lc.referrers.map((r) => r.artifactType).sort()).toEqual(['application/vnd.cyclonedx+json', 'application/vnd.dev.sigstore.bundle.v0.3+json']);
     const byCommit = await cli.consumers(t, capture().io, `gitCommit:${COMMIT}`, {});
     expect(byCommit.consumers).toHaveLength(4);

@@ -67,10 +67,17 @@ describe('producer CLI', () => {
     const r = await runCli(['push', 'model', model, '--to', 'models/m:v1', '--code', code, '--url', reg.url]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/uncommitted changes.*--allow-dirty/);
-    expect(r.err).toMatch(/train\.py/); // the detail lists the changed files
+    // For people: the changed files one per line, not a JSON array.
+    expect(r.err.split('\n')).toContain('   M train.py');
+    expect(r.err).not.toMatch(/[[\]"]/);
+    execFileSync('git', ['-C', code, 'checkout', '--', 'train.py']);
+    await writeFile(join(code, 'features.py'), 'y = 1\n'); // untracked: code that ran but is in no commit
+    const untracked = await runCli(['push', 'model', model, '--to', 'models/m:v1', '--code', code, '--url', reg.url]);
+    expect(untracked.code).toBe(1);
+    expect(untracked.err.split('\n')).toContain('  ?? features.py');
     const ok = await runCli(['push', 'model', model, '--to', 'models/m:v1', '--code', code, '--allow-dirty', '--url', reg.url]);
     expect(ok.code, ok.err).toBe(0);
-    expect(ok.err).toMatch(/uncommitted changes; the provenance records it/);
+    expect(ok.err).toMatch(/uncommitted changes or untracked files; the provenance records them/);
     expect(ok.out.trim()).toMatch(/^models\/m@sha256:[0-9a-f]{64}$/);
   });
 

@@ -100,6 +100,8 @@ export async function streamError(stream: Readable): Promise<Error> {
 export interface Distribution {
   readonly url: string;
   readonly host: string;
+  /** Its storage root (`docker/registry/v2/...`): tests tamper with blobs there. */
+  readonly root: string;
   stop(): Promise<void>;
 }
 
@@ -145,6 +147,7 @@ export async function startDistribution(): Promise<Distribution> {
   return {
     url,
     host: `127.0.0.1:${port}`,
+    root: join(dir, 'root'),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');

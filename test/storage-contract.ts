@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf, type Digest } from '../src/oci/index.js';
-import { hasBlobList, verifyAuditChain, type BlobStore, type MetadataStore, type UploadStore } from '../src/storage/index.js';
+import { hasBlobIntegrity, hasBlobList, hasContentScan, scanAll, verifyAuditChain, type BlobStore, type MetadataStore, type UploadStore } from '../src/storage/index.js';
 
 /**
  * The storage contract every backend must honour (distribution's testsuites.go
@@ -11,6 +11,8 @@ export interface StorageUnderTest {
   blobs: BlobStore;
   uploads: UploadStore;
   metadata: MetadataStore;
+  /** Replaces the stored bytes of `digest` behind the store's back (bit rot, a bad disk): the integrity contract. */
+  rot(digest: Digest, bytes: Buffer): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -79,6 +81,38 @@ export function runStorageContract(name: string, factory: () => Promise<StorageU
         for await (const b of s.blobs.list()) after.push(b.digest);
         expect(after).not.toContain(infos[0]!.digest);
         expect(after).toContain(infos[1]!.digest);
+      });
+      it('re-hashes blobs, and sets bytes that no longer match aside for good (integrity capability)', async () => {
+        expect(hasBlobIntegrity(s.blobs)).toBe(true);
+        if (!hasBlobIntegrity(s.blobs)) return;
+        const good = Buffer.from('integrity: the original bytes');
+        const info = await s.blobs.put(body(good));
+        let paced = 0;
+        expect(await s.blobs.check(info.digest, async (n) => void (paced += n))).toEqual({ state: 'ok', size: good.length });
+        expect(paced).toBe(good.length);
+        expect(await s.blobs.check(digestOf('never stored'))).toEqual({ state: 'missing' });
+        const rotten = Buffer.from(good);
+        rotten[3]! ^= 0x01;
+        await s.rot(info.digest, rotten);
+        const found = await s.blobs.check(info.digest);
+        expect(found).toMatchObject({ state: 'corrupt', size: good.length, actual: digestOf(rotten) });
+        if (found.state !== 'corrupt') return;
+        expect(await s.blobs.setAside(info.digest, 'not-the-bytes-checked')).toBe(false);
+        expect(await s.blobs.stat(info.digest)).toBeDefined();
+        expect(await s.blobs.wasSetAside(info.digest)).toBe(false);
+        expect(await s.blobs.setAside(info.digest, found.identity)).toBe(true);
+        expect(await s.blobs.stat(info.digest)).toBeUndefined();
+        expect(await s.blobs.get(info.digest)).toBeUndefined();
+        expect(await s.blobs.wasSetAside(info.digest)).toBe(true);
+        const aside: string[] = [];
+        for await (const b of s.blobs.listSetAside()) aside.push(b.digest);
+        expect(aside).toContain(info.digest);
+        if (hasBlobList(s.blobs)) for await (const b of s.blobs.list()) expect(b.digest).not.toBe(info.digest);
+        // A verified write of the digest stores good bytes again; the record of the corruption stays.
+        await s.blobs.put(body(good), { expected: info.digest });
+        expect(await s.blobs.check(info.digest)).toEqual({ state: 'ok', size: good.length });
+        expect(await s.blobs.wasSetAside(info.digest)).toBe(true);
+        expect(await s.blobs.setAside(digestOf('never stored'))).toBe(false);
       });
       it('deletes blobs', async () => {
         const info = await s.blobs.put(body('to delete'));
@@ -324,6 +358,38 @@ export function runStorageContract(name: string, factory: () => Promise<StorageU
         expect(await s.metadata.getManifest('m/tagdel', m.digest)).toBeDefined();
       });
 
+      it('pages through every manifest, blob link and tag (content scan capability)', async () => {
+        expect(hasContentScan(s.metadata)).toBe(true);
+        if (!hasContentScan(s.metadata)) return;
+        const scan = s.metadata;
+        const layer = digestOf('scanned layer');
+        await s.metadata.linkBlob('scan/b', { digest: layer, size: 13 });
+        await s.metadata.linkBlob('scan/a', { digest: layer, size: 13 });
+        const ms = ['{"scan":1}', '{"scan":2}', '{"scan":3}'].map((c) => manifest('scan/a', c, { references: [layer] }));
+        for (const [i, m] of ms.entries()) await s.metadata.putManifest(m, `t${i}`, actor);
+        const manifests = [];
+        for await (const m of scanAll(scan.manifestPage.bind(scan), (m) => ({ repository: m.repository, digest: m.digest }), 2)) manifests.push(m);
+        const keys = manifests.map((m) => `${m.repository}@${m.digest}`);
+        expect(keys).toEqual([...keys].sort());
+        expect(new Set(keys).size).toBe(keys.length);
+        for (const m of ms) {
+          const got = manifests.find((x) => x.repository === 'scan/a' && x.digest === m.digest);
+          expect(got?.bytes.toString()).toBe(m.bytes.toString());
+          expect(got?.references).toEqual([layer]);
+        }
+        const links = [];
+        for await (const l of scanAll(scan.blobLinkPage.bind(scan), (l) => ({ repository: l.repository, digest: l.digest }), 1)) links.push(l);
+        expect(links.filter((l) => l.digest === layer)).toEqual([
+          { repository: 'scan/a', digest: layer, size: 13 },
+          { repository: 'scan/b', digest: layer, size: 13 },
+        ]);
+        const tags = [];
+        for await (const t of scanAll(scan.tagPage.bind(scan), (t) => ({ repository: t.repository, tag: t.tag }), 2)) tags.push(t);
+        expect(tags.filter((t) => t.repository === 'scan/a')).toEqual(ms.map((m, i) => ({ repository: 'scan/a', tag: `t${i}`, digest: m.digest })));
+        expect(await scan.linkingRepositories(layer)).toEqual(['scan/a', 'scan/b']);
+        expect(await scan.linkingRepositories(digestOf('nobody links this'))).toEqual([]);
+      });
+
       it('lists tags and repositories in lexical pages', async () => {
         for (const t of ['c', 'a', 'b', 'd']) await s.metadata.putManifest(manifest('m/pages', `{"t":"${t}"}`), t, actor);
         expect(await s.metadata.listTags('m/pages')).toEqual(['a', 'b', 'c', 'd']);
@@ -335,6 +401,17 @@ export function runStorageContract(name: string, factory: () => Promise<StorageU
         expect(repos).toEqual([...repos].sort());
         expect(repos).toContain('m/pages');
         expect(await s.metadata.listRepositories({ n: 1, last: 'm/pages' })).not.toContain('m/pages');
+      });
+
+      it('lists only repositories that hold a manifest (not one whose last manifest was deleted, nor one with blobs only)', async () => {
+        const m = manifest('m/emptied', '{"e":1}');
+        await s.metadata.putManifest(m, 'x', actor);
+        expect(await s.metadata.listRepositories()).toContain('m/emptied');
+        await s.metadata.deleteManifest('m/emptied', m.digest, actor);
+        await s.metadata.linkBlob('m/blobsonly', { digest: digestOf('only a blob'), size: 11 });
+        const repos = await s.metadata.listRepositories();
+        expect(repos).not.toContain('m/emptied');
+        expect(repos).not.toContain('m/blobsonly');
       });
 
       it('indexes referrers by subject, per repository', async () => {

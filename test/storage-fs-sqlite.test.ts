@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FsBlobStore } from '../src/storage/fs/fs-blob-store.js';
@@ -17,6 +17,7 @@ runStorageContract('filesystem + SQLite', async () => {
     blobs,
     uploads,
     metadata,
+    rot: (digest, bytes) => writeFile(join(dir, 'blobs', 'sha256', digest.slice(7, 9), digest.slice(7)), bytes),
     close: async () => {
       await metadata.close();
       await rm(dir, { recursive: true, force: true });

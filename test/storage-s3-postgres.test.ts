@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../src/oci/index.js';
@@ -49,6 +49,7 @@ runStorageContract('S3 (Ceph RGW) + PostgreSQL', async () => {
     blobs,
     uploads: new S3UploadStore(pool, blobs),
     metadata: new PostgresMetadataStore(pool),
+    rot: async (digest, bytes) => void (await blobs.s3.send(new PutObjectCommand({ Bucket: env.bucket, Key: blobs.layout.blob(digest), Body: bytes }))),
     close: async () => {
       blobs.s3.destroy();
       await pool.end();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One pinned virtual environment for the Python clients the tests run (huggingface_hub, model-signing,
-# MLflow, DVC, fickling, modelscan, picklescan, in-toto-attestation, cyclonedx-bom, spdx-tools, ...):
+# MLflow, DVC, fickling, modelscan, picklescan, xgboost-cpu and lightgbm (real model files for the pickle allow-list), in-toto-attestation, cyclonedx-bom, spdx-tools, ...):
 # $CUSTOMS_TOOLS_DIR/venv, rebuilt only when scripts/deps/requirements.txt changes (the full `pip freeze`).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -63,7 +63,8 @@ export async function attach(client: RegistryClient, ref: string, kind: AttachKi
     // A sigstore bundle (cosign attest/sign --new-bundle-format, or `customs` itself).
     const env = json.dsseEnvelope as Record<string, unknown> | undefined;
     const st = env ? decodeDssePayload(env) : undefined;
-    requireSubject(st, subject, file);
+    // An OpenSSF model signature names the model's files, not the manifest: the gate binds it through the layers.
+    if (!(typeof st?.predicateType === 'string' && st.predicateType.startsWith('https://model_signing/'))) requireSubject(st, subject, file);
     const predicateType = typeof st?.predicateType === 'string' ? st.predicateType : undefined;
     if (kind === 'provenance' && !env) throw err('MANIFEST_INVALID', `${file} is a bundle without a DSSE envelope, not a provenance attestation`);
     if (kind === 'sbom' && !(predicateType?.startsWith(InToto.cyclonedxPredicate) || predicateType?.startsWith(InToto.spdxPredicate))) {

@@ -1,18 +1,6 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { ReadableStream as WebReadableStreamCtor, type ReadableStream as WebReadableStream } from 'node:stream/web';
-import {
-  ERROR_CODES,
-  MediaType,
-  digestOf,
-  digestTag,
-  err,
-  errorBodySchema,
-  imageIndexSchema,
-  type Descriptor,
-  type Digest,
-  type ErrorCode,
-  type ImageIndex,
-} from '../oci/index.js';
+import { DENIED_REASON_HEADER, MediaType, digestOf, digestTag, err, imageIndexSchema, wireError, type Descriptor, type Digest, type ImageIndex } from '../oci/index.js';
 
 /**
  * A small OCI Distribution client for the producer CLI, over Node's fetch (undici).
@@ -136,6 +124,27 @@ export class RegistryClient {
   }
 
   /**
+   * What a reference names, to record it (a dataset or base model in a provenance), not to read it:
+   * customs' metadata route `/admin/resolve` answers a caller who may pull or push the repository
+   * whatever the gate says of the content; any other registry is asked with a manifest HEAD.
+   */
+  async resolveName(repo: string, reference: string): Promise<Descriptor> {
+    const u = new URL('admin/resolve', this.base);
+    u.searchParams.set('repository', repo);
+    u.searchParams.set('reference', reference);
+    const res = await this.request('GET', u.toString(), undefined, { accept: 'application/json' });
+    if (res.ok) {
+      const r = (await res.json()) as { digest: Digest; mediaType: string; size: number; artifactType?: string };
+      return { mediaType: r.mediaType, digest: r.digest, size: r.size, ...(r.artifactType ? { artifactType: r.artifactType } : {}) };
+    }
+    const text = await res.text().catch(() => '');
+    // customs answers an unknown reference or a refusal with its error body; anything else means no such route here.
+    const e = wireError(`resolving ${repo}:${reference}`, res.status, res.statusText, text);
+    if (['MANIFEST_UNKNOWN', 'UNAUTHORIZED', 'DENIED', 'NAME_INVALID'].includes(e.code) && text.includes('"errors"')) throw e;
+    return this.resolve(repo, reference);
+  }
+
+  /**
    * The referrers of a manifest: the referrers API, else the `sha256-<hex>` tag fallback
    * (distribution spec "Referrers Tag Schema") for registries without the API.
    */
@@ -230,36 +239,12 @@ export class RegistryClient {
     }
   }
 
-  /** Throws a RegistryError carrying the server's error code, message and detail. */
+  /** Throws a RegistryError carrying the server's reason: its error body, else (a HEAD) its refusal header. */
   private async check(res: Response, what: string): Promise<void> {
     if (res.ok) return;
     const text = await res.text().catch(() => '');
-    let code: ErrorCode = statusCode(res.status);
-    let message = text.trim().slice(0, 500) || res.statusText;
-    let detail: unknown;
-    try {
-      const body = errorBodySchema.parse(JSON.parse(text));
-      const first = body.errors[0];
-      if (first) {
-        if ((ERROR_CODES as readonly string[]).includes(first.code)) code = first.code as ErrorCode;
-        message = body.errors.map((e) => `${e.code}: ${e.message ?? ''}`.trim()).join('; ');
-        detail = body.errors.length === 1 ? first.detail : body.errors.map((e) => e.detail);
-      }
-    } catch {
-      // not a spec error body; keep the raw text
-    }
-    throw err(code, `${what} failed (HTTP ${res.status}): ${message}`, detail);
+    throw wireError(what, res.status, res.statusText, text, res.headers.get(DENIED_REASON_HEADER));
   }
-}
-
-function statusCode(status: number): ErrorCode {
-  if (status === 401) return 'UNAUTHORIZED';
-  if (status === 403) return 'DENIED';
-  if (status === 404) return 'NAME_UNKNOWN';
-  if (status === 416) return 'RANGE_INVALID';
-  if (status === 429) return 'TOOMANYREQUESTS';
-  if (status >= 500) return 'UPSTREAM_UNAVAILABLE';
-  return 'INTERNAL';
 }
 
 function withDigest(location: string, digest: Digest): string {

@@ -14,6 +14,8 @@ export const ModelPack = {
   datasetRaw: 'application/vnd.cncf.model.dataset.v1.raw',
   /** Layer annotation: the file's path relative to the model root. */
   filepathAnnotation: 'org.cncf.model.filepath',
+  /** The same path under the annotation oras (and most OCI tools) take a layer's file name from. */
+  titleAnnotation: 'org.opencontainers.image.title',
 } as const;
 
 export const Sigstore = {

@@ -51,6 +51,8 @@ describe('ModelPack packing', () => {
     expect(parsed.config?.digest).toBe(digestOf(configBytes));
     const json = JSON.parse(m.bytes.toString());
     expect(json.layers.map((l: { annotations: Record<string, string> }) => l.annotations[ModelPack.filepathAnnotation])).toEqual(['model.joblib', 'metrics.json', 'README.md']);
+    // oras (and most OCI tools) name a pulled file after org.opencontainers.image.title.
+    expect(json.layers.map((l: { annotations: Record<string, string> }) => l.annotations[ModelPack.titleAnnotation])).toEqual(['model.joblib', 'metrics.json', 'README.md']);
   });
 
   it('lays out a referrer exactly as cosign does (field for field, minus created)', () => {

@@ -5,7 +5,8 @@ import { CREATED_ANNOTATION, ModelPack } from './media-types.js';
 
 /**
  * Building ModelPack artifacts (modelpack/model-spec docs/spec.md, docs/config.md):
- * one raw layer per file, its path in `org.cncf.model.filepath`, and a config whose
+ * one raw layer per file, its path in `org.cncf.model.filepath` (and in `org.opencontainers.image.title`,
+ * so that `oras pull` writes the files), and a config whose
  * `modelfs.diffIds` are the layer digests (a raw layer is its own uncompressed form).
  */
 export interface PackedFile extends LocalFile {
@@ -88,7 +89,12 @@ export function buildModelManifest(configBytes: Uint8Array, files: readonly Pack
     mediaType: MediaType.ociManifest,
     artifactType: ModelPack.artifactType,
     config: { mediaType: ModelPack.config, digest: digestOf(configBytes), size: configBytes.byteLength },
-    layers: files.map((f) => ({ mediaType: f.mediaType, digest: f.digest, size: f.size, annotations: { [ModelPack.filepathAnnotation]: f.relPath } })),
+    layers: files.map((f) => ({
+      mediaType: f.mediaType,
+      digest: f.digest,
+      size: f.size,
+      annotations: { [ModelPack.filepathAnnotation]: f.relPath, [ModelPack.titleAnnotation]: f.relPath },
+    })),
     annotations: { [CREATED_ANNOTATION]: createdAt, [KIND_ANNOTATION]: kind },
   };
   return toBuilt(manifest);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -37,6 +37,49 @@ describe('provenance', () => {
     const p = st.predicate as any;
     expect(p.buildDefinition.resolvedDependencies[0].annotations.dirty).toBe(true);
     expect(p.buildDefinition.internalParameters.dirtyWorkTree).toBe(true);
+  });
+
+  it('refuses untracked files too (ignored ones are fine); --allow-dirty records them', async () => {
+    const dir = await repo();
+    await writeFile(join(dir, '.gitignore'), 'out/\n');
+    git(dir, 'add', '.gitignore');
+    git(dir, 'commit', '-q', '-m', 'ignore out/');
+    await mkdir(join(dir, 'out'));
+    await writeFile(join(dir, 'out', 'model.joblib'), 'w');
+    expect((await gitSource(dir, false)).dirty).toBe(false); // ignored output is not code
+    await writeFile(join(dir, 'helpers.py'), 'def f(): pass\n');
+    await expect(gitSource(dir, false)).rejects.toMatchObject({ code: 'DENIED', detail: ['?? helpers.py'] });
+    const dirty = await gitSource(dir, true);
+    expect(dirty).toMatchObject({ dirty: true, changes: ['?? helpers.py'] });
+    const p = buildProvenance({ subject: ociSubject('h/m', M), builderId: 'b', parameters: {}, code: dirty, datasets: [], baseModels: [], finishedOn: 't' }).predicate as any;
+    expect(p.buildDefinition.internalParameters).toEqual({ dirtyWorkTree: true, uncommitted: ['?? helpers.py'] });
+  });
+
+  it('records the folder inside the repository, the entry point, start and finish, and the invocation id', async () => {
+    const dir = await repo();
+    await mkdir(join(dir, 'ml', 'fraud'), { recursive: true });
+    await writeFile(join(dir, 'ml', 'fraud', 'train.py'), 'print(3)\n');
+    git(dir, 'add', '.');
+    git(dir, 'commit', '-q', '-m', 'sub');
+    const code = await gitSource(join(dir, 'ml', 'fraud'), false);
+    expect(code.subpath).toBe('ml/fraud');
+    expect((await gitSource(dir, false)).subpath).toBeUndefined();
+    const p = buildProvenance({
+      subject: ociSubject('h/m', M),
+      builderId: 'b',
+      parameters: { seed: '7' },
+      code,
+      datasets: [],
+      baseModels: [],
+      startedOn: '2026-01-01T00:00:00Z',
+      finishedOn: '2026-01-01T01:00:00Z',
+      invocationId: 'https://ci.example/runs/42',
+      entryPoint: 'train.py',
+    }).predicate as any;
+    expect(p.buildDefinition.externalParameters).toEqual({ seed: '7', entryPoint: 'train.py', subpath: 'ml/fraud' });
+    expect(p.buildDefinition.resolvedDependencies[0].annotations).toEqual({ role: 'source', subpath: 'ml/fraud' });
+    expect(p.runDetails.metadata).toEqual({ invocationId: 'https://ci.example/runs/42', startedOn: '2026-01-01T00:00:00Z', finishedOn: '2026-01-01T01:00:00Z' });
+    expect(() => parseParams(['entryPoint=x'])).toThrow(/recorded by customs/);
   });
 
   it('uses a file:// URI when the repository has no remote', async () => {

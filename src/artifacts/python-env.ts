@@ -9,12 +9,53 @@ const run = promisify(execFile);
 /**
  * The distributions installed in a Python environment, as that interpreter sees them
  * (importlib.metadata over its own sys.path): nothing is guessed from directory names.
- * File hashes come from each distribution's RECORD (PEP 376/627) when it has one;
- * RECORD stores urlsafe-base64 sha256 digests, converted to hex here.
+ * A distribution's hash is that of its RECORD file (PEP 376/627), which names every
+ * installed file with its own sha256; its dependencies are its Requires-Dist entries whose
+ * environment markers hold in this interpreter (evaluated by `packaging`, else pip's copy).
  */
 const INVENTORY_SCRIPT = String.raw`
-import base64, json, platform, re, sys
+import hashlib, json, platform, re, sys
 import importlib.metadata as md
+try:
+    from packaging.requirements import Requirement
+except Exception:
+    try:
+        from pip._vendor.packaging.requirements import Requirement
+    except Exception:
+        Requirement = None
+
+def norm(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+def needed(spec):
+    # The distribution a Requires-Dist line names, when it applies to this environment without extras.
+    if Requirement is not None:
+        try:
+            r = Requirement(spec)
+        except Exception:
+            return None
+        if r.marker is not None:
+            try:
+                if not r.marker.evaluate({"extra": ""}):
+                    return None
+            except Exception:
+                return None
+        return norm(r.name)
+    m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
+    if not m or (";" in spec and "extra" in spec.split(";", 1)[1]):
+        return None
+    return norm(m.group(1))
+
+def record_sha256(d):
+    path = getattr(d, "_path", None)
+    try:
+        if path is not None and (path / "RECORD").is_file():
+            return hashlib.sha256((path / "RECORD").read_bytes()).hexdigest()
+    except Exception:
+        pass
+    text = d.read_text("RECORD")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest() if text is not None else None
+
 out = {"python": {"version": platform.python_version(), "implementation": platform.python_implementation(), "executable": sys.executable}, "distributions": []}
 seen = set()
 for d in md.distributions():
@@ -22,7 +63,7 @@ for d in md.distributions():
     name = meta["Name"]
     if not name:
         continue
-    key = (re.sub(r"[-_.]+", "-", name).lower(), d.version)
+    key = (norm(name), d.version)
     if key in seen:
         continue  # the same distribution visible twice on sys.path
     seen.add(key)
@@ -30,25 +71,14 @@ for d in md.distributions():
     if lic and ("\n" in lic.strip() or len(lic) > 200):
         lic = None  # the whole license text pasted into the field: not an identifier
     classifiers = [c.split(" :: ")[-1] for c in (meta.get_all("Classifier") or []) if c.startswith("License ::")]
-    files = []
-    has_record = d.read_text("RECORD") is not None
-    if has_record:
-        for f in d.files or []:
-            h = f.hash
-            if h is not None and h.mode == "sha256":
-                if re.fullmatch(r"[0-9a-f]{64}", h.value):
-                    files.append([str(f), h.value])  # some Debian packages write hex, not PEP 376's base64
-                    continue
-                raw = base64.urlsafe_b64decode(h.value + "=" * (-len(h.value) % 4))
-                if len(raw) == 32:
-                    files.append([str(f), raw.hex()])
+    requires = sorted({n for n in (needed(r) for r in (d.requires or [])) if n and n != key[0]})
     out["distributions"].append({
         "name": name, "version": d.version,
         "licenseExpression": meta.get("License-Expression"), "license": lic, "classifiers": classifiers,
         "summary": meta.get("Summary"), "homepage": meta.get("Home-page"),
-        "hasRecord": has_record, "files": files,
+        "recordSha256": record_sha256(d), "requires": requires,
     })
-out["distributions"].sort(key=lambda x: (x["name"].lower(), x["version"]))
+out["distributions"].sort(key=lambda x: (norm(x["name"]), x["version"]))
 json.dump(out, sys.stdout)
 `;
 
@@ -63,8 +93,10 @@ const inventorySchema = z.object({
       classifiers: z.array(z.string()),
       summary: z.string().nullish(),
       homepage: z.string().nullish(),
-      hasRecord: z.boolean(),
-      files: z.array(z.tuple([z.string(), z.string()])),
+      /** sha256 (hex) of the distribution's RECORD file, which lists every installed file with its hash. */
+      recordSha256: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
+      /** PEP 503 names of the Requires-Dist entries that apply here (markers true, no extras). */
+      requires: z.array(z.string()),
     }),
   ),
 });
@@ -85,7 +117,8 @@ export async function inspectPython(python: string): Promise<PythonInventory> {
   return inventorySchema.parse(JSON.parse(stdout));
 }
 
-/** PEP 503 normalisation, which is also what the pypi purl type requires for names. */
+/** PEP 503 normalisation (the name pip and indexes compare). */
 export const normalizePypiName = (name: string): string => name.replace(/[-_.]+/g, '-').toLowerCase();
 
-export const pypiPurl = (name: string, version: string): string => `pkg:pypi/${encodeURIComponent(normalizePypiName(name))}@${encodeURIComponent(version)}`;
+/** The purl spec's pypi rule: lower case, `_` -> `-`, dots kept (`pkg:pypi/ruamel.yaml`), as packageurl-python and cyclonedx-py write it. */
+export const pypiPurl = (name: string, version: string): string => `pkg:pypi/${encodeURIComponent(name.toLowerCase().replace(/_/g, '-'))}@${encodeURIComponent(version)}`;

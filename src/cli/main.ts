@@ -5,9 +5,12 @@ import { hashSecret, newTokenSecret } from '../http/secrets.js';
 import { register as registerProducer } from './producer/index.js';
 import { register as registerOps } from './ops/index.js';
 import { registerVerify } from './verify.js';
+import { registerHub } from './hub.js';
+import { register as registerIntegrity } from './integrity.js';
 import { tuneHeapForServing } from './heap-tuning.js';
 import { isClusterPrimary, parseWorkers, runPrimary, workerIdentity } from './cluster.js';
 import { benchAblations } from '../bench-ablation.js';
+import { errorLines } from './errors.js';
 
 /** `customs`: the server and the client commands. */
 export function buildProgram(): Command {
@@ -16,14 +19,18 @@ export function buildProgram(): Command {
     .command('serve')
     .description('run the registry')
     .option('--listen <host:port>', 'address to listen on (port 0 picks a free port)')
-    .option('--data <dir>', 'data directory (blobs, metadata, trust keys)', './data')
+    .option('--data <dir>', 'data directory (blobs, metadata, trust keys); default: the config\'s data:, else ./data')
     .option('--config <file>', 'configuration file (YAML)')
     .addOption(new Option('--gate <mode>', 'override the mode of every policy rule').choices(['enforce', 'audit', 'off']))
     .option('--upstream <name=url>', 'add an anonymous upstream (repeatable)', collect, [] as string[])
     .option('--log-level <level>', 'silent|error|warn|info|debug')
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate chain (re-read on SIGHUP)')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
     .option('--workers <n>', 'worker processes sharing the port and the data directory (a number, or auto: one per CPU)', '1')
-    .action(async (o: { listen?: string; data: string; config?: string; gate?: 'enforce' | 'audit' | 'off'; upstream: string[]; logLevel?: 'info'; workers?: string }) => {
-      // Several workers: this process becomes their primary (cluster.ts) and serves nothing itself.
+    // No commander defaults for what the config file can set: an explicit flag wins over the file, the file over the built-in default.
+    .action(async (o: { listen?: string; data?: string; config?: string; gate?: 'enforce' | 'audit' | 'off'; upstream: string[]; logLevel?: 'info'; tlsCert?: string; tlsKey?: string; workers?: string }) => {
+      if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new ConfigError('--tls-cert and --tls-key go together');
+      // Several workers: this process becomes their primary (cluster.ts) and serves nothing itself; each worker parses the same arguments.
       const workers = parseWorkers(o.workers);
       if (isClusterPrimary(workers)) return process.exit(await runPrimary(workers, o.logLevel));
       const upstreams: Record<string, string> = {};
@@ -33,7 +40,8 @@ export function buildProgram(): Command {
         upstreams[u.slice(0, i)] = u.slice(i + 1);
       }
       tuneHeapForServing();
-      const server = await startServer({ listen: o.listen, dataDir: o.data, configFile: o.config, gate: o.gate, upstreams, logLevel: o.logLevel, worker: workerIdentity(), ablate: benchAblations() });
+      const tls = o.tlsCert && o.tlsKey ? { cert: o.tlsCert, key: o.tlsKey } : undefined;
+      const server = await startServer({ listen: o.listen, dataDir: o.data, configFile: o.config, gate: o.gate, upstreams, logLevel: o.logLevel, tls, worker: workerIdentity(), ablate: benchAblations() });
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
@@ -48,7 +56,7 @@ export function buildProgram(): Command {
         );
       };
       process.on('SIGHUP', () => {
-        server.reload().catch((e: Error) => server.log.error({ err: e.message }, 'reload failed; keeping the previous policy'));
+        server.reload().catch((e: Error) => server.log.error({ err: e.message }, 'reload failed; keeping what did not load'));
       });
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
@@ -71,6 +79,8 @@ export function buildProgram(): Command {
   registerProducer(program);
   registerOps(program);
   registerVerify(program);
+  registerHub(program);
+  registerIntegrity(program);
   return program;
 }
 
@@ -86,8 +96,7 @@ export async function main(argv: string[]): Promise<void> {
       process.stderr.write(`customs: ${e.message}\n`);
       process.exit(2);
     }
-    const code = (e as { code?: string }).code;
-    process.stderr.write(`customs: ${code ? `${code}: ` : ''}${(e as Error).message}\n`);
+    for (const line of errorLines(e)) process.stderr.write(`${line}\n`);
     process.exit(1);
   }
 }

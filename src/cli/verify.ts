@@ -2,7 +2,8 @@ import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Command } from 'commander';
-import { parseRepoReference, referenceString } from '../oci/index.js';
+import { parseRepoReference, referenceString, wireError } from '../oci/index.js';
+import { errorLines } from './errors.js';
 import type { Verdict } from '../verify/types.js';
 import { writeKeyPair } from '../verify/index.js';
 import { runDeepVerify } from './ops/index.js';
@@ -33,7 +34,7 @@ export function registerVerify(program: Command): void {
       });
       const text = await res.text();
       if (!res.ok) {
-        process.stderr.write(`error: HTTP ${res.status}: ${text}\n`);
+        for (const line of errorLines(wireError(`verify ${ref}`, res.status, res.statusText, text))) process.stderr.write(`${line}\n`);
         process.exitCode = 2;
         return;
       }

@@ -69,11 +69,41 @@ export const configSchema = z
       })
       .strict()
       .default({ intervalSeconds: 0, graceSeconds: 24 * 3600 }),
+    scrub: z
+      .object({
+        /** Re-hash every stored blob and manifest this often; 0 = only when an operator runs `customs scrub`. At most 24 days (a timer's limit). */
+        intervalSeconds: z.number().int().min(0).max(2_147_483).default(0),
+        /** Read at most this many MiB per second (0 = unlimited), so a scrub never starves serving. */
+        maxMiBPerSecond: z.number().min(0).default(50),
+      })
+      .strict()
+      .default({ intervalSeconds: 0, maxMiBPerSecond: 50 }),
+    /** SIGTERM: how long in-flight requests (uploads, downloads) may take to finish before their connections are closed. */
+    shutdownTimeoutSeconds: z.number().int().min(0).max(86_400).default(30),
+    /** SIGTERM: how long /readyz answers 503 while everything else is still served, so a load balancer stops routing here first. */
+    shutdownDelaySeconds: z.number().int().min(0).max(3600).default(0),
     storage: storageSchema.default({ driver: 'filesystem' }),
     metadata: metadataSchema.default({ driver: 'sqlite' }),
     upstreams: z.array(z.unknown()).default([]),
     policy: z.unknown().optional(),
+    /** The Hugging Face Hub API and its upstreams (src/hub/config.ts). */
+    hub: z.unknown().optional(),
     auth: authSchema.default(authSchema.parse({})),
+    /** Typed by their own layers' schemas: src/http/tls.ts, src/admission/config.ts. */
+    tls: z.unknown().optional(),
+    admission: z.unknown().optional(),
+    vsa: z.unknown().optional(),
+    /** The operator console at /ui/ (docs/console.md). */
+    ui: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** How long a console sign-in lasts. */
+        sessionTtlSeconds: z.number().int().min(60).max(7 * 86400).default(8 * 3600),
+        /** `auto`: cookies are Secure when the request came over TLS; `always`: behind a TLS-terminating proxy. */
+        secureCookie: z.enum(['auto', 'always']).default('auto'),
+      })
+      .strict()
+      .default({ enabled: true, sessionTtlSeconds: 8 * 3600, secureCookie: 'auto' }),
   })
   .strict();
 

@@ -12,6 +12,8 @@ export interface AccessRequest {
   /** Host header and scheme, for the realm of a WWW-Authenticate challenge. */
   readonly host?: string;
   readonly scheme?: string;
+  /** `cert:<CN>` of a client certificate that verified against `tls.clientCA` (mTLS), if any. */
+  readonly clientCert?: string | undefined;
 }
 
 export interface Principal {
@@ -21,8 +23,8 @@ export interface Principal {
 
 export interface Access {
   authorize(req: AccessRequest, repository: string | undefined, action: Action): Promise<Principal>;
-  /** The WWW-Authenticate value that tells a client where to get a token. */
-  challenge(req: AccessRequest): string;
+  /** The WWW-Authenticate value that tells a client where to get a token (for `action` on `repository`, when given). */
+  challenge(req: AccessRequest, repository?: string, action?: Action): string;
   /** May this principal read `repository` (cross-repository mounts)? */
   mayPull(principal: Principal, req: AccessRequest, repository: string): Promise<boolean>;
 }

@@ -5,6 +5,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { getRequestListener, type HttpBindings } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { AccessLog, type AccessLogSettings } from './access-log.js';
+import { DENIED_REASON_HEADER, isRegistryError, type RegistryError } from '../oci/index.js';
 import { toHttpError } from './errors.js';
 import type { HttpMetrics } from './metrics.js';
 import { closeAfterRefusal } from './request-body.js';
@@ -51,9 +52,16 @@ export function createApp(deps: Omit<AppDeps, 'v2'>): Hono<{ Bindings: HttpBindi
 /** The one place a thrown error becomes a response (spec error body), an audit entry (403) or an aborted body. */
 function sendError(req: IncomingMessage, res: ServerResponse, e: unknown, deps: Pick<AppDeps, 'onDenied'>): Response {
   const ctx = contextOf(req);
+  if (clientLeft(req, e)) {
+    // Not an error: the client closed its connection before sending all of its request.
+    ctx.log.debug({ err: (e as Error).message }, 'client went away');
+    if (!res.destroyed) res.destroy();
+    return RESPONSE_ALREADY_SENT;
+  }
   const http = toHttpError(e);
   if (http.internal) ctx.log.error({ err: e }, 'internal error');
-  if (http.status === 403) deps.onDenied?.(ctx.actor ?? 'anonymous', (req.url ?? '').split('?')[0]!.slice(0, 300), (e as Error).message.slice(0, 1000));
+  else if (http.level !== 'debug') ctx.log[http.level]({ code: (e as RegistryError).code, err: (e as Error).message }, 'request failed');
+  if (http.status === 403) deps.onDenied?.(ctx.actor ?? 'anonymous', deniedTarget(req.url ?? ''), (e as Error).message.slice(0, 1000));
   else ctx.log.debug({ code: http.status, err: (e as Error).message }, 'request refused');
   if (res.headersSent) {
     // A body was already streaming: the only honest signal left is an aborted connection.
@@ -63,17 +71,39 @@ function sendError(req: IncomingMessage, res: ServerResponse, e: unknown, deps: 
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   closeAfterRefusal(req, headers);
   // A HEAD answer has no body: the reason travels in a header (the CLI prints it).
-  if (http.status === 403) headers['customs-denied-reason'] = headerText((e as Error).message);
+  if (http.status === 403) headers[DENIED_REASON_HEADER] = headerText((e as Error).message);
   const detail = (e as { detail?: { challenge?: string; size?: number; retryAfter?: number } }).detail;
   if (http.status === 401 && detail?.challenge) headers['www-authenticate'] = detail.challenge;
   // An upstream's rate limit, passed on (pull-through): when to ask again, in seconds.
   if (http.status === 429 && typeof detail?.retryAfter === 'number') headers['retry-after'] = String(detail.retryAfter);
+  // The database or object store is briefly away (a restart, a failover): ask again shortly.
+  if (http.status === 503) headers['retry-after'] = '1';
   if (http.status === 416 && typeof detail?.size === 'number') {
     // Blob reads say how big the blob is (RFC 9110); uploads say how far they got (distribution spec).
     if (ctx.route === 'blob') headers['content-range'] = `bytes */${detail.size}`;
     else if (ctx.route === 'upload') headers.range = `0-${Math.max(0, detail.size - 1)}`;
   }
   return sendBytes(res, http.status, http.body, headers, req.method === 'HEAD');
+}
+
+/** The request path, with the spec's `ns` (a mirror client such as containerd names the upstream there); no other query value. */
+function deniedTarget(url: string): string {
+  const [path, query] = url.split('?', 2) as [string, string | undefined];
+  const ns = query ? new URLSearchParams(query).get('ns') : null;
+  return `${path}${ns && /^[A-Za-z0-9.:-]{1,255}$/.test(ns) ? `?ns=${ns}` : ''}`.slice(0, 300);
+}
+
+/** Errors a request's body stream raises when its client disconnects mid-body; ours are RegistryErrors. */
+const CLIENT_GONE = new Set(['ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+/**
+ * The client went away before its request was complete (an upload cut short). Our own failures are
+ * RegistryErrors (storage translates its errors), so a raw reset on a dead connection is the client's.
+ */
+function clientLeft(req: IncomingMessage, e: unknown): boolean {
+  if (isRegistryError(e)) return false;
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return (req.aborted || req.socket.destroyed) && code !== undefined && CLIENT_GONE.has(code);
 }
 
 /**

@@ -18,6 +18,8 @@ export interface TokenAccessOptions {
   readonly sessionKey: Buffer;
   /** Called on every failed authentication (audit log); never receives the secret. */
   readonly onAuthFailure?: (who: string, reason: string, req: AccessRequest) => void;
+  /** What a verified client certificate (`tls.clientCA`) may do; without it certificates authenticate nobody. */
+  readonly clientCertPermissions?: readonly Permission[];
 }
 
 const ADMIN: readonly Permission[] = [{ repositories: ['**'], actions: ['admin'] }];
@@ -62,7 +64,8 @@ export class TokenAccess implements Access {
   /** Resolves credentials to a principal; undefined for anonymous; throws UNAUTHORIZED for bad credentials. */
   async authenticate(req: AccessRequest): Promise<AuthPrincipal | undefined> {
     const header = req.authorization;
-    if (!header) return undefined;
+    // Explicit credentials win; a verified client certificate (mTLS) stands in when there are none.
+    if (!header) return req.clientCert && this.o.clientCertPermissions ? { actor: req.clientCert, permissions: this.o.clientCertPermissions } : undefined;
     const space = header.indexOf(' ');
     const scheme = header.slice(0, space).toLowerCase();
     const value = header.slice(space + 1).trim();
@@ -174,9 +177,18 @@ export class TokenAccess implements Access {
     return { sub: claims.sub, exp: claims.exp };
   }
 
+  /**
+   * The principal named `actor` with its current permissions (the console's sessions carry
+   * only the actor); undefined once the token or user is gone from the configuration.
+   */
+  principalOf(actor: string): AuthPrincipal | undefined {
+    return this.principalNamed(actor);
+  }
+
   /** Permissions are looked up again on every use, so a token outlives no permission change. */
   private principalNamed(actor: string): AuthPrincipal | undefined {
     if (actor === 'admin' && this.o.adminTokenHash) return { actor, permissions: ADMIN };
+    if (actor.startsWith('cert:') && this.o.clientCertPermissions) return { actor, permissions: this.o.clientCertPermissions };
     const t = actor.startsWith('token:') ? this.o.config.tokens.find((e) => `token:${e.id}` === actor) : undefined;
     if (t) return { actor, permissions: t.permissions };
     const u = actor.startsWith('user:') ? this.o.config.users.find((e) => `user:${e.name}` === actor) : undefined;
@@ -200,7 +212,7 @@ export class TokenAccess implements Access {
     // The Host header is echoed only when it looks like a host: a quote or comma would forge challenge parameters.
     const host = req.host && /^[A-Za-z0-9.:[\]-]{1,255}$/.test(req.host) ? req.host : '127.0.0.1';
     const realm = `${req.scheme ?? 'http'}://${host}/auth/token`;
-    const actions = action === 'pull' ? 'pull' : action === 'delete' ? 'delete' : 'pull,push';
+    const actions = action === 'pull' || action === 'discover' ? 'pull' : action === 'delete' ? 'delete' : 'pull,push';
     const scope = repository ? `,scope="repository:${repository}:${actions}"` : '';
     return `Bearer realm="${realm}",service="customs"${scope}`;
   }

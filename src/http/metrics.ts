@@ -1,4 +1,5 @@
-import { Counter, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import type { IntegrityMetrics, ScrubMetrics, ScrubReport } from '../registry/index.js';
 
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60];
 
@@ -113,4 +114,32 @@ class DurationHistogram {
   }
 
   reset(): void {}
+}
+
+/** Scrub and integrity counters, on a server's registry (`HttpMetrics.registry`). */
+export class IntegrityCounters implements IntegrityMetrics, ScrubMetrics {
+  private readonly findings: Counter;
+  private readonly checkedItems: Counter;
+  private readonly checkedBytes: Counter;
+  private readonly lastRun: Gauge;
+  private readonly unrepaired: Gauge;
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.findings = new Counter({ name: 'customs_integrity_findings_total', help: 'Corrupt content found (scrub or read) and corrupt blobs repaired, by kind', labelNames: ['kind', 'outcome'], registers });
+    this.checkedItems = new Counter({ name: 'customs_scrub_checked_total', help: 'Blobs and manifests re-hashed by the scrub', labelNames: ['kind'], registers });
+    this.checkedBytes = new Counter({ name: 'customs_scrub_bytes_total', help: 'Bytes re-hashed by the scrub', registers });
+    this.lastRun = new Gauge({ name: 'customs_scrub_last_run_timestamp_seconds', help: 'When the last scrub finished', registers });
+    this.unrepaired = new Gauge({ name: 'customs_scrub_unrepaired_blobs', help: 'Corrupt blobs set aside that a repository still links, as of the last scrub', registers });
+  }
+  finding(kind: 'blob' | 'manifest', outcome: 'corrupt' | 'repaired'): void {
+    this.findings.labels(kind, outcome).inc();
+  }
+  checked(kind: 'blob' | 'manifest', bytes: number): void {
+    this.checkedItems.labels(kind).inc();
+    this.checkedBytes.inc(bytes);
+  }
+  finished(report: ScrubReport): void {
+    this.lastRun.set(Date.now() / 1000);
+    this.unrepaired.set(report.unrepaired.length);
+  }
 }

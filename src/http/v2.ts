@@ -1,13 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RESPONSE_ALREADY_SENT as RESPONSE } from '@hono/node-server/utils/response';
-import { err, isRegistryError, MAX_MANIFEST_BYTES, parseDigest, parseReference, type Digest, type Reference } from '../oci/index.js';
+import { DENIED_REASON_HEADER, err, isRegistryError, MAX_MANIFEST_BYTES, parseDigest, parseReference, type Digest, type Reference } from '../oci/index.js';
 import type { BlobRead, BlobService, ListingService, ManifestRead, ManifestService, ReadDecision, UploadService } from '../registry/index.js';
 import type { Access, AccessRequest, Action, Principal } from './access.js';
+import { answerRefusal } from './refusal.js';
 import { parseContentRange, parseRangeHeader, uploadRange } from './range.js';
 import { headerText, sendBytes, sendEmpty, sendJson, type Headers } from './reply.js';
 import { letBodyIn, UploadSlots } from './request-body.js';
 import { contentLength, contextOf, readSmallBody } from './request-context.js';
 import { sendBlobBody } from './send-blob.js';
+import { clientCertActor } from './tls.js';
 import { parseV2Path, type V2Route } from './v2-path.js';
 
 export interface V2Services {
@@ -61,7 +63,9 @@ export function v2Handler(s: V2Services): (req: IncomingMessage, res: ServerResp
     const action = actionOf(route, method);
     const who = await s.access.authorize(accessRequest(req), 'name' in route ? route.name : undefined, action);
     ctx.actor = who.actor;
-    return handler(s, route, req, res, query, who);
+    return handler(s, route, req, res, query, who).catch((e: unknown) => {
+      throw answerRefusal(e, who, route, req, s.access, accessRequest(req));
+    });
   };
 }
 
@@ -69,6 +73,7 @@ export const accessRequest = (req: IncomingMessage): AccessRequest => ({
   authorization: req.headers.authorization,
   remoteAddress: req.socket.remoteAddress,
   host: req.headers.host,
+  ...((req.socket as { encrypted?: boolean }).encrypted ? { scheme: 'https', clientCert: clientCertActor(req) } : {}),
 });
 
 function actionOf(route: V2Route, method: string): Action {
@@ -126,6 +131,9 @@ async function pushersExistenceCheck(s: V2Services, repo: string, digest: Digest
   if (!isHead(req) || !isRegistryError(e) || e.code !== 'DENIED') throw e;
   const mayPush = await s.access.authorize(accessRequest(req), repo, 'push').then(() => true, () => false);
   const info = mayPush ? await s.blobs.linkedInfo(repo, digest) : undefined;
+  // A pusher learns that the repository lacks the blob, which an upload would tell it anyway (and a
+  // signature pushed into a pull-through repository needs that answer to upload its layers).
+  if (!info && mayPush) throw err('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
   if (!info) throw e;
   return { info, range: rangeOf(info.size), decision: {}, open: () => Promise.reject(e) };
 }
@@ -184,7 +192,7 @@ const cancelUpload: Handler = async (s, route, _req, res) => {
 };
 
 const getManifest: Handler = async (s, route, req, res) => {
-  const reference = parseReference((route as { reference: string }).reference);
+  const reference = existingReference(route);
   let read: ManifestRead;
   try {
     read = await s.manifests.get(name(route), reference);
@@ -216,9 +224,25 @@ async function discoverDenied(s: V2Services, repo: string, reference: Reference,
   const found = may ? await s.manifests.resolve(repo, reference) : undefined;
   if (!found) return false;
   const r = found.record;
-  res.writeHead(200, { 'content-type': r.mediaType, 'content-length': r.size, 'docker-content-digest': r.digest, etag: `"${r.digest}"`, 'customs-verdict': 'denied', 'customs-denied-reason': headerText(e.message), ...(r.subject ? { 'oci-subject': r.subject } : {}) });
+  res.writeHead(200, { 'content-type': r.mediaType, 'content-length': r.size, 'docker-content-digest': r.digest, etag: `"${r.digest}"`, 'customs-verdict': 'denied', [DENIED_REASON_HEADER]: headerText(e.message), ...(r.subject ? { 'oci-subject': r.subject } : {}) });
   res.end();
   return true;
+}
+
+/**
+ * The reference of a manifest GET, HEAD or DELETE. One that cannot name a manifest (`.INVALID`,
+ * a malformed digest) names none: 404 MANIFEST_UNKNOWN, the only failure the spec's endpoint
+ * table lists for a manifest GET (and what the official conformance suite expects). A PUT
+ * with such a reference stays 400: there the client sent something invalid to store.
+ */
+function existingReference(route: V2Route): Reference {
+  const raw = (route as { reference: string }).reference;
+  try {
+    return parseReference(raw);
+  } catch (e) {
+    if (!isRegistryError(e)) throw e;
+    throw err('MANIFEST_UNKNOWN', `manifest unknown: ${e.message}`, { reference: raw.slice(0, 200) });
+  }
 }
 
 const putManifest: Handler = async (s, route, req, res, _query, who) => {
@@ -232,7 +256,7 @@ const putManifest: Handler = async (s, route, req, res, _query, who) => {
 };
 
 const deleteManifest: Handler = async (s, route, _req, res, _query, who) => {
-  await s.manifests.delete(name(route), parseReference((route as { reference: string }).reference), { actor: who.actor });
+  await s.manifests.delete(name(route), existingReference(route), { actor: who.actor });
   return sendEmpty(res, 202);
 };
 

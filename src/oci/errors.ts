@@ -24,6 +24,9 @@ export const ERROR_CODES = [
   'TOO_LARGE', // 413 for bodies over a limit (manifests over 4 MiB)
   'METHOD_NOT_ALLOWED', // 405: the route exists, the method does not
   'UPSTREAM_UNAVAILABLE', // 502/504 when an upstream fails and nothing local can answer
+  'STORAGE_FULL', // 507: the registry's own disk (or quota) is full; nothing partial was kept
+  'STORAGE_UNAVAILABLE', // 503: the metadata database or the object store is unreachable right now
+  'CONTENT_CORRUPT', // 500: stored bytes no longer match their digest; they are never served
   'INTERNAL',
 ] as const;
 

@@ -156,3 +156,29 @@ export function materialKind(m: ProvenanceMaterial): 'code' | 'dataset' | 'base-
   if (role.includes('model')) return 'base-model';
   return 'other';
 }
+
+export interface MlflowRunFacts {
+  readonly runId: string;
+  readonly experimentId?: string;
+  readonly runName?: string;
+  readonly metrics?: Record<string, number>;
+  readonly flavor?: string;
+}
+
+/** The MLflow run a provenance names (customs writes it as a `runDetails.byproducts` entry `mlflow-run/<id>`). */
+export function mlflowRunOf(predicate: unknown): MlflowRunFacts | undefined {
+  const byproducts = obj(obj(obj(predicate).runDetails)).byproducts;
+  if (!Array.isArray(byproducts)) return undefined;
+  for (const b of byproducts) {
+    const name = str(obj(b).name);
+    const a = obj(obj(b).annotations);
+    const runId = str(a.runId);
+    if (!name?.startsWith('mlflow-run/') || !runId) continue;
+    const metrics = Object.fromEntries(Object.entries(obj(a.metrics)).filter((e): e is [string, number] => typeof e[1] === 'number'));
+    const experimentId = str(a.experimentId);
+    const runName = str(a.runName);
+    const flavor = str(a.flavor);
+    return { runId, ...(experimentId ? { experimentId } : {}), ...(runName ? { runName } : {}), metrics, ...(flavor ? { flavor } : {}) };
+  }
+  return undefined;
+}

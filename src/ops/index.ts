@@ -13,6 +13,7 @@ export * from './tags.js';
 export * from './lineage.js';
 export * from './quarantine.js';
 export * from './deep-verify.js';
+export * from './fsck.js';
 
 export interface OpsDeps {
   readonly metadata: MetadataStore;
@@ -69,3 +70,4 @@ export function createOps(deps: OpsDeps): Ops {
   };
   return { audit, tags, lineage, quarantine, deep, gate, hooks, pins: { isPinned: (r, t) => tags.isPinned(r, t) } };
 }
+export * from './backup.js';

@@ -1,6 +1,6 @@
-import { err, parseManifest, type Digest, type Reference } from '../oci/index.js';
+import { digestOf, err, parseManifest, type Digest, type Reference } from '../oci/index.js';
 import type { BlobFetcher, ManifestRecord, MetadataStore, ProvenanceMaterial, ProvenanceRecord } from '../storage/index.js';
-import { isProvenance, materialKind, provenanceFacts, readEnvelope, statementNames } from './envelope.js';
+import { isProvenance, materialKind, mlflowRunOf, provenanceFacts, readEnvelope, statementNames, type MlflowRunFacts } from './envelope.js';
 import { readSmall, type Judge, type OpsLog } from './types.js';
 
 /** Attestation layers are small; anything larger is not read into memory. */
@@ -36,6 +36,10 @@ export interface SbomSummary {
   readonly format: string;
   readonly components: number;
   readonly name: string | undefined;
+  /** sha256 of the document as parsed JSON: the same SBOM attached raw and as a signed attestation is listed once. */
+  readonly document: Digest;
+  /** Every referrer carrying this same document (`referrer` first). */
+  readonly referrers: Digest[];
 }
 
 export interface MaterialView extends ProvenanceMaterial {
@@ -44,6 +48,20 @@ export interface MaterialView extends ProvenanceMaterial {
   readonly storedIn: string[];
   /** For a material customs stores as a manifest (a dataset): its files, by path and digest. */
   readonly files: { path: string | undefined; digest: Digest; size: number }[];
+  /** For a stored dataset pushed with `--dvc`: the DVC md5 and commit its own verified provenance records. */
+  readonly dvc?: { readonly path: string | undefined; readonly md5: string; readonly commit: string | undefined } | undefined;
+}
+
+/** One version a tag has pointed at, with what verified provenance says it was built from. */
+export interface TagVersion {
+  readonly digest: Digest;
+  readonly since: number;
+  readonly actor: string;
+  readonly reason: string | undefined;
+  readonly current: boolean;
+  readonly mlflowRuns: string[];
+  readonly commits: string[];
+  readonly datasets: MaterialView[];
 }
 
 export interface ProvenanceView {
@@ -56,6 +74,8 @@ export interface ProvenanceView {
   readonly evidence: EvidenceStatus;
   /** Why it is (not) verified. */
   readonly verification: string;
+  /** The MLflow run the provenance names, when it came from one. */
+  readonly mlflowRun?: MlflowRunFacts | undefined;
 }
 
 export interface Lineage {
@@ -80,6 +100,8 @@ export interface Lineage {
   readonly sbom: SbomSummary[];
   /** SBOMs attached unsigned (served when the policy allows it; not evidence lineage relies on). */
   readonly unverifiedSbom: SbomSummary[];
+  /** For a tag: every digest it pointed at, newest first, each with its runs, commits and datasets. */
+  readonly tagHistory?: TagVersion[];
 }
 
 export interface ConsumerView {
@@ -168,7 +190,8 @@ export class LineageService {
     const unverifiedProvenance: Lineage['unverifiedProvenance'][number][] = [];
     for (const p of prov) {
       const ev = await this.evidence(repository, p.referrer, digest).catch((e: Error) => ({ status: 'unverified' as const, detail: e.message }));
-      const view: ProvenanceView = { referrer: p.referrer, predicateType: p.predicateType, builderId: p.builderId, startedOn: p.startedOn, finishedOn: p.finishedOn, signers: p.signers, evidence: ev.status, verification: ev.detail };
+      const mlflowRun = await this.mlflowRun(repository, p.referrer);
+      const view: ProvenanceView = { referrer: p.referrer, predicateType: p.predicateType, builderId: p.builderId, startedOn: p.startedOn, finishedOn: p.finishedOn, signers: p.signers, evidence: ev.status, verification: ev.detail, ...(mlflowRun ? { mlflowRun } : {}) };
       const mats: MaterialView[] = [];
       for (const m of p.materials) mats.push(await this.materialView(m));
       if (ev.status === 'verified') {
@@ -182,7 +205,20 @@ export class LineageService {
     for (const d of referrerList) {
       const view = await this.referrerView(repository, digest, d.digest, d.artifactType, d.annotations);
       referrers.push(view.view);
-      if (view.sbom) (view.view.evidence === 'verified' ? sbom : unverifiedSbom).push(view.sbom);
+      if (view.sbom) {
+        // The same document attached twice (raw and in a signed attestation) is listed once, with every referrer.
+        const list = view.view.evidence === 'verified' ? sbom : unverifiedSbom;
+        const same = list.find((x) => x.document === view.sbom!.document);
+        if (same) same.referrers.push(d.digest);
+        else list.push(view.sbom);
+      }
+    }
+    // A document also attached with a verified signature is verified: its unsigned copies join that entry.
+    for (const u of [...unverifiedSbom]) {
+      const v = sbom.find((x) => x.document === u.document);
+      if (!v) continue;
+      v.referrers.push(...u.referrers);
+      unverifiedSbom.splice(unverifiedSbom.indexOf(u), 1);
     }
     return {
       repository,
@@ -202,7 +238,43 @@ export class LineageService {
       referrers,
       sbom,
       unverifiedSbom,
+      ...(reference.kind === 'tag' ? { tagHistory: await this.tagHistory(repository, reference.tag) } : {}),
     };
+  }
+
+  /** Every version of a tag, newest first: its MLflow runs, code commits and datasets, from verified provenance only. */
+  private async tagHistory(repository: string, tag: string): Promise<TagVersion[]> {
+    const moves = (await this.metadata.tagHistory(repository, tag)).filter((m) => m.to !== undefined).sort((a, b) => b.at - a.at);
+    const out: TagVersion[] = [];
+    for (const [i, m] of moves.entries()) {
+      if (out.some((v) => v.digest === m.to)) continue;
+      const { verified } = await this.provenanceOf(repository, m.to!);
+      const runs = new Set<string>();
+      const commits = new Set<string>();
+      const datasets: MaterialView[] = [];
+      for (const p of verified) {
+        const run = await this.mlflowRun(repository, p.referrer);
+        if (run) runs.add(run.runId);
+        for (const mat of p.materials) {
+          if (mat.digest.gitCommit) commits.add(mat.digest.gitCommit);
+          if (materialKind(mat) === 'dataset') datasets.push(await this.materialView(mat));
+        }
+      }
+      out.push({ digest: m.to!, since: m.at, actor: m.actor, reason: m.reason, current: i === 0, mlflowRuns: [...runs], commits: [...commits], datasets });
+    }
+    return out;
+  }
+
+  /** The MLflow run named by the provenance in `referrer`'s layer (read again: the index keeps materials only). */
+  private async mlflowRun(repository: string, referrer: Digest): Promise<MlflowRunFacts | undefined> {
+    const record = await this.metadata.getManifest(repository, referrer);
+    for (const layer of record ? layersOf(record) : []) {
+      if (layer.size > MAX_ATTESTATION) continue;
+      const bytes = await readSmall(this.blobs, layer.digest, MAX_ATTESTATION).catch(() => undefined);
+      const st = bytes && readEnvelope(bytes)?.statement;
+      if (st && isProvenance(st.predicateType)) return mlflowRunOf(st.predicate);
+    }
+    return undefined;
   }
 
   /** Stored provenance of `digest`, split by whether its signature verifies (deep verify acts on `verified` only). */
@@ -224,7 +296,20 @@ export class LineageService {
     const files: MaterialView['files'] = [];
     const record = sha && storedIn[0] ? await this.metadata.getManifest(storedIn[0], sha) : undefined;
     if (record) for (const l of layersOf(record)) files.push({ path: l.path, digest: l.digest, size: l.size });
-    return { ...m, kind: materialKind(m), storedIn, files };
+    const dvc = record ? await this.dvcRecord(storedIn[0]!, sha!) : undefined;
+    return { ...m, kind: materialKind(m), storedIn, files, ...(dvc ? { dvc } : {}) };
+  }
+
+  /** What a stored dataset's own verified provenance says DVC recorded (`push dataset --dvc`). */
+  private async dvcRecord(repository: string, digest: Digest): Promise<MaterialView['dvc']> {
+    const { verified } = await this.provenanceOf(repository, digest);
+    for (const p of verified) {
+      const data = p.materials.find((x) => x.role === 'dvc-tracked-data' && x.digest.md5);
+      if (!data) continue;
+      const source = p.materials.find((x) => x.digest.gitCommit);
+      return { path: data.name, md5: data.digest.md5!, commit: source?.digest.gitCommit };
+    }
+    return undefined;
   }
 
   /**
@@ -290,7 +375,9 @@ export class LineageService {
    * reported apart and not followed: an attacker must not be able to pull a good model into (or hide
    * a real consumer from) a blast radius by attaching provenance.
    */
-  async consumers(material: string): Promise<ConsumersReport> {
+  async consumers(given: string): Promise<ConsumersReport> {
+    // DVC writes a directory's md5 as `<hex>.dir`; the index keys it by the hex alone.
+    const material = /^md5:[a-fA-F0-9]{32}\.dir$/.test(given) ? given.slice(0, -4) : given;
     const consumers: ConsumerView[] = [];
     const unverified: ConsumerView[] = [];
     const isOci = /^sha(256|512):[a-f0-9]+$/.test(material);
@@ -357,7 +444,8 @@ function safeJson(bytes: Buffer): unknown {
 function summarise(referrer: Digest, doc: unknown): SbomSummary | undefined {
   if (!doc || typeof doc !== 'object') return undefined;
   const d = doc as { bomFormat?: string; specVersion?: string; components?: unknown[]; spdxVersion?: string; packages?: unknown[]; name?: string; metadata?: { component?: { name?: string } } };
-  if (d.bomFormat === 'CycloneDX') return { referrer, format: `CycloneDX ${d.specVersion ?? ''}`.trim(), components: d.components?.length ?? 0, name: d.metadata?.component?.name };
-  if (d.spdxVersion) return { referrer, format: d.spdxVersion, components: d.packages?.length ?? 0, name: d.name };
+  const same = { referrer, document: digestOf(JSON.stringify(doc)), referrers: [referrer] };
+  if (d.bomFormat === 'CycloneDX') return { ...same, format: `CycloneDX ${d.specVersion ?? ''}`.trim(), components: d.components?.length ?? 0, name: d.metadata?.component?.name };
+  if (d.spdxVersion) return { ...same, format: d.spdxVersion, components: d.packages?.length ?? 0, name: d.name };
   return undefined;
 }

@@ -23,9 +23,9 @@ export interface MaterialQuarantineResult {
 }
 
 /**
- * Quarantine by digest or by material. The quarantine row is what denies
- * (QuarantineGate reads it on every request); invalidating the inner gate's
- * verdict cache only keeps a later release from serving a stale verdict.
+ * Quarantine by digest or by material. The quarantine row is what denies (the
+ * serving rule reads it on every request); invalidating the gate's verdict cache
+ * only keeps a later release from serving a stale verdict.
  */
 export class QuarantineService {
   constructor(
@@ -63,10 +63,7 @@ export class QuarantineService {
    * gate allows; a tag with no such digest stays (and is denied) and is reported.
    */
   async quarantineMaterial(material: string, opts: { rollback: boolean; pin: boolean }, by: Actor): Promise<MaterialQuarantineResult> {
-    const { consumers, unverified, containedIn } = await this.lineage.consumers(material);
-    const digests = new Set<Digest>(consumers.map((c) => c.digest));
-    const isOci = /^sha(256|512):/.test(material);
-    if (isOci && (containedIn.length > 0 || (await this.metadata.repositoriesOf(material as Digest)).length > 0)) digests.add(material as Digest);
+    const { consumers, unverified, digests } = await this.affected(material);
     const actions: QuarantineAction[] = [];
     for (const d of digests) {
       const added = await this.quarantine(d, { actor: by.actor, reason: `${by.reason ?? 'quarantine'} [material ${material}]` });
@@ -104,4 +101,56 @@ export class QuarantineService {
     });
     return { material, affected: digests.size, actions, unverified };
   }
+
+  /**
+   * What `quarantineMaterial` quarantines: every consumer by verified provenance (transitively), and the
+   * material itself when customs stores it (as a manifest, or as a file of one). Consumers only unverified
+   * provenance names are returned apart, never quarantined.
+   */
+  private async affected(material: string): Promise<{ consumers: ConsumerView[]; unverified: ConsumerView[]; digests: Set<Digest> }> {
+    const { consumers, unverified, containedIn } = await this.lineage.consumers(material);
+    const digests = new Set<Digest>(consumers.map((c) => c.digest));
+    const isOci = /^sha(256|512):/.test(material);
+    if (isOci && (containedIn.length > 0 || (await this.metadata.repositoriesOf(material as Digest)).length > 0)) digests.add(material as Digest);
+    return { consumers, unverified, digests };
+  }
+
+  /**
+   * What `quarantineMaterial` with `rollback` would do, changing nothing: the digests it
+   * would quarantine and, for every tag serving one, where the tag would move (computed as
+   * if those digests were quarantined already, as they are when the rollbacks run).
+   */
+  async planMaterial(material: string): Promise<MaterialPlan> {
+    const { consumers, unverified, digests } = await this.affected(material);
+    const already = new Set(await this.metadata.quarantinedAmong([...digests]));
+    const quarantine = [...digests].map((d) => {
+      const c = consumers.find((x) => x.digest === d);
+      return { digest: d, repository: c?.repository, already: already.has(d), note: c ? `provenance names ${c.via}${c.depth > 1 ? ` (depth ${c.depth})` : ''}${c.role ? ` as ${c.role}` : ''}` : 'the material itself' };
+    });
+    const rollbacks: MaterialPlan['rollbacks'][number][] = [];
+    for (const d of digests) {
+      for (const repository of await this.metadata.repositoriesOf(d)) {
+        for (const tag of await this.metadata.tagsOf(repository, d)) {
+          try {
+            const r = await this.tags.planRollback(repository, tag, {}, digests);
+            rollbacks.push({ repository, tag, from: d, to: r.to, note: r.skipped.length ? `skips ${r.skipped.length} ineligible` : '' });
+          } catch (e) {
+            if (!isRegistryError(e) || (e.code !== 'MANIFEST_UNKNOWN' && e.code !== 'DENIED')) throw e;
+            rollbacks.push({ repository, tag, from: d, to: undefined, note: e.message });
+          }
+        }
+      }
+    }
+    return { material, quarantine, rollbacks, unverified };
+  }
+}
+
+/** The plan of a material quarantine with rollback, shown before an operator confirms it. */
+export interface MaterialPlan {
+  readonly material: string;
+  readonly quarantine: readonly { readonly digest: Digest; readonly repository: string | undefined; readonly already: boolean; readonly note: string }[];
+  /** Each tag serving an affected digest, and where it would move (`to` undefined: nowhere; it stays, denied). */
+  readonly rollbacks: readonly { readonly repository: string; readonly tag: string; readonly from: Digest; readonly to: Digest | undefined; readonly note: string }[];
+  /** Named only by provenance that does not verify: shown, not acted on. */
+  readonly unverified: readonly ConsumerView[];
 }

@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { err, isRegistryError, parseDigest, type Digest } from '../oci/index.js';
 import { hasRandomAccess, randomAccessStream, type BlobBody, type BlobInfo, type BlobLinks, type BlobStore, type ByteRange, type RandomAccessBlob, type SharedBytes } from '../storage/index.js';
 import { leaseOrWait, type FillLease, type LeaseHandle } from '../storage/fill-lease.js';
+import { fullDiskError, isStorageFull } from '../storage/storage-errors.js';
 import { isSinkable, pipeToSink } from './body-sink.js';
 import { FillBytes } from './fill-bytes.js';
 import { HashThread, InlineHasher } from './hash-thread.js';
@@ -53,6 +54,8 @@ export interface BlobFillerOptions {
   readonly lease?: FillLease;
   /** Hashes bodies that arrive in shared memory off the event loop (set by BlobFiller). */
   readonly hashThread?: HashThread;
+  /** Told when an upstream's bytes failed verification (nothing was stored), e.g. to answer retries at once. */
+  readonly onVerifyFailure?: (digest: Digest, error: Error) => void;
 }
 
 type Head = { kind: 'streaming'; size: number } | { kind: 'local' } | { kind: 'absent' } | { kind: 'unsized' } | { kind: 'failed' };
@@ -81,6 +84,11 @@ export class BlobFiller {
     return this.fills.size;
   }
 
+  /** Waits until the fills in progress are over (committed and linked, or failed): shutdown lets them finish. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.fills.values()].map((f) => f.done));
+  }
+
   /**
    * The blob for `repository`: from the store if present, else from the fill of
    * `digest` in progress, else from a new fill. Undefined when the upstream has none.
@@ -103,6 +111,9 @@ export class BlobFiller {
     const local = await this.fromStore(repository, digest);
     if (local) return { blob: local };
     let fill = this.fills.get(digest);
+    // A fill that is over and failed for any reason but wrong bytes (a reset, a timeout) is not this request's
+    // answer: it was about to leave the map, and a new one may well succeed.
+    if (fill?.isOver() && fill.error && !(isRegistryError(fill.error) && fill.error.code === 'DIGEST_INVALID')) fill = undefined;
     if (!fill) {
       fill = new Fill(digest, join(this.opts.tempDir, `${randomBytes(12).toString('hex')}.part`), this.opts);
       const f = fill;
@@ -223,7 +234,8 @@ class Fill {
       const algorithm = parseDigest(this.digest).algorithm;
       const { hashThread } = this.opts;
       const makeHasher = (onHashed: () => void) => (isSinkable(body) && hashThread ? hashThread.hasher(algorithm, onHashed) : new InlineHasher(algorithm));
-      const bytes = new FillBytes(this.fh, makeHasher, () => this.emitProgress());
+      // A write that fails (a full disk) ends the fill at once: the upstream is not read any further.
+      const bytes = new FillBytes(this.fh, makeHasher, () => this.emitProgress(), (e) => ac.abort(fullDiskError(e, `pull-through fill of ${this.digest}`)));
       this.bytes = bytes;
       this.resolveHead(res.size === undefined ? { kind: 'unsized' } : { kind: 'streaming', size: res.size });
       await pipeToSink(body, bytes, (resume) => bytes.bindResume(resume));
@@ -239,7 +251,8 @@ class Fill {
       this.committed = true;
       this.opts.logger.info({ upstream: source.upstream, digest: this.digest, size: info.size }, 'blob filled from upstream');
     } catch (e) {
-      this.fail(e, source.upstream, ac.signal);
+      // A full disk is ours, not the upstream's: the client is told so (507), and the temporary file goes.
+      this.fail(fullDiskError(e, `pull-through fill of ${this.digest}`), source.upstream, ac.signal);
       body?.destroy();
     } finally {
       clearTimeout(timer);
@@ -276,7 +289,7 @@ class Fill {
       this.opts.logger.error({ upstream, digest: this.digest, err: e instanceof Error ? e.message : String(e) }, 'verified blob could not be stored');
       return;
     }
-    const reason = signal.aborted && signal.reason instanceof Error ? signal.reason : e;
+    const reason = signal.aborted && signal.reason instanceof Error && !isStorageFull(e) ? signal.reason : e;
     const error = reason instanceof Error ? reason : err('UPSTREAM_UNAVAILABLE', String(reason));
     const code = isRegistryError(error) ? error.code : undefined;
     if (code === 'DIGEST_INVALID' || code === 'SIZE_INVALID') {
@@ -285,9 +298,11 @@ class Fill {
         { event: 'security', kind: 'upstream-digest-mismatch', upstream, digest: this.digest, repositories: [...this.repositories], detail: error.message },
         'upstream blob failed verification',
       );
+      this.opts.onVerifyFailure?.(this.digest, this.error);
     } else {
       this.error = isRegistryError(error) ? error : err('UPSTREAM_UNAVAILABLE', `blob fill from ${upstream} failed: ${error.message}`);
-      this.opts.logger.warn({ upstream, digest: this.digest, err: this.error.message }, 'blob fill failed');
+      if (code === 'STORAGE_FULL') this.opts.logger.error({ upstream, digest: this.digest, err: this.error.message }, 'blob fill failed: storage full');
+      else this.opts.logger.warn({ upstream, digest: this.digest, err: this.error.message }, 'blob fill failed');
     }
   }
 

@@ -51,6 +51,8 @@ export class FillBytes implements BodySink {
     makeHasher: (onHashed: () => void) => Hasher,
     /** Called after every arrival and every write. */
     private readonly onProgress: () => void,
+    /** Called once when a write fails (the bytes can no longer be kept). */
+    private readonly onWriteError: (e: Error) => void = () => undefined,
   ) {
     this.hasher = makeHasher(() => this.maybeResume());
   }
@@ -115,6 +117,7 @@ export class FillBytes implements BodySink {
       }
     } catch (e) {
       this.writeError = e as Error;
+      this.onWriteError(this.writeError);
     } finally {
       this.writing = false;
     }

@@ -12,6 +12,9 @@ import type { ProxyRequestOptions, ProxyTarget, PullThrough, UpstreamBlob, Upstr
 import { localReferrers, refreshReferrers } from './referrers.js';
 import { UpstreamTargets } from './targets.js';
 import { UpstreamClient, type FetchedManifest } from './upstream-client.js';
+import { SingleFlight } from './single-flight.js';
+import { pulledManifest } from './stored-manifest.js';
+import { UpstreamHealth, type UpstreamStatus } from './upstream-health.js';
 
 /** Optional: pinned tags are never refreshed from the upstream (DESIGN "Invariants"). */
 export interface PinLookup {
@@ -50,12 +53,14 @@ export class PullThroughService implements PullThrough {
   /** When a tag (or a subject's referrers) was last confirmed with the upstream. Lost on restart: then revalidated once. */
   private readonly validatedAt = new LRUCache<string, number>({ max: 100_000 });
   /** Single-flight of upstream refreshes, keyed by what they refresh. */
-  private readonly flights = new Map<string, Promise<unknown>>();
+  private readonly flights = new SingleFlight();
   /** Recent upstream misses (404, insufficient_scope) of things not stored here; see not-found-cache.ts. */
   private readonly notFound: NotFoundCache;
+  private readonly upstreamHealth: UpstreamHealth;
 
   constructor(private readonly opts: PullThroughOptions) {
     this.clock = opts.clock ?? Date.now;
+    this.upstreamHealth = new UpstreamHealth(opts.upstreams, this.clock);
     this.transport = opts.transport ?? createTransport();
     this.notFound = new NotFoundCache(this.clock);
     this.targets = new UpstreamTargets(opts.upstreams);
@@ -66,7 +71,7 @@ export class PullThroughService implements PullThrough {
         transport = createTransport({ ca: readUpstreamCa(u.name, u.tls.caFile, opts.configDir) });
         this.ownTransports.push(transport);
       }
-      this.clients.set(u.name, new UpstreamClient(u, transport, opts.logger, this.clock));
+      this.clients.set(u.name, new UpstreamClient(u, transport, opts.logger, this.clock, this.upstreamHealth));
     }
     this.filler = new BlobFiller({ blobs: opts.blobs, links: opts.metadata, tempDir: opts.tempDir, logger: opts.logger, lease: opts.fillLease });
   }
@@ -75,10 +80,22 @@ export class PullThroughService implements PullThrough {
     await this.filler.init();
   }
 
+  /** Waits (at most `ms`) for blob fills in progress to commit and link what they fetched. */
+  async settle(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.filler.settled(), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
+  }
+
   close(): void {
     this.transport.close();
     for (const t of this.ownTransports) t.close();
     void this.filler.close();
+  }
+
+  /** Each configured upstream and what its last exchanges said (operators' overview). */
+  health(): UpstreamStatus[] {
+    return this.upstreamHealth.snapshot();
   }
 
   handles(repository: string, ns?: string): boolean {
@@ -158,17 +175,7 @@ export class PullThroughService implements PullThrough {
   private async store(t: ProxyTarget, m: FetchedManifest, tag: string | undefined): Promise<ParsedManifest> {
     const parsed = parseManifest(m.bytes, m.mediaType);
     await this.opts.metadata.putManifest(
-      {
-        repository: t.repository,
-        digest: m.digest,
-        mediaType: parsed.mediaType,
-        artifactType: parsed.artifactType,
-        size: m.bytes.length,
-        subject: parsed.subject?.digest,
-        annotations: parsed.annotations,
-        bytes: m.bytes,
-        references: [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
-      },
+      pulledManifest(t.repository, m.digest, m.bytes, parsed),
       tag,
       { actor: `upstream:${t.upstream}`, reason: 'pull-through' },
     );
@@ -197,6 +204,16 @@ export class PullThroughService implements PullThrough {
     return this.filler.open(t.repository, digest, this.fillSource(t, digest));
   }
 
+  /**
+   * Fetches `digest` from the upstream of `repository` again and waits until it is verified and
+   * stored (the scrub, after it set corrupt stored bytes aside). False when the upstream has none.
+   */
+  async refetchBlob(repository: string, digest: Digest): Promise<boolean> {
+    const t = this.resolve(repository);
+    if (!t) return false;
+    return (await this.filler.ensure(t.repository, digest, this.fillSource(t, digest))) !== undefined;
+  }
+
   private fillSource(t: ProxyTarget, digest: Digest): FillSource {
     const { client, config } = this.upstream(t);
     return {
@@ -222,6 +239,20 @@ export class PullThroughService implements PullThrough {
   }
 
   // --- referrers ---
+
+  /**
+   * The upstream's tags of a proxied repository (single flight per repository). An upstream that
+   * fails is logged and answered with undefined: the registry then lists the local tags alone.
+   */
+  async tags(repository: string): Promise<string[] | undefined> {
+    const t = this.resolve(repository);
+    if (!t) return undefined;
+    const { client, config } = this.upstream(t);
+    return this.once(`l\0${t.repository}`, () => client.getTags(t.remote, AbortSignal.timeout(config.timeouts.header * 1000))).catch((e: unknown) => {
+      this.opts.logger.warn({ upstream: t.upstream, repository: t.remote, err: (e as Error).message }, 'upstream tag list failed; listing the local tags');
+      return undefined;
+    });
+  }
 
   async referrers(repository: string, digest: Digest, opts: ProxyRequestOptions = {}): Promise<Descriptor[]> {
     return (await this.referrersDetail(repository, digest, opts)).descriptors;
@@ -301,11 +332,7 @@ export class PullThroughService implements PullThrough {
   }
 
   private once<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const running = this.flights.get(key);
-    if (running) return running as Promise<T>;
-    const p = fn().finally(() => this.flights.delete(key));
-    this.flights.set(key, p);
-    return p;
+    return this.flights.run(key, fn);
   }
 
   private logFailure(e: unknown, t: ProxyTarget, reference: string, msg: string): void {

@@ -71,6 +71,8 @@ export interface PullThrough {
   blob(repository: string, digest: Digest, opts?: ProxyRequestOptions): Promise<UpstreamBlob | undefined>;
   /** Upstream referrers of `digest` (API, fallback tag, cosign legacy tags), to merge with local ones. */
   referrers(repository: string, digest: Digest, opts?: ProxyRequestOptions): Promise<Descriptor[]>;
+  /** Added for tag listing: the upstream's tags of `repository`; undefined when the upstream has none or cannot answer. */
+  tags?(repository: string): Promise<string[] | undefined>;
   /** Added by src/proxy: as `referrers`, with the stale flag and namespace echo. */
   referrersDetail(repository: string, digest: Digest, opts?: ProxyRequestOptions): Promise<UpstreamReferrers>;
 }

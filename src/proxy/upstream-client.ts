@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import {
   MANIFEST_MEDIA_TYPES,
   MAX_MANIFEST_BYTES,
@@ -11,9 +12,11 @@ import {
 } from '../oci/index.js';
 import { TokenCache, basicHeader, loadSecret, pickChallenge, tokenResponseSchema, type Challenge } from './auth.js';
 import type { UpstreamConfig } from './config.js';
+import type { UpstreamHealth } from './upstream-health.js';
 import { discard, isTransient, normalise, readBody, type Transport, type TransportRequest, type TransportResponse } from './http-transport.js';
 import type { ProxyLogger } from './logger.js';
-import { RETRY_STATUSES, parseRetryAfter, withRetries } from './retry.js';
+import { parseRetryAfter } from './retry.js';
+import { sendFollowing, sendWithRetries, type UpstreamFetcher } from './upstream-fetch.js';
 
 /**
  * A client of one upstream registry: the Distribution API calls pull-through needs,
@@ -22,7 +25,6 @@ import { RETRY_STATUSES, parseRetryAfter, withRetries } from './retry.js';
  * decides how long a client may wait.
  */
 export const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
-const MAX_REDIRECTS = 5;
 const MAX_TOKEN_BYTES = 1024 * 1024;
 
 export interface FetchedManifest {
@@ -37,6 +39,10 @@ export interface ManifestHead {
   readonly mediaType: string;
   readonly size: number | undefined;
 }
+
+/** Pages of an upstream tag list followed at most (a page is whatever size the upstream chose). */
+const MAX_TAG_PAGES = 100;
+const tagListBodySchema = z.object({ tags: z.array(z.string()).nullish() });
 
 export interface RequestOptions {
   readonly signal: AbortSignal;
@@ -54,20 +60,36 @@ export class UpstreamClient {
   private bearer: { realm: string; service: string | undefined } | undefined;
   /** Set once the upstream asked for Basic: later requests send it up front. */
   private basicWanted = false;
+  private readonly fetcher: UpstreamFetcher;
 
   constructor(
     config: UpstreamConfig,
     private readonly transport: Transport,
     private readonly logger: ProxyLogger,
     private readonly clock: () => number,
+    private readonly health?: UpstreamHealth,
   ) {
     this.config = config;
     this.origin = new URL(config.url).origin;
     this.tokens = new TokenCache(clock);
+    this.fetcher = { name: config.name, origin: this.origin, retries: config.retries, transport, logger };
   }
 
   /** GET or HEAD `/v2/<remote>/<path>`, authenticated, redirects followed. */
   async request(method: 'GET' | 'HEAD', remote: string, path: string, opts: RequestOptions): Promise<TransportResponse> {
+    try {
+      const res = await this.exchange(method, remote, path, opts);
+      // Health for operators: an answer is health unless it is a server error, a rate limit or refused credentials.
+      if (res.status >= 500 || res.status === 429 || res.status === 401) this.health?.failed(this.config.name, `${method} ${remote}/${path} answered ${res.status}`);
+      else this.health?.ok(this.config.name);
+      return res;
+    } catch (e) {
+      if (!opts.signal.aborted) this.health?.failed(this.config.name, e instanceof Error ? e.message : String(e));
+      throw e;
+    }
+  }
+
+  private async exchange(method: 'GET' | 'HEAD', remote: string, path: string, opts: RequestOptions): Promise<TransportResponse> {
     const url = new URL(`${this.config.url}/v2/${remote}/${path}`);
     const scope = `repository:${remote}:pull`;
     let auth = await this.authorization(scope, undefined, opts.signal);
@@ -83,40 +105,14 @@ export class UpstreamClient {
     }
   }
 
-  /** Sends, following redirects by hand: Authorization goes only to the upstream's own origin. */
-  private async follow(method: 'GET' | 'HEAD', url: URL, auth: string | undefined, opts: RequestOptions): Promise<TransportResponse> {
-    let target = url;
-    for (let hops = 0; ; hops++) {
-      const headers: Record<string, string> = { 'user-agent': 'customs-proxy' };
-      if (opts.accept) headers.accept = opts.accept;
-      if (auth && target.origin === this.origin) headers.authorization = auth;
-      const res = await this.send(target, { method, headers, signal: opts.signal, idleMs: opts.idleMs, bulk: opts.bulk });
-      const location = res.headers.location;
-      if (res.status < 300 || res.status >= 400 || res.status === 304 || !location) return res;
-      discard(res);
-      if (hops >= MAX_REDIRECTS) throw err('UPSTREAM_UNAVAILABLE', `upstream ${this.config.name}: too many redirects`);
-      target = new URL(location, target);
-      if (target.protocol !== 'https:' && target.protocol !== 'http:') throw err('UPSTREAM_UNAVAILABLE', 'upstream redirected to a non-HTTP URL');
-    }
+  /** Sends, following redirects by hand: Authorization goes only to the upstream's own origin (upstream-fetch.ts). */
+  private follow(method: 'GET' | 'HEAD', url: URL, auth: string | undefined, opts: RequestOptions): Promise<TransportResponse> {
+    return sendFollowing(this.fetcher, method, url, auth, { signal: opts.signal, idleMs: opts.idleMs, bulk: opts.bulk, ...(opts.accept ? { headers: { accept: opts.accept } } : {}) });
   }
 
-  /**
-   * One exchange with retries (retry.ts): it resolves once response headers arrive,
-   * so a blob body that fails mid-stream is never fetched again from here. Every
-   * request pull-through makes is a GET or HEAD, so every one is safe to repeat.
-   */
+  /** One exchange with retries (upstream-fetch.ts): never a body that has started to stream. */
   private send(url: URL, req: TransportRequest): Promise<TransportResponse> {
-    return withRetries(() => this.transport.send(url, req), {
-      policy: this.config.retries,
-      signal: req.signal,
-      retryable: (o) => {
-        if ('value' in o) return RETRY_STATUSES.has(o.value.status) ? `upstream ${this.config.name} answered ${o.value.status}` : undefined;
-        return isTransient(o.error) ? `upstream ${this.config.name}: ${(o.error as Error).message}` : undefined;
-      },
-      release: discard,
-      // The URL without its query: a redirect target (a presigned CDN URL) may carry a signature there.
-      onRetry: (r) => this.logger.warn({ upstream: this.config.name, method: req.method, url: `${url.origin}${url.pathname}`, ...r }, 'upstream request failed; retrying'),
-    });
+    return sendWithRetries(this.fetcher, url, req);
   }
 
   /** The Authorization header for `scope`: a cached or fresh bearer token, Basic, or nothing. */
@@ -238,6 +234,34 @@ export class UpstreamClient {
     } catch {
       return 'unsupported';
     }
+  }
+
+  /**
+   * Every tag of `remote` (`GET /v2/<remote>/tags/list`), following `Link: <...>; rel="next"` pages
+   * (at most MAX_TAG_PAGES); undefined when the upstream has no such repository.
+   */
+  async getTags(remote: string, signal: AbortSignal): Promise<string[] | undefined> {
+    const tags: string[] = [];
+    let path = 'tags/list';
+    for (let page = 0; page < MAX_TAG_PAGES; page++) {
+      const res = await this.call('GET', remote, path, { signal, accept: 'application/json' });
+      if (!res) return page === 0 ? undefined : tags;
+      const body = await readBody(res, MAX_MANIFEST_BYTES, signal);
+      let json: unknown;
+      try {
+        json = JSON.parse(body.toString('utf8'));
+      } catch {
+        json = undefined;
+      }
+      const parsed = tagListBodySchema.safeParse(json);
+      if (!parsed.success) throw err('UPSTREAM_UNAVAILABLE', `upstream ${this.config.name} sent a tag list that is not one for ${remote}`);
+      tags.push(...(parsed.data.tags ?? []));
+      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(res.headers.link ?? ''))?.[1];
+      const query = next ? new URL(next, this.config.url).search : '';
+      if (!query) return tags;
+      path = `tags/list${query}`;
+    }
+    return tags;
   }
 
   /**

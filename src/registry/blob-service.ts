@@ -4,6 +4,7 @@ import type { PullThrough } from '../proxy/pull-through.js';
 import type { ReadDecision, ReadGate } from './read-gate.js';
 import { KeyedMutex } from '../storage/keyed-mutex.js';
 import { hasRedirect } from '../storage/blob-redirect.js';
+import { corruptError, type ContentIntegrity } from './integrity.js';
 
 export type { BlobBody } from '../storage/index.js';
 
@@ -56,6 +57,8 @@ const GC_SAMPLE = 100;
 
 export interface BlobServiceOptions {
   readonly redirect?: BlobRedirectSettings | undefined;
+  /** Corrupt content: bytes whose size differs from their record are set aside, corrupt blobs answer CONTENT_CORRUPT. */
+  readonly integrity?: ContentIntegrity | undefined;
 }
 
 /**
@@ -74,7 +77,8 @@ export class BlobService {
 
   /** Stat plus gate; `rangeOf(size)` turns the client's Range header into a range once the size is known. */
   async read(repository: string, digest: Digest, rangeOf: (size: number) => ByteRange | undefined): Promise<BlobRead> {
-    const local = await this.localInfo(repository, digest);
+    const linked = await this.metadata.linkedBlob(repository, digest);
+    const local = linked && (await this.storedInfo(repository, linked));
     if (local) {
       const decision = await this.gate.blob(repository, digest);
       const range = rangeOf(local.size);
@@ -103,6 +107,8 @@ export class BlobService {
       const range = rangeOf(blob.size);
       return { info: { digest, size: blob.size }, range, decision, open: () => blob.open(range) };
     }
+    // Linked here, bytes gone: set aside as corrupt (never served; the operator is told), else unknown.
+    if (linked && (await this.options.integrity?.isCorrupt(digest))) throw corruptError('blob', digest);
     throw err('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
   }
 
@@ -124,8 +130,18 @@ export class BlobService {
 
   private async localInfo(repository: string, digest: Digest): Promise<BlobInfo | undefined> {
     const linked = await this.metadata.linkedBlob(repository, digest);
-    if (!linked) return undefined;
-    return this.blobs.stat(digest);
+    return linked && this.storedInfo(repository, linked);
+  }
+
+  /**
+   * The stored bytes of a linked blob, when their size is the one recorded at link time. A file
+   * of another size (truncated, overwritten) is never served: it is set aside as corrupt.
+   */
+  private async storedInfo(repository: string, linked: BlobInfo): Promise<BlobInfo | undefined> {
+    const stored = await this.blobs.stat(linked.digest);
+    if (!stored || stored.size === linked.size || !this.options.integrity) return stored;
+    await this.options.integrity.blobSizeMismatch(repository, linked.digest, stored.size, linked.size);
+    return undefined;
   }
 
   /** Links a committed blob into a repository, unless a concurrent delete removed its bytes. */

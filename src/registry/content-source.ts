@@ -1,5 +1,5 @@
-import type { Readable } from 'node:stream';
-import type { Descriptor, Digest } from '../oci/index.js';
+import { Readable } from 'node:stream';
+import { Digester, err, parseDigest, type Descriptor, type Digest } from '../oci/index.js';
 import { bodyStream, type BlobStore, type MetadataStore } from '../storage/index.js';
 import type { PullThrough } from '../proxy/pull-through.js';
 import type { ContentSource, TagResolver } from '../verify/types.js';
@@ -52,8 +52,16 @@ export class RegistryContentSource implements ContentSource, TagResolver {
     return Buffer.concat(chunks, size);
   }
 
-  openBlob(repository: string, digest: string): Promise<Readable | undefined> {
-    return this.open(repository, digest as Digest, Number.MAX_SAFE_INTEGER);
+  /**
+   * Streams a blob for the gate's scans, verified as it is read (oras-go's VerifyReader): bytes that do not
+   * hash to the digest, or stop short of the size, end in DIGEST_INVALID instead of an end of stream, so a
+   * scan never judges a file it did not fully and truly see (a pull-through fill the upstream botched).
+   */
+  async openBlob(repository: string, digest: string): Promise<Readable | undefined> {
+    const d = digest as Digest;
+    const size = (await this.metadata.linkedBlob(repository, d))?.size;
+    const stream = await this.open(repository, d, Number.MAX_SAFE_INTEGER);
+    return stream && Readable.from(verified(stream, d, size));
   }
 
   private async open(repository: string, digest: Digest, maxBytes: number): Promise<Readable | undefined> {
@@ -71,5 +79,18 @@ export class RegistryContentSource implements ContentSource, TagResolver {
 
   resolveTag(repository: string, tag: string): Promise<string | undefined> {
     return this.metadata.resolveTag(repository, tag);
+  }
+}
+
+/** The stream's bytes, then an error instead of the end when they do not match `digest` (and `size`, if known). */
+async function* verified(stream: Readable, digest: Digest, size: number | undefined): AsyncGenerator<Buffer> {
+  const d = new Digester(parseDigest(digest).algorithm);
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    d.update(chunk);
+    yield chunk;
+  }
+  const actual = d.digest();
+  if (actual !== digest || (size !== undefined && d.size !== size)) {
+    throw err('DIGEST_INVALID', `blob ${digest} read back as ${actual} (${d.size} bytes): bytes that do not match their digest`);
   }
 }

@@ -8,3 +8,5 @@ export * from './upstream-fresh-verdicts.js';
 export * from './content-source.js';
 export * from './garbage-collector.js';
 export * from './pull-recorder.js';
+export * from './integrity.js';
+export * from './scrubber.js';

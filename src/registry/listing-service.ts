@@ -29,6 +29,16 @@ export class ListingService {
   ) {}
 
   async tags(repository: string, page: Page): Promise<PageResult> {
+    // A proxied repository lists the upstream's tags too (distribution's proxy does), with the local ones.
+    const upstream = this.pullThrough?.handles(repository) ? await this.pullThrough.tags?.(repository) : undefined;
+    if (upstream) {
+      const local = await this.metadata.listTags(repository, {});
+      const all = [...new Set([...upstream, ...local])].sort();
+      return paged(page, async (p) => {
+        const after = p.last === undefined ? all : all.filter((t) => t > p.last!);
+        return p.n === undefined ? after : after.slice(0, p.n);
+      });
+    }
     if (!(await this.metadata.repositoryExists(repository))) throw err('NAME_UNKNOWN', 'repository name not known to registry', { name: repository });
     return paged(page, (p) => this.metadata.listTags(repository, p));
   }

@@ -4,6 +4,7 @@ import type { Actor, ManifestRecord, MetadataStore, TagMove } from '../storage/i
 import type { PullThrough } from '../proxy/pull-through.js';
 import type { ReadDecision, ReadGate } from './read-gate.js';
 import { legacyTagSubject } from './serving-rule.js';
+import type { ContentIntegrity } from './integrity.js';
 
 export interface ManifestRead {
   readonly record: ManifestRecord;
@@ -46,6 +47,8 @@ export class ManifestService {
     private readonly hooks: ManifestWriteHooks = {},
     /** Told of every served manifest of a pull-through repository (cache eviction by last pull). */
     private readonly pulls?: { touch(repository: string, digest: Digest): void },
+    /** Checks each record read from the store against its digest (a corrupt one is never served). */
+    private readonly integrity?: Pick<ContentIntegrity, 'verifyManifest'>,
   ) {}
 
   /** Resolves without gating (used by HEAD-free internal callers and operators). */
@@ -110,7 +113,10 @@ export class ManifestService {
     const cached = this.records.get(key);
     if (cached) return cached;
     const record = await this.metadata.getManifest(repository, digest);
-    if (record) this.records.set(key, record);
+    if (!record) return undefined;
+    // Once per cache fill: a few microseconds for a manifest of a few KiB.
+    await this.integrity?.verifyManifest(record);
+    this.records.set(key, record);
     return record;
   }
 

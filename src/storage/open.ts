@@ -66,7 +66,18 @@ export class StorageStartupError extends Error {
  * one database. PostgreSQL is checked and migrated first, then S3; a failure
  * closes what was opened and throws a StorageStartupError naming the component.
  */
-export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, dataDir: string, log: StorageLog, worker?: WorkerIdentity): Promise<OpenedStorage> {
+export interface OpenStorageOptions {
+  /**
+   * Open stores a running server may be using, to read them (`customs fsck`, `customs backup`): no
+   * startup cleanup (it would delete the server's writes in progress), no notification connection.
+   */
+  readonly inspect?: boolean;
+  /** One of several worker processes sharing the data directory (`customs serve --workers N`). */
+  readonly worker?: WorkerIdentity | undefined;
+}
+
+export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, dataDir: string, log: StorageLog, options: OpenStorageOptions = {}): Promise<OpenedStorage> {
+  const { worker } = options;
   const closers: Array<() => Promise<void>> = [];
   const close = async (): Promise<void> => {
     for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
@@ -99,9 +110,9 @@ export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, 
         await p.query('SELECT 1');
         const { from, to } = await migrate(p, PG_MIGRATIONS);
         if (from !== to) log.info({ from, to }, 'PostgreSQL schema migrated');
-        notifier = await PgNotifier.start({ url, pool: p, log });
+        if (!options.inspect) notifier = await PgNotifier.start({ url, pool: p, log });
       } catch (e) {
-        throw new StorageStartupError('PostgreSQL', (e as Error).message.startsWith('PostgreSQL') ? (e as Error).message : describePgError(e, url), { cause: e });
+        throw new StorageStartupError('PostgreSQL', (e as Error).message.startsWith('PostgreSQL:') ? (e as Error).message : describePgError(e, url), { cause: e });
       }
       const n = notifier;
       closers.push(() => n.close());
@@ -149,9 +160,11 @@ export async function openStorage(config: Pick<Config, 'storage' | 'metadata'>, 
       log.info({ bucket: s.bucket, prefix: s.prefix, endpoint: s.endpoint, redirect: s.redirect?.enabled ?? false }, 'blobs in S3');
     } else {
       const fsBlobs = new FsBlobStore(dataDir, worker ? `w${worker.id}` : undefined);
-      await fsBlobs.init({ allInstances: !worker || worker.first });
       const fsUploads = new FsUploadStore(fsBlobs);
-      await fsUploads.init();
+      if (!options.inspect) {
+        await fsBlobs.init({ allInstances: !worker || worker.first });
+        await fsUploads.init();
+      }
       if (config.metadata.driver === 'postgres') {
         log.warn({}, 'blobs on the local filesystem with metadata in PostgreSQL: replicas must share the data directory');
       }

@@ -10,6 +10,8 @@ export class EndOfData extends Error {
 
 const EMPTY = Buffer.alloc(0);
 
+export type Tap = (chunk: Buffer | null, offset: number) => void | Promise<void>;
+
 export class ByteReader {
   private buf: Buffer = EMPTY;
   private off = 0;
@@ -17,7 +19,33 @@ export class ByteReader {
   /** Bytes consumed so far. */
   pos = 0;
 
+  /** Bytes pulled from the source so far (the offset of the next pulled chunk). */
+  private pulled = 0;
+  private readonly taps = new Set<Tap>();
+
   constructor(private readonly pull: () => Promise<Buffer | null>) {}
+
+  /**
+   * Sees every chunk this reader pulls from now on, with its offset (null at the end), before the
+   * reader uses it; a tap that awaits holds the reader back. For a second parse of the same bytes
+   * that runs alongside the first (see pickle-joblib.ts). Returns the function that removes it.
+   */
+  tap(t: Tap): () => void {
+    this.taps.add(t);
+    return () => this.taps.delete(t);
+  }
+
+  /** What has been pulled but not consumed yet, and its offset. */
+  buffered(): { data: Buffer; offset: number } {
+    return { data: this.buf.subarray(this.off), offset: this.pos };
+  }
+
+  private async next(): Promise<Buffer | null> {
+    const c = await this.pull();
+    for (const t of [...this.taps]) await t(c, this.pulled);
+    if (c !== null) this.pulled += c.length;
+    return c;
+  }
 
   static from(source: AsyncIterable<Uint8Array>): ByteReader {
     const it = source[Symbol.asyncIterator]();
@@ -35,7 +63,7 @@ export class ByteReader {
   private async fill(): Promise<boolean> {
     while (this.off >= this.buf.length) {
       if (this.done) return false;
-      const c = await this.pull();
+      const c = await this.next();
       if (c === null) {
         this.done = true;
         return false;
@@ -138,6 +166,14 @@ export class ByteReader {
     this.buf = Buffer.concat([head, this.buf.subarray(this.off)]);
     this.off = 0;
     return head;
+  }
+
+  /** Puts bytes back in front of what is left (a decoder that read past the end of its stream). */
+  unread(b: Buffer): void {
+    if (b.length === 0) return;
+    this.buf = Buffer.concat([b, this.buf.subarray(this.off)]);
+    this.off = 0;
+    this.pos -= b.length;
   }
 
   /** The next piece of at most max bytes, or null at the end (for sub-readers). */

@@ -2,7 +2,7 @@ import { X509Certificate as SigstoreCert } from '@sigstore/core';
 import { createHash, createPublicKey, verify as nodeVerify, X509Certificate, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import { certLabel, certMatchesIdentity, pae, verifyChain, verifyWithKey } from './crypto.js';
-import { combine, evidenceId, guarded, rejected, type Outcome, type Signed, type SubjectContext } from './evidence.js';
+import { combine, evidenceId, guarded, outsideRestriction, rejected, type Outcome, type Signed, type SubjectContext } from './evidence.js';
 import { canonicalJson } from './policy.js';
 import { parseStatement, subjectMismatch, type Statement } from './statement.js';
 import { parseJsonNoDuplicates } from './strict-json.js';
@@ -90,6 +90,11 @@ function verifyAgainst(format: string, layer: LegacyLayer, data: Buffer, sig: Bu
     try {
       if (a.kind === 'keys') {
         if (cert) continue;
+        const restricted = outsideRestriction(a, statement);
+        if (restricted) {
+          failures.push(restricted);
+          continue;
+        }
         const k = a.keys.find((k) => verifyWithKey(k.key, data, sig));
         if (!k) {
           failures.push(`${a.label}: signature does not verify with ${a.keys.length === 0 ? 'any key (none trusted)' : 'any trusted key'}`);

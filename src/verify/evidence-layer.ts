@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { DSSE_LAYER, SIMPLE_SIGNING, verifyCosignAttestationLayer, verifyCosignSignatureLayer } from './cosign-legacy.js';
 import { errorText, rejected, type Outcome, type SubjectContext } from './evidence.js';
 import { COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, NOTATION_ARTIFACT_TYPE, verifyNotationJws } from './notation.js';
@@ -54,8 +56,24 @@ export function verifyLayer(kind: Extract<LayerKind, { verify: unknown }>, blob:
   }
 }
 
+/**
+ * SBOM documents are immutable and can be megabytes (a Python environment's is ~8 MB); validating one against
+ * the CycloneDX schema takes seconds, and a subject's verdict is recomputed whenever a referrer arrives. So
+ * each document is judged once, by its digest.
+ */
+const sbomResults = new LRUCache<string, { summary: SbomSummary } | { error: string }>({ max: 512 });
+
 /** Parses and validates an SBOM layer; the reason when it is not one. */
 export async function readSbomLayer(blob: Buffer, format: SbomFormat): Promise<{ summary: SbomSummary } | { error: string }> {
+  const key = `${format} ${createHash('sha256').update(blob).digest('hex')}`;
+  const hit = sbomResults.get(key);
+  if (hit) return hit;
+  const r = await judgeSbom(blob, format);
+  sbomResults.set(key, r);
+  return r;
+}
+
+async function judgeSbom(blob: Buffer, format: SbomFormat): Promise<{ summary: SbomSummary } | { error: string }> {
   let doc: unknown;
   try {
     doc = JSON.parse(blob.toString('utf8'));

@@ -4,6 +4,7 @@ import { imageManifestSchema, type Descriptor } from '../oci/schemas.js';
 import { errorText, type SubjectContext } from './evidence.js';
 import { classifyLayer, readSbomLayer, verifyLayer, type LegacyKind } from './evidence-layer.js';
 import { loadSubject, type Limits } from './gather.js';
+import { sbomFormatOfMediaType } from './sbom.js';
 import type { EvidencePolicy } from './policy.js';
 import type { ResolvedAuthority } from './trust.js';
 import type { ContentSource } from './types.js';
@@ -104,6 +105,11 @@ export async function judgeEvidence(i: EvidenceInput): Promise<EvidenceJudgement
       continue;
     }
     if (kind.kind === 'sbom') {
+      if (!sbomFormatOfMediaType(layer.mediaType)) {
+        // The artifact says SBOM, the layer does not: an unsigned SBOM is served only when every layer says what it is.
+        bad(`${at} is not an SBOM media type (an unsigned SBOM's every layer must have one, e.g. application/vnd.cyclonedx+json)`);
+        continue;
+      }
       if (!i.policy.allowUnsigned.includes('sbom')) {
         bad(`${at}: unsigned SBOMs are not allowed by policy.evidence.allowUnsigned`);
         continue;

@@ -62,6 +62,16 @@ export function errorText(e: unknown): string {
   return String(e);
 }
 
+/**
+ * Why a signature by a predicate-restricted authority (customs' verifier key) does not count here:
+ * it vouches only for statements of its predicate type. Undefined when it counts.
+ */
+export function outsideRestriction(a: ResolvedAuthority, statement: Statement | undefined): string | undefined {
+  if (a.kind !== 'keys' || a.onlyPredicateType === undefined) return undefined;
+  if (statement?.predicateType === a.onlyPredicateType) return undefined;
+  return `${a.label} signs only ${a.onlyPredicateType} statements, not ${statement ? statement.predicateType : 'plain signatures'}`;
+}
+
 /** Joins per-authority failures into one reason, e.g. "key a: signature invalid; key b: ...". */
 export function combine(format: string, failures: string[]): Rejected {
   const uniq = [...new Set(failures)];

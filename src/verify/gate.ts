@@ -1,10 +1,12 @@
+import type { KeyObject } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { errorText } from './evidence.js';
 import { evaluateRule } from './evaluate.js';
 import { DEFAULT_LIMITS, gatherEvidence, loadSubject, type Limits } from './gather.js';
 import type { LegacyKind } from './evidence-layer.js';
 import { judgeEvidence, type EvidenceJudgement } from './evidence-verdict.js';
-import { checkModel } from './model-check.js';
+import { checkModel, LayerUnreadable } from './model-check.js';
+import { hubOriginFindings } from './hub-origin.js';
 import { err } from '../oci/errors.js';
 import { defaultPolicy, matchRule, parsePolicy, policyHash, ruleName, withMode, type Policy, type Rule } from './policy.js';
 import { loadTrust, type ResolvedAuthority, type Trust } from './trust.js';
@@ -159,6 +161,9 @@ export class Gate {
       // any (a rule with no signature requirement), the operator's keys in <data>/trust/keys/.
       const authorities = matched ? ruleAuthorities(matched, this.trust) : [];
       if (authorities.length === 0) authorities.push(this.trust.authority({ trustedKeys: true }));
+      // customs' own verifier key vouches for its verification summaries (VSA statements) and nothing
+      // else (its authority refuses any other predicate); never for the subject's own verdict.
+      if (this.trust.verifier) authorities.push(this.trust.verifier);
       const j = await judgeEvidence({ source: this.source, repository, digest, subject, legacy, authorities, policy: this.policy.evidence, limits: this.limits, now: this.now() });
       return { verdict: make(j.lines, j.kind), cacheable: !j.incomplete };
     } catch (e) {
@@ -186,9 +191,12 @@ export class Gate {
       }
       const ev = await gatherEvidence(this.source, repository, subject, this.limits);
       const model = rule.model ? await checkModel(this.source, repository, subject, rule.model, this.limits.maxBlobBytes) : undefined;
-      const findings = evaluateRule(rule, this.trust, ev, model);
+      const findings = [...evaluateRule(rule, this.trust, ev, model), ...hubOriginFindings(rule, subject.manifest)];
       return { verdict: this.verdict(repository, digest, rule, rule.mode, findings, ev.referrers), cacheable: !ev.incomplete && !model?.incomplete };
     } catch (e) {
+      // A model layer could not be read right now (an upstream or the store is away): an error for the
+      // client to retry, not a verdict. Nothing is served either way.
+      if (e instanceof LayerUnreadable) throw e.error;
       const f: Finding = { rule: ruleName(rule), check: 'subject', ok: false, reason: `verification failed: ${errorText(e)}` };
       return { verdict: this.verdict(repository, digest, rule, rule.mode, [f], []), cacheable: false };
     }
@@ -234,6 +242,8 @@ export interface BuildGateOptions {
   /** `--gate`: overrides every rule's mode. */
   readonly mode?: Verdict['mode'];
   readonly cacheSize?: number;
+  /** customs' verifier public key: its verification summaries verify as evidence (Trust.verifier). */
+  readonly verifierKey?: KeyObject;
 }
 
 /**
@@ -243,6 +253,6 @@ export interface BuildGateOptions {
 export function buildGate(o: BuildGateOptions): Gate {
   let policy = o.policy === undefined ? defaultPolicy() : parsePolicy(o.policy);
   if (o.mode) policy = withMode(policy, o.mode);
-  const trust = loadTrust(policy, { dataDir: o.dataDir, ...(o.configDir ? { baseDir: o.configDir } : {}) });
+  const trust = loadTrust(policy, { dataDir: o.dataDir, ...(o.configDir ? { baseDir: o.configDir } : {}), ...(o.verifierKey ? { verifierKey: o.verifierKey } : {}) });
   return new Gate({ source: o.source, policy, trust, ...(o.cacheSize ? { cacheSize: o.cacheSize } : {}) });
 }

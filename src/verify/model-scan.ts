@@ -1,107 +1,128 @@
-import { Readable } from 'node:stream';
-import { createGunzip, createInflateRaw } from 'node:zlib';
 import type { Descriptor } from '../oci/schemas.js';
 import { ByteReader } from './byte-reader.js';
+import { DecompressError, decompress, detectContainer } from './decompress.js';
+import { NPY_MAGIC, scanNpy } from './npy.js';
 import { PickleScanner, type PickleScanOptions, type PickleScanResult } from './pickle.js';
+import { checkSafetensors } from './safetensors.js';
 import { layerPath } from './statement.js';
+import { walkZip } from './zip.js';
 
 /**
- * Finds the pickles in a model layer and scans them while streaming: a raw pickle, a zip
- * (torch.save's format: `<name>/data.pkl` entries), a tar (ModelPack's layer format) or any
- * of those gzipped. Memory stays at a chunk or two; weights are skipped, not buffered.
+ * Scans a model layer while streaming, whatever holds the model: a pickle stream (raw, joblib,
+ * legacy torch), a zip (torch.save, NumPy's .npz) read by its central directory, a .npy array, a
+ * safetensors file, a tar (ModelPack's layer format), or any of these in joblib's zlib, gzip, bz2,
+ * lzma or xz container. Memory stays at a chunk or two plus the scanner's small values; weights
+ * are skipped, never buffered. Anything the scan cannot classify is a problem, never a pass.
  */
-export const PICKLE_EXTENSIONS = ['.pkl', '.pickle', '.pt', '.pth', '.bin', '.joblib', '.ckpt'];
-
+export const PICKLE_EXTENSIONS = ['.pkl', '.pickle', '.pt', '.pth', '.bin', '.joblib', '.ckpt', '.npy', '.npz', '.safetensors'];
+/** joblib picks its compressor from these suffixes (`model.joblib.xz`). */
+const COMPRESSED_SUFFIX = /\.(z|gz|bz2|lzma|xz)$/i;
+/** Members of torch's oldest format, a tar (torch/serialization.py legacy_load). */
+const TORCH_TAR_MEMBERS = new Set(['pickle', 'sys_info', 'storages', 'tensors']);
 const MODEL_ARCHIVE_PREFIXES = ['application/vnd.cncf.model.', 'application/vnd.kitops.modelkit.model', 'application/vnd.docker.ai.'];
+const MAX_DEPTH = 4;
 
-const hasPickleExt = (name: string): boolean => PICKLE_EXTENSIONS.some((e) => name.toLowerCase().endsWith(e));
+export const hasModelExt = (name: string): boolean => {
+  const base = name.toLowerCase().replace(COMPRESSED_SUFFIX, '');
+  return PICKLE_EXTENSIONS.some((e) => base.endsWith(e));
+};
 
-/** Which layers the scan must read: pickle-named files, pickle media types, and ModelPack tar layers. */
+/** Which layers the scan must read: model-file names, pickle/torch/joblib/numpy/safetensors media types, model archives. */
 export function isPickleCandidate(layer: Descriptor): boolean {
   const path = layerPath(layer.annotations);
-  if (path !== undefined && hasPickleExt(path)) return true;
+  if (path !== undefined && hasModelExt(path)) return true;
   const mt = layer.mediaType.toLowerCase();
-  if (mt.includes('pickle') || mt.includes('pytorch') || mt.includes('joblib')) return true;
+  if (['pickle', 'pytorch', 'joblib', 'safetensors', 'numpy'].some((w) => mt.includes(w))) return true;
   // Archives of model files (ModelPack, KitOps, Docker model artifacts) may hold pickles anywhere inside.
   const modelArchive = MODEL_ARCHIVE_PREFIXES.some((p) => mt.startsWith(p));
   return modelArchive && /\.tar(\+gzip|\+zstd|\.gz)?$/.test(mt);
 }
 
+/** A failure to read the layer (the upstream reset, the store is away): not a finding about the file. */
+class SourceFailure extends Error {
+  constructor(override readonly cause: unknown) {
+    super((cause as Error)?.message ?? String(cause));
+  }
+}
+
+/** The layer's bytes, with the source's own failures told apart from what the scanner finds in them. */
+async function* tagged(stream: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const it = stream[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      let r: IteratorResult<Uint8Array>;
+      try {
+        r = await it.next();
+      } catch (e) {
+        throw new SourceFailure(e);
+      }
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    await it.return?.();
+  }
+}
+
+/**
+ * Scans one layer. What is wrong with the file is returned as problems (a deny); a failure to read it
+ * (the source's error) is thrown as it came, so the gate can report an unavailable upstream or store
+ * instead of judging a file it could not see.
+ */
 export async function scanModelLayer(stream: AsyncIterable<Uint8Array>, where: string, opts: PickleScanOptions = {}): Promise<PickleScanResult> {
   const scanner = new PickleScanner(opts);
   const problems: string[] = [];
   try {
-    await scanAny(ByteReader.from(stream), where, scanner, 0);
+    await scanAny(ByteReader.from(tagged(stream)), where, scanner, 0);
   } catch (e) {
-    problems.push(`${where}: ${(e as Error).message}`);
+    if (e instanceof SourceFailure) throw e.cause;
+    const msg = (e as Error).message;
+    problems.push(msg.startsWith(where) ? msg : `${where}: ${msg}`);
   }
   const r = scanner.result();
   return { ...r, problems: [...r.problems, ...problems] };
 }
 
 async function scanAny(r: ByteReader, where: string, s: PickleScanner, depth: number): Promise<void> {
-  if (depth > 3) throw new Error('archives nested too deep');
+  if (depth > MAX_DEPTH) throw new Error('archives nested too deep');
   const head = await r.peek(512);
   if (head.length === 0) return;
-  if (head[0] === 0x1f && head[1] === 0x8b) return scanAny(ByteReader.from(Readable.from(drain(r)).pipe(createGunzip())), where, s, depth + 1);
-  if (head.length >= 4 && head.readUInt32LE(0) === 0x04034b50) return scanZip(r, where, s);
-  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) throw new Error('zstd-compressed content cannot be scanned here; use tar or tar+gzip');
+  if (head.length >= 4 && head.readUInt32LE(0) === 0x04034b50) return walkZip(r, (name, content) => scanMember(content, `${where}:${name}`, name, s, depth));
+  if (head.subarray(0, 6).equals(NPY_MAGIC)) return scanNpy(r, where, s);
   if (head.length >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar') return scanTar(r, where, s, depth);
+  const container = detectContainer(head);
+  if (container !== undefined) {
+    const inner = ByteReader.from(decompress(container, r, where));
+    await scanAny(inner, where, s, depth + 1);
+    while ((await inner.chunk(1 << 20)) !== null); // the whole container: a bomb or corrupt tail is found too
+    return;
+  }
+  if (where.toLowerCase().endsWith('.safetensors') || looksLikeSafetensors(head)) {
+    const problem = await checkSafetensors(r);
+    if (problem) s.problem(`${where}: ${problem}`);
+    return;
+  }
   await s.scanStream(r, where);
 }
 
-async function* drain(r: ByteReader): AsyncGenerator<Buffer> {
-  for (;;) {
-    const c = await r.chunk(1 << 20);
-    if (c === null) return;
-    yield c;
-  }
-}
+const looksLikeSafetensors = (head: Buffer): boolean => head.length >= 9 && head[8] === 0x7b && head.readBigUInt64LE(0) < 100_000_000n;
 
-/** ZIP local headers in order (APPNOTE 4.3.7); the central directory ends the walk. */
-async function scanZip(r: ByteReader, where: string, s: PickleScanner): Promise<void> {
-  for (;;) {
-    if (await r.atEnd()) return;
-    const sig = (await r.peek(4)).readUInt32LE(0);
-    if (sig === 0x02014b50 || sig === 0x06054b50 || sig === 0x06064b50) return;
-    if (sig !== 0x04034b50) throw new Error('zip: bad local header');
-    const h = await r.bytes(30);
-    const flags = h.readUInt16LE(6);
-    const method = h.readUInt16LE(8);
-    let csize = h.readUInt32LE(18);
-    const nameLen = h.readUInt16LE(26);
-    const extraLen = h.readUInt16LE(28);
-    const name = (await r.bytes(nameLen)).toString('utf8');
-    const extra = await r.bytes(extraLen);
-    if (csize === 0xffffffff) csize = zip64Size(extra, h.readUInt32LE(22) === 0xffffffff);
-    if (flags & 0x08 && csize === 0) throw new Error(`zip: entry ${name} has no size (data descriptor); cannot stream it`);
-    if (flags & 0x01) throw new Error(`zip: entry ${name} is encrypted`);
-    const entry = `${where}:${name}`;
-    if (!name.endsWith('.pkl')) {
-      await r.skip(csize);
-    } else {
-      const { reader, rest } = r.sub(csize);
-      if (method === 0) await s.scanStream(reader, entry);
-      else if (method === 8) await s.scanStream(ByteReader.from(Readable.from(drain(reader)).pipe(createInflateRaw())), entry);
-      else throw new Error(`zip: entry ${name} uses compression method ${method}`);
-      await rest();
-    }
-    if (flags & 0x08) await r.skip((await r.peek(4)).readUInt32LE(0) === 0x08074b50 ? 16 : 12);
-  }
-}
+/** A pickle protocol 2-5 header (torch.load and pickle.load read files by any name). */
+const looksLikePickle = (head: Buffer): boolean => head[0] === 0x80 && head[1]! >= 2 && head[1]! <= 5 && (head[1]! < 4 || head[2] === 0x95);
 
-/** ZIP64 extended information (APPNOTE 4.5.3): uncompressed size first when it overflowed too. */
-function zip64Size(extra: Buffer, usizeOverflow: boolean): number {
-  for (let i = 0; i + 4 <= extra.length; ) {
-    const id = extra.readUInt16LE(i);
-    const len = extra.readUInt16LE(i + 2);
-    if (id === 0x0001) {
-      const off = i + 4 + (usizeOverflow ? 8 : 0);
-      return Number(extra.readBigUInt64LE(off));
-    }
-    i += 4 + len;
-  }
-  throw new Error('zip: ZIP64 size missing');
+/**
+ * An entry of a zip or a tar: scanned when a loader would read it as a model file: by name (.pkl
+ * inside torch.save's zip, .npy inside .npz, model-file extensions, torch's tar members) or by its
+ * first bytes (NumPy's magic, which np.load honours under any name; a pickle or zip header). Other
+ * entries (torch's raw storages, text) are skipped.
+ */
+async function scanMember(content: ByteReader, where: string, name: string, s: PickleScanner, depth: number): Promise<void> {
+  const lower = name.toLowerCase();
+  const base = lower.slice(lower.lastIndexOf('/') + 1);
+  const head = await content.peek(8);
+  if (lower.endsWith('.pkl') || lower.endsWith('.pickle') || TORCH_TAR_MEMBERS.has(base)) return s.scanStream(content, where);
+  if (lower.endsWith('.npy') || head.subarray(0, 6).equals(NPY_MAGIC)) return scanNpy(content, where, s);
+  if (hasModelExt(name) || looksLikePickle(head) || (head.length >= 4 && head.readUInt32LE(0) === 0x04034b50)) return scanAny(content, where, s, depth + 1);
 }
 
 /** POSIX ustar with GNU long names and pax `path` records. */
@@ -124,9 +145,9 @@ async function scanTar(r: ByteReader, where: string, s: PickleScanner, depth: nu
       else longName = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(data)?.[1];
       continue;
     }
-    if ((type === '0' || type === '\0' || type === '7') && hasPickleExt(name)) {
+    if (type === '0' || type === '\0' || type === '7') {
       const { reader, rest } = r.sub(size);
-      await scanAny(reader, `${where}:${name}`, s, depth + 1);
+      await scanMember(reader, `${where}:${name}`, name, s, depth);
       await rest();
       await r.skip(padded - size);
     } else await r.skip(padded);
@@ -147,3 +168,5 @@ const cstr = (b: Buffer): string => {
   const z = b.indexOf(0);
   return b.subarray(0, z === -1 ? b.length : z).toString('utf8');
 };
+
+export { DecompressError };

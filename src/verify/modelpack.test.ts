@@ -28,14 +28,14 @@ describe('which layers the pickle scan reads (vectors/modelpack, docker-model, k
   it('ModelPack tar layers are scanned (their format may be pt)', () => {
     expect(layers('modelpack/example-manifest.from-spec.md.json').map(isPickleCandidate)).toEqual([true, true, true, true]);
   });
-  it('Docker model GGUF/safetensors layers are not pickles; its config tar is scanned', () => {
+  it('Docker model GGUF layers are not read; safetensors layers are (their headers are validated); its config tar is scanned', () => {
     expect(layers('docker-model/example-gguf-manifest.from-spec.md.json').map(isPickleCandidate)).toEqual([false, false]);
-    expect(layers('docker-model/example-safetensors-sharded-manifest.from-spec.md.json').map(isPickleCandidate)).toEqual([false, false, true, false]);
+    expect(layers('docker-model/example-safetensors-sharded-manifest.from-spec.md.json').map(isPickleCandidate)).toEqual([true, true, true, false]);
   });
   it('KitOps: the model tar is scanned, the code tar is not', () => {
     expect(layers('kitops/manifestA.synthetic.json').map(isPickleCandidate)).toEqual([true, false]);
   });
-  it('the synthetic ModelPack raw layers (safetensors, tokenizer.json) are not', () => {
-    expect(layers('synthetic/modelpack-manifest.json').map(isPickleCandidate)).toEqual([false, false]);
+  it('the synthetic ModelPack raw layers: model.safetensors is read, tokenizer.json is not', () => {
+    expect(layers('synthetic/modelpack-manifest.json').map(isPickleCandidate)).toEqual([true, false]);
   });
 });

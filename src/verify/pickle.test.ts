@@ -30,15 +30,16 @@ describe('pickle scanner', () => {
     expect(r.globals).toContain('sklearn.ensemble._iforest.IsolationForest');
     expect(r.globals).toContain('joblib.numpy_pickle.NumpyArrayWrapper');
   });
-  it('extra allow globs extend the allowlist', async () => {
-    const r = await scanPickleStream(stream(P['evil-p4.pkl']!), 'x', { allow: ['posix.system'] });
-    expect(r.problems).toEqual([]);
+  it('extra exact pairs extend the allow-list (module:name or module.name); globs are refused', async () => {
+    expect((await scanPickleStream(stream(P['evil-p4.pkl']!), 'x', { allow: ['posix:system'] })).problems).toEqual([]);
+    expect((await scanPickleStream(stream(P['evil-p4.pkl']!), 'x', { allow: ['posix.system'] })).problems).toEqual([]);
+    await expect(scanPickleStream(stream(P['evil-p4.pkl']!), 'x', { allow: ['posix.*'] })).rejects.toThrow(/glob/);
   });
-  it('STACK_GLOBAL with computed operands is a finding, not a pass', async () => {
+  it('STACK_GLOBAL with operands that are not strings is denied with its offset', async () => {
     // PROTO 4, SHORT_BINUNICODE 'os', NONE, STACK_GLOBAL, STOP: the name is not a string.
     const b = Buffer.from([0x80, 4, 0x8c, 2, 0x6f, 0x73, 0x4e, 0x93, 0x2e]);
     const r = await scanPickleStream(stream(b), 'odd');
-    expect(r.problems.join()).toMatch(/not constant strings/);
+    expect(r.problems.join()).toMatch(/STACK_GLOBAL requires str at offset 7/);
   });
   it('truncated and non-pickle data are findings', async () => {
     expect((await scanPickleStream(stream(P['evil-p4.pkl']!.subarray(0, 20)), 't')).problems.join()).toMatch(/truncated/);
@@ -65,6 +66,8 @@ describe('model layers: zip (.pt), tar, gzip', () => {
     const d = { digest: `sha256:${'a'.repeat(64)}` as const, size: 1 };
     expect(isPickleCandidate({ ...d, mediaType: 'application/octet-stream', annotations: { 'org.cncf.model.filepath': 'model.joblib' } })).toBe(true);
     expect(isPickleCandidate({ ...d, mediaType: 'application/vnd.cncf.model.weight.v1.tar' })).toBe(true);
-    expect(isPickleCandidate({ ...d, mediaType: 'application/vnd.cncf.model.weight.v1.raw', annotations: { 'org.cncf.model.filepath': 'model.safetensors' } })).toBe(false);
+    expect(isPickleCandidate({ ...d, mediaType: 'application/vnd.cncf.model.weight.v1.raw', annotations: { 'org.cncf.model.filepath': 'model.safetensors' } })).toBe(true);
+    expect(isPickleCandidate({ ...d, mediaType: 'application/vnd.cncf.model.weight.v1.raw', annotations: { 'org.cncf.model.filepath': 'model.joblib.xz' } })).toBe(true);
+    expect(isPickleCandidate({ ...d, mediaType: 'application/vnd.cncf.model.weight.v1.raw', annotations: { 'org.cncf.model.filepath': 'tokenizer.json' } })).toBe(false);
   });
 });

@@ -47,6 +47,11 @@ describe('policy schema', () => {
     expect(() => parsePolicy({ rules: [{ match: '**', signatures: { authorities: [{ keyless: { issuer: 'x', subject: 'a', subjectRegex: 'b' } }] } }] })).toThrow(/exactly one/);
     expect(() => parsePolicy({ rules: [{ match: '**', signatures: { authorities: [{ keyless: { issuer: 'x', subject: 'a' }, timestampThreshold: 0 }] } }] })).toThrow(/timestamp/);
   });
+  it('model.pickleAllow takes exact module:name pairs (and the older module.name); globs are refused', () => {
+    expect(parsePolicy({ rules: [{ match: '**', model: { pickleAllow: ['mypkg.models:Net', 'argparse.Namespace'] } }] }).rules[0]!.model!.pickleAllow).toEqual(['mypkg.models:Net', 'argparse.Namespace']);
+    expect(() => parsePolicy({ rules: [{ match: '**', model: { pickleAllow: ['sklearn.*'] } }] })).toThrow(/policy\.rules\.0\.model\.pickleAllow\.0: "sklearn\.\*" is a glob/);
+    expect(() => parsePolicy({ rules: [{ match: '**', model: { pickleAllow: ['os system'] } }] })).toThrow(/not module:name/);
+  });
   it('parsing is idempotent (the config loader may embed policySchema, buildGate parses again)', () => {
     const p = parsePolicy(parse(EXAMPLE));
     expect(parsePolicy(p)).toEqual(p);

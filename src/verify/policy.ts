@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { isValidCel } from './cel.js';
 import { globMatch, globSpecificity } from './glob.js';
+import { parsePickleAllowEntry } from './pickle-allow.js';
 import type { Mode } from './types.js';
 
 /**
@@ -95,8 +96,28 @@ export const ruleSchema = z.strictObject({
       allowLicenses: z.array(nonEmpty).optional(),
       allowFormats: z.array(nonEmpty).optional(),
       pickleScan: z.boolean().default(true),
-      /** Extra `module.name` globs the pickle scanner accepts. */
-      pickleAllow: z.array(nonEmpty).default([]),
+      /**
+       * Extra globals the pickle scanner accepts, as exact `module:name` pairs (`module.name` is read
+       * as split at its last dot). Globs were accepted before and are refused now: a glob over a
+       * package admits every callable in it.
+       */
+      pickleAllow: z
+        .array(
+          nonEmpty.superRefine((s, ctx) => {
+            const p = parsePickleAllowEntry(s);
+            if (typeof p === 'string') ctx.addIssue({ code: 'custom', message: p });
+          }),
+        )
+        .default([]),
+    })
+    .optional(),
+  /** What content pulled through from a Hugging Face Hub (`hub.upstreams`) may be; see hub-origin.ts. */
+  hub: z
+    .strictObject({
+      /** Upstream revisions only by full commit sha: a branch or tag name is refused before the upstream is asked. */
+      requireRevisionPin: z.boolean().default(false),
+      /** Upstream repositories admitted (`org/model`, `org/*`; case-insensitive). Absent: any. */
+      allow: z.array(nonEmpty).min(1).optional(),
     })
     .optional(),
 });

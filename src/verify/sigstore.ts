@@ -4,7 +4,7 @@ import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { createHash, X509Certificate } from 'node:crypto';
 import { z } from 'zod';
 import { certLabel, certMatchesIdentity, derToCert, isP256OrNonEc, pae, verifyChain, verifyWithKey } from './crypto.js';
-import { combine, evidenceId, guarded, rejected, type Outcome, type Signed, type SubjectContext } from './evidence.js';
+import { combine, evidenceId, guarded, outsideRestriction, rejected, type Outcome, type Signed, type SubjectContext } from './evidence.js';
 import { parseStatement, subjectMismatch, type Statement } from './statement.js';
 import type { ResolvedAuthority, TrustedKey } from './trust.js';
 
@@ -83,6 +83,11 @@ export function verifySigstoreBundle(blob: Buffer, ctx: SubjectContext): Outcome
       try {
         if (a.kind === 'keys') {
           if (hasCert) continue;
+          const restricted = outsideRestriction(a, statement);
+          if (restricted) {
+            failures.push(restricted);
+            continue;
+          }
           const k = verifyKeyBased(a, raw, bundle, bundleError, ctx.bytes, payload, sig);
           if (typeof k === 'string') failures.push(`${a.label}: ${k}`);
           else ok(a, `key sha256:${k.fingerprint.slice(0, 16)}`);

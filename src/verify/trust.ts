@@ -49,7 +49,17 @@ export interface TrustedKey {
 }
 
 export type ResolvedAuthority =
-  | { kind: 'keys'; id: string; label: string; keys: TrustedKey[]; root?: SigstoreRoot; tlogThreshold: number; timestampThreshold: number }
+  | {
+      kind: 'keys';
+      id: string;
+      label: string;
+      keys: TrustedKey[];
+      root?: SigstoreRoot;
+      tlogThreshold: number;
+      timestampThreshold: number;
+      /** Signatures by these keys count only on an in-toto statement of this predicate type (customs' verifier key: its VSAs). */
+      onlyPredicateType?: string;
+    }
   | {
       kind: 'keyless';
       id: string;
@@ -69,6 +79,11 @@ export interface Trust {
   authority(a: Authority): ResolvedAuthority;
   /** Changes whenever a key, root or trust store changes: part of the verdict cache key. */
   readonly hash: string;
+  /**
+   * customs' own verifier key, restricted to SLSA verification summaries: the authority under which
+   * the summaries customs attaches verify as evidence for their subject (never a signature of the subject).
+   */
+  readonly verifier?: ResolvedAuthority;
 }
 
 export interface LoadTrustOptions {
@@ -76,7 +91,12 @@ export interface LoadTrustOptions {
   dataDir: string;
   /** Where relative paths in the policy are resolved (the config file's directory). */
   baseDir?: string;
+  /** customs' verifier public key (`<data>/trust/verifier.key`'s), when it signs verification summaries. */
+  verifierKey?: KeyObject;
 }
+
+/** The predicate type of SLSA verification summaries, the one statement customs' verifier key signs. */
+export const VSA_PREDICATE_TYPE = 'https://slsa.dev/verification_summary/v1';
 
 export const trustKeysDir = (dataDir: string): string => join(dataDir, 'trust', 'keys');
 
@@ -113,15 +133,24 @@ export function loadTrust(policy: Policy, opts: LoadTrustOptions): Trust {
     if (r.kind === 'keys' || r.kind === 'keyless') hash.update(r.root?.bytes ?? '');
     if (r.kind === 'x509') for (const c of r.roots) hash.update(c.fingerprint256);
   }
+  const verifier = opts.verifierKey ? verifierAuthority(opts.verifierKey) : undefined;
+  if (verifier?.kind === 'keys') hash.update(`verifier ${verifier.keys[0]!.fingerprint}`);
   const digest = `sha256:${hash.digest('hex')}`;
   return {
     hash: digest,
+    ...(verifier ? { verifier } : {}),
     authority(a: Authority): ResolvedAuthority {
       const r = byId.get(authorityId(a));
       if (!r) throw new Error(`authority not loaded: ${labelOf(a)}`);
       return r;
     },
   };
+}
+
+/** customs' own key as an authority that vouches for nothing but its verification summaries. */
+export function verifierAuthority(key: KeyObject): ResolvedAuthority {
+  const k = toTrustedKey(key.export({ type: 'spki', format: 'pem' }).toString(), 'customs verifier key');
+  return { kind: 'keys', id: `customs-verifier:${k.fingerprint}`, label: 'customs verifier key', keys: [k], tlogThreshold: 0, timestampThreshold: 0, onlyPredicateType: VSA_PREDICATE_TYPE };
 }
 
 const ids = new WeakMap<object, string>();

@@ -7,7 +7,7 @@ import type { Descriptor } from '../oci/schemas.js';
  */
 
 /** Which requirement of a rule a finding is about. */
-export type Check = 'match' | 'signatures' | 'attestations' | 'sbom' | 'model' | 'subject' | 'mode' | 'evidence' | 'quarantine';
+export type Check = 'match' | 'signatures' | 'attestations' | 'sbom' | 'model' | 'hub' | 'subject' | 'mode' | 'evidence' | 'quarantine';
 
 export interface Finding {
   /** The rule's name (its first glob when unnamed), or `(default)` when no rule matched. */

@@ -23,6 +23,10 @@ export interface CephRgw {
   readonly accessKeyId: string;
   readonly secretAccessKey: string;
   readonly region: string;
+  /** Kills the gateway (SIGKILL; the cluster stays up): S3 goes away mid-request. */
+  stopGateway?(): Promise<void>;
+  /** Starts the gateway again and waits until it answers. */
+  startGateway?(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -52,12 +56,14 @@ export async function startCephRgw(): Promise<CephRgw> {
     let tail = '';
     p.stderr!.on('data', (c: Buffer) => (tail = (tail + c.toString()).slice(-2000)));
     p.once('exit', (code, sig) => {
-      if (!stopping) console.error(`${cmd} exited (${code ?? sig}): ${tail}`);
+      if (!stopping && !(cmd === 'radosgw' && gatewayStopped)) console.error(`${cmd} exited (${code ?? sig}): ${tail}`);
     });
     procs.push(p);
     return p;
   };
   let stopping = false;
+  let gatewayStopped = false;
+  let gateway: ChildProcess | undefined;
   // A test worker that dies (timeout, crash) must not leave a Ceph cluster running.
   const killAll = (): void => procs.forEach((p) => p.exitCode === null && p.kill('SIGKILL'));
   process.once('exit', killAll);
@@ -74,7 +80,7 @@ export async function startCephRgw(): Promise<CephRgw> {
     daemon('ceph-osd', ['-i', id]);
     // Wait for the OSD to come up before the gateway creates its pools.
     await waitFor(async () => /1 up/.test(await ceph('osd', 'stat')), 30_000, 'the OSD to come up');
-    daemon('radosgw', ['-n', 'client.rgw.a']);
+    gateway = daemon('radosgw', ['-n', 'client.rgw.a']);
     const accessKeyId = 'CUSTOMSTESTKEY000001';
     const secretAccessKey = 'customs-test-secret-key-0000000000000000';
     await run('radosgw-admin', ['-c', conf, 'user', 'create', '--uid=customs', '--display-name=customs', `--access-key=${accessKeyId}`, `--secret=${secretAccessKey}`], { env });
@@ -85,6 +91,20 @@ export async function startCephRgw(): Promise<CephRgw> {
       accessKeyId,
       secretAccessKey,
       region: 'us-east-1',
+      stopGateway: async () => {
+        gatewayStopped = true;
+        const g = gateway!;
+        if (g.exitCode === null && g.signalCode === null) {
+          const exited = new Promise((r) => g.once('exit', r));
+          g.kill('SIGKILL');
+          await exited;
+        }
+      },
+      startGateway: async () => {
+        gateway = daemon('radosgw', ['-n', 'client.rgw.a']);
+        gatewayStopped = false;
+        await waitFor(async () => (await fetch(endpoint).then((r) => r.status, () => 0)) > 0, 60_000, 'the gateway to listen again');
+      },
       stop: () => {
         stopping = true;
         process.off('exit', killAll);

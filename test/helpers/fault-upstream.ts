@@ -285,52 +285,8 @@ export class FaultUpstream {
     await this.sendBody(res, blob, 0, []);
   }
 
-  private async sendBody(res: ServerResponse, blob: BlobSource, start: number, faults: Fault[]): Promise<void> {
-    const src = blob.open(start);
-    let sent = 0;
-    let flipped = false;
-    const wrong = faults.some((f) => f.kind === 'wrong-bytes');
-    const reset = faults.find((f) => f.kind === 'reset');
-    const trickle = faults.find((f) => f.kind === 'trickle');
-    const stall = faults.find((f) => f.kind === 'stall');
-    for await (const c of src) {
-      let chunk = c as Buffer;
-      if (wrong && !flipped && blob.size > 1) {
-        chunk = flip(chunk);
-        flipped = true;
-      }
-      if (reset && sent + chunk.length > reset.afterBytes) {
-        const part = chunk.subarray(0, reset.afterBytes - sent);
-        await new Promise<void>((r) => res.write(part, () => r()));
-        src.destroy();
-        res.socket?.resetAndDestroy();
-        return;
-      }
-      if (stall && sent <= stall.afterBytes && sent + chunk.length > stall.afterBytes) {
-        const cut = stall.afterBytes - sent;
-        await new Promise<void>((r) => res.write(chunk.subarray(0, cut), () => r()));
-        await stall.until;
-        if (res.destroyed) return void src.destroy();
-        res.write(chunk.subarray(cut));
-      } else if (trickle) {
-        for (let o = 0; o < chunk.length; o += trickle.bytes) {
-          if (res.destroyed) return void src.destroy();
-          res.write(chunk.subarray(o, o + trickle.bytes));
-          await new Promise((r) => setTimeout(r, trickle.everyMs));
-        }
-      } else if (!res.write(chunk)) {
-        await new Promise<void>((r) => {
-          const done = (): void => {
-            res.off('drain', done).off('close', done);
-            r();
-          };
-          res.on('drain', done).on('close', done);
-        });
-        if (res.destroyed) return void src.destroy();
-      }
-      sent += chunk.length;
-    }
-    res.end();
+  private sendBody(res: ServerResponse, blob: BlobSource, start: number, faults: Fault[]): Promise<void> {
+    return sendBlobWithFaults(res, blob, start, faults);
   }
 
   private authorize(req: IncomingMessage, res: ServerResponse, repo: string | undefined): boolean {
@@ -375,6 +331,55 @@ export class FaultUpstream {
     res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   }
+}
+
+/** Sends `blob` from `start`, applying the body faults (wrong bytes, reset, trickle, stall); the other Hub-like test servers use it too. */
+export async function sendBlobWithFaults(res: ServerResponse, blob: BlobSource, start: number, faults: readonly Fault[]): Promise<void> {
+  const src = blob.open(start);
+  let sent = 0;
+  let flipped = false;
+  const wrong = faults.some((f) => f.kind === 'wrong-bytes');
+  const reset = faults.find((f) => f.kind === 'reset');
+  const trickle = faults.find((f) => f.kind === 'trickle');
+  const stall = faults.find((f) => f.kind === 'stall');
+  for await (const c of src) {
+    let chunk = c as Buffer;
+    if (wrong && !flipped && blob.size > 1) {
+      chunk = flip(chunk);
+      flipped = true;
+    }
+    if (reset && sent + chunk.length > reset.afterBytes) {
+      const part = chunk.subarray(0, reset.afterBytes - sent);
+      await new Promise<void>((r) => res.write(part, () => r()));
+      src.destroy();
+      res.socket?.resetAndDestroy();
+      return;
+    }
+    if (stall && sent <= stall.afterBytes && sent + chunk.length > stall.afterBytes) {
+      const cut = stall.afterBytes - sent;
+      await new Promise<void>((r) => res.write(chunk.subarray(0, cut), () => r()));
+      await stall.until;
+      if (res.destroyed) return void src.destroy();
+      res.write(chunk.subarray(cut));
+    } else if (trickle) {
+      for (let o = 0; o < chunk.length; o += trickle.bytes) {
+        if (res.destroyed) return void src.destroy();
+        res.write(chunk.subarray(o, o + trickle.bytes));
+        await new Promise((r) => setTimeout(r, trickle.everyMs));
+      }
+    } else if (!res.write(chunk)) {
+      await new Promise<void>((r) => {
+        const done = (): void => {
+          res.off('drain', done).off('close', done);
+          r();
+        };
+        res.on('drain', done).on('close', done);
+      });
+      if (res.destroyed) return void src.destroy();
+    }
+    sent += chunk.length;
+  }
+  res.end();
 }
 
 function flip(b: Buffer): Buffer {

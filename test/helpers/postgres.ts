@@ -19,6 +19,11 @@ export interface PostgresServer {
   createDatabase(name: string): Promise<string>;
   /** The server process (tests kill it to see what customs does without a database). */
   readonly process: ChildProcess;
+  /**
+   * Stops the server (`fast`: SIGINT, sessions terminated and transactions rolled back; `immediate`:
+   * SIGQUIT, as a crash) and starts it again on the same port and data; `downMs` is how long it stays down.
+   */
+  restart(o?: { mode?: 'fast' | 'immediate'; downMs?: number }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -36,11 +41,15 @@ export async function startPostgres(): Promise<PostgresServer> {
   await run(join(BIN, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'], { ...ids, cwd: dir });
   const port = await freePort();
   const args = ['-D', dataDir, '-k', dir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200'];
-  const proc = spawn(join(BIN, 'postgres'), args, { ...ids, cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  const launch = (): ChildProcess => {
+    const p = spawn(join(BIN, 'postgres'), args, { ...ids, cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    p.stderr!.on('data', (c: Buffer) => (log = (log + c.toString()).slice(-4000)));
+    return p;
+  };
+  let proc = launch();
   const killOnExit = (): void => void (proc.exitCode === null && proc.kill('SIGKILL'));
   process.once('exit', killOnExit); // a dying test worker must not leave a server behind
-  let log = '';
-  proc.stderr!.on('data', (c: Buffer) => (log = (log + c.toString()).slice(-4000)));
   const url = (db: string) => `postgres://postgres@127.0.0.1:${port}/${db}`;
   try {
     await waitReady(url('postgres'), proc, () => log);
@@ -53,7 +62,17 @@ export async function startPostgres(): Promise<PostgresServer> {
   return {
     port,
     url,
-    process: proc,
+    get process() {
+      return proc;
+    },
+    async restart(o = {}) {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill(o.mode === 'immediate' ? 'SIGQUIT' : 'SIGINT');
+      await exited;
+      if (o.downMs) await new Promise((r) => setTimeout(r, o.downMs));
+      proc = launch();
+      await waitReady(url('postgres'), proc, () => log);
+    },
     async createDatabase(name) {
       const c = new pg.Client({ connectionString: url('postgres') });
       await c.connect();

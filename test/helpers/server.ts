@@ -12,6 +12,8 @@ export interface TestServer {
   /** The admin token written to <data>/admin-token on first start, if any. */
   readonly token: string | undefined;
   readonly server: RunningServer;
+  /** The --config file written from `config` (rewrite it and call server.reload() to change the policy). */
+  readonly configFile: string | undefined;
   /** Authorization header for the admin token (empty object when there is none). */
   auth(): Record<string, string>;
   /** Trusts a public key (`<data>/trust/keys/<name>.pub`, what `customs keygen --data` does) and reloads. */
@@ -38,10 +40,11 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const url = server.url;
   return {
     url,
-    host: url.replace(/^http:\/\//, ''),
+    host: url.replace(/^https?:\/\//, ''),
     dataDir,
     token,
     server,
+    configFile,
     auth: (): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {}),
     async trustKey(publicKey, name = `key-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`) {
       const dir = join(dataDir, 'trust', 'keys');

@@ -1,9 +1,14 @@
 import { execFile } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf, type Digest } from '../../src/oci/index.js';
 import { newKey, pushModel, pushSignatureWithLayer, type PushedModel } from '../gate-fixtures.js';
+import { goTool } from '../helpers/tools.js';
 import { anonymous, expectRefusedWithoutBytes, pushRaw, secretWeights, startArena, type Arena } from './helpers.js';
 
 const run = promisify(execFile);
@@ -112,6 +117,25 @@ describe('T1/T2: evidence is served only when it verifies as evidence', () => {
       expect({ path, status: m.status }).toEqual({ path, status: 403 });
     }
     expectRefusedWithoutBytes(await anonymous(a.srv, 'GET', `models/fraud/blobs/${digestOf(deniedWeights)}`), deniedWeights, 'GET the legacy layer');
+  });
+
+  it('oras attach of a smuggling file with the CI token: oras pull of it, and of the layer, is refused', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'customs-oras-'));
+    try {
+      const oras = goTool('oras');
+      await writeFile(join(dir, 'weights.bin'), deniedWeights);
+      const attached = await run(oras, ['attach', '--plain-http', '--username', 'x', '--password', a.token('ci'), '--artifact-type', 'application/vnd.example.attestation', '--format', 'go-template', '--template', '{{.digest}}', `${a.srv.host}/models/fraud:v1`, 'weights.bin'], { cwd: dir });
+      const ref = attached.stdout.trim();
+      expect(ref).toMatch(/^sha256:[a-f0-9]{64}$/);
+      const pulled = await run(oras, ['pull', '--plain-http', '-o', join(dir, 'out'), `${a.srv.host}/models/fraud@${ref}`], { cwd: dir }).then(
+        () => 'pulled',
+        (e: { stderr?: string }) => e.stderr ?? 'refused',
+      );
+      expect(pulled).toMatch(/403|denied/i);
+      expect(existsSync(join(dir, 'out', 'weights.bin'))).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('skopeo, a real client, cannot copy the smuggling referrer out', async () => {

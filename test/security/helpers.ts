@@ -65,9 +65,13 @@ export async function anonymous(srv: TestServer, method: 'GET' | 'HEAD', path: s
   return { status: res.status, body, code, message: message ?? res.headers.get('customs-denied-reason') ?? undefined };
 }
 
-/** Asserts a refusal that carried none of `forbidden`'s bytes. */
+/**
+ * Asserts a refusal that carried none of `forbidden`'s bytes: 403, or, for an anonymous HEAD of a blob (a
+ * pusher would be told it exists), 401 with a challenge (src/http/refusal.ts).
+ */
 export function expectRefusedWithoutBytes(got: { status: number; body: Buffer; code?: string }, forbidden: Buffer, what: string): void {
-  expect({ what, status: got.status }).toEqual({ what, status: 403 });
+  const refused = got.status === 403 || (got.status === 401 && /^HEAD /.test(what));
+  expect({ what, status: got.status, refused }).toEqual({ what, status: got.status, refused: true });
   expect(got.body.includes(forbidden.subarray(0, 64)), `${what}: a byte of the forbidden blob reached the client`).toBe(false);
 }
 

@@ -50,9 +50,21 @@ describe('T3: quarantine is absolute', () => {
     for (const p of ['models/q/manifests/v1', `models/q/manifests/${model.digest}`, 'up/models/q/manifests/v1', `up/models/q/manifests/${model.digest}`]) {
       const got = await anonymous(a.srv, 'GET', p);
       expect({ p, status: got.status, quarantined: /quarantined/.test(got.message ?? '') }).toEqual({ p, status: 403, quarantined: true });
-      expect((await anonymous(a.srv, 'HEAD', p)).status).toBe(403);
+      // Anonymous: challenged (a discover token would learn more); with a reader token: refused with the reason.
+      expect((await anonymous(a.srv, 'HEAD', p)).status).toBe(401);
+      const head = await fetch(`${a.srv.url}/v2/${p}`, { method: 'HEAD', headers: { authorization: `Bearer ${a.token('reader')}` } });
+      expect(head.status).toBe(403);
+      expect(head.headers.get('customs-denied-reason')).toMatch(/quarantined/);
     }
     for (const repo of ['models/q', 'up/models/q']) expectRefusedWithoutBytes(await anonymous(a.srv, 'GET', `${repo}/blobs/${digestOf(weights)}`), weights, `${repo} layer`);
+  });
+
+  it('the Hugging Face API refuses it too (the same rule behind another API)', async () => {
+    const res = await fetch(`${a.srv.url}/hf/models/q/resolve/v1/model.safetensors`, { headers: { authorization: `Bearer ${a.token('reader')}` } });
+    const body = Buffer.from(await res.arrayBuffer());
+    expect(res.status).toBe(403);
+    expect(body.includes(weights.subarray(0, 64))).toBe(false);
+    expect(res.headers.get('x-error-message') ?? body.toString()).toMatch(/quarantined/);
   });
 
   it('an unsigned referrer in another repository that names the layer does not get it served, anonymously or otherwise', async () => {

@@ -1,4 +1,4 @@
-import { RegistryError, ERROR_CODES, type ErrorCode } from '../../oci/index.js';
+import { DENIED_REASON_HEADER, wireError, type RegistryError } from '../../oci/index.js';
 
 export const DEFAULT_URL = 'http://127.0.0.1:5000';
 
@@ -29,37 +29,28 @@ function headers(t: AdminTarget, json: boolean): Record<string, string> {
   return h;
 }
 
-/** Turns an OCI error body into a RegistryError with the server's code and message. */
-async function failure(res: Response): Promise<RegistryError> {
+/** A failed answer as a RegistryError with the server's code and reason (src/oci/wire-error.ts). */
+export async function failure(res: Response, what: string): Promise<RegistryError> {
   const text = await res.text().catch(() => '');
-  try {
-    const e = (JSON.parse(text) as { errors?: { code?: string; message?: string; detail?: unknown }[] }).errors?.[0];
-    if (e?.code) {
-      const code = (ERROR_CODES as readonly string[]).includes(e.code) ? (e.code as ErrorCode) : 'INTERNAL';
-      return new RegistryError(code, e.message ?? `HTTP ${res.status}`, e.detail);
-    }
-  } catch {
-    // not JSON: fall through
-  }
-  return new RegistryError(res.status === 401 ? 'UNAUTHORIZED' : 'INTERNAL', `HTTP ${res.status}: ${text.slice(0, 200)}`);
+  return wireError(what, res.status, res.statusText, text, res.headers.get(DENIED_REASON_HEADER));
 }
 
 export async function adminGet<T>(t: AdminTarget, path: string, query: Record<string, string | number | undefined> = {}): Promise<T> {
   const res = await fetch(url(t, path, query), { headers: headers(t, false) });
-  if (!res.ok) throw await failure(res);
+  if (!res.ok) throw await failure(res, `GET /admin${path}`);
   return (await res.json()) as T;
 }
 
 export async function adminPost<T>(t: AdminTarget, path: string, body: unknown): Promise<T> {
   const res = await fetch(url(t, path), { method: 'POST', headers: headers(t, true), body: JSON.stringify(body) });
-  if (!res.ok) throw await failure(res);
+  if (!res.ok) throw await failure(res, `POST /admin${path}`);
   return (await res.json()) as T;
 }
 
 /** Streams a response body line by line (JSON lines export). */
 export async function adminLines(t: AdminTarget, path: string, query: Record<string, string | number | undefined>, onLine: (line: string) => void): Promise<void> {
   const res = await fetch(url(t, path, query), { headers: headers(t, false) });
-  if (!res.ok || !res.body) throw await failure(res);
+  if (!res.ok || !res.body) throw await failure(res, `GET /admin${path}`);
   const dec = new TextDecoder();
   let rest = '';
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {

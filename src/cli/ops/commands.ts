@@ -34,6 +34,26 @@ export async function pin(t: AdminTarget, io: Io, ref: string, digest: string | 
   return r;
 }
 
+/**
+ * `customs tag SRC DST`: SRC is `<repo>:<tag>` or `<repo>@<digest>`, DST `<repo>:<tag>` in the same
+ * repository or a bare tag. Moving a tag is a push (needs `push`), audited as `tag` with `--reason`.
+ */
+export async function tag(t: AdminTarget, io: Io, src: string, dst: string, o: Common & { reason?: string }) {
+  const source = parseRepoReference(src);
+  const target = dst.includes(':') || dst.includes('/') ? tagRef(dst) : { repository: source.repository, tag: dst };
+  if (target.repository !== source.repository) {
+    throw err('UNSUPPORTED', `customs tag moves a tag within one repository (${source.repository}); to copy into ${target.repository}, use oras cp, crane copy or skopeo copy`);
+  }
+  const r = await adminPost<{ repository: string; tag: string; digest: string; moved: boolean; from: string | null }>(t, '/tag', {
+    repository: target.repository,
+    tag: target.tag,
+    source: referenceString(source.reference),
+    reason: o.reason || undefined,
+  });
+  emit(io, o, r, () => [r.moved ? `tagged ${r.repository}:${r.tag} -> ${r.digest}${r.from ? ` (moved from ${short(r.from)})` : ''}` : `${r.repository}:${r.tag} already names ${r.digest}`]);
+  return r;
+}
+
 export async function unpin(t: AdminTarget, io: Io, ref: string, o: Common & { reason?: string }) {
   const { repository, tag } = tagRef(ref);
   const r = await adminPost<{ unpinned: boolean }>(t, '/unpin', { repository, tag, reason: needReason(o.reason) });
@@ -118,6 +138,7 @@ export async function lineage(t: AdminTarget, io: Io, ref: string, o: Common) {
   const mat = (label: string, ms: Lineage['code']) =>
     ms.flatMap((m) => [
       `${label.padEnd(11)}${m.name ?? m.uri ?? ''} ${Object.entries(m.digest).map(([a, v]) => `${a}:${v}`).join(' ')}${m.storedIn.length ? ` (stored in ${m.storedIn.join(', ')})` : ''}`,
+      ...(m.dvc ? [`${''.padEnd(11)}  dvc ${m.dvc.path ?? ''} md5:${m.dvc.md5}${m.dvc.commit ? ` commit ${m.dvc.commit}` : ''}`] : []),
       ...m.files.map((f) => `${''.padEnd(11)}  file ${f.path ?? '?'} ${f.digest}`),
     ]);
   emit(io, o, r, () => [
@@ -126,15 +147,23 @@ export async function lineage(t: AdminTarget, io: Io, ref: string, o: Common) {
     `tags       ${r.tags.join(', ') || '-'}${r.pins.length ? ` (pinned: ${r.pins.map((p) => p.tag).join(', ')})` : ''}`,
     ...r.pastTags.map((m) => `past tag   ${m.tag} until ${when(m.at)} (moved to ${short(m.to)} by ${m.actor}${m.reason ? `: ${m.reason}` : ''})`),
     ...r.provenance.map((p) => `provenance ${short(p.referrer)} ${p.predicateType} builder ${p.builderId ?? '?'} finished ${p.finishedOn ?? '?'} signers ${p.signers.join(', ') || '-'}`),
+    ...r.provenance.flatMap((p) => (p.mlflowRun ? [`mlflow run ${p.mlflowRun.runId}${p.mlflowRun.runName ? ` (${p.mlflowRun.runName})` : ''}${p.mlflowRun.flavor ? ` flavor ${p.mlflowRun.flavor}` : ''}${Object.keys(p.mlflowRun.metrics ?? {}).length ? ` metrics ${Object.entries(p.mlflowRun.metrics ?? {}).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`] : [])),
     ...mat('code', r.code),
     ...mat('dataset', r.datasets),
     ...mat('base model', r.baseModels),
     ...mat('material', r.otherMaterials),
-    ...r.sbom.map((s) => `sbom       ${s.format}, ${s.components} components${s.name ? ` (${s.name})` : ''}`),
+    ...r.sbom.map((s) => `sbom       ${s.format}, ${s.components} components${s.name ? ` (${s.name})` : ''} in ${(s.referrers ?? [s.referrer]).map(short).join(', ')}`),
     // Shown so an operator sees what was attached, never used for lineage decisions.
     ...r.unverifiedProvenance.map((p) => `UNVERIFIED provenance ${short(p.referrer)} ${p.predicateType} (${p.verification || 'signature does not verify'}); names ${p.materials.map((m) => Object.entries(m.digest).map(([a, v]) => `${a}:${v}`).join(' ')).join(', ') || 'nothing'}`),
-    ...r.unverifiedSbom.map((s) => `UNVERIFIED sbom ${s.format}, ${s.components} components${s.name ? ` (${s.name})` : ''} (unsigned)`),
+    ...r.unverifiedSbom.map((s) => `UNVERIFIED sbom ${s.format}, ${s.components} components${s.name ? ` (${s.name})` : ''} in ${(s.referrers ?? [s.referrer]).map(short).join(', ')} (unsigned)`),
     ...r.referrers.map((x) => `referrer   ${short(x.digest)} [${x.evidence}] ${x.artifactType ?? ''} ${x.predicateType ?? ''} ${x.created ?? ''} ${x.signers.join(', ')} ${x.loggedAt.join(', ')}`.trimEnd()),
+    ...(r.tagHistory?.length ? [`history of tag ${reference.kind === 'tag' ? reference.tag : ''} (newest first; from verified provenance):`] : []),
+    ...(r.tagHistory ?? []).flatMap((v) => [
+      `  ${v.current ? '*' : ' '} ${v.digest} since ${when(v.since)} by ${v.actor}${v.reason ? `: ${v.reason}` : ''}`,
+      ...v.mlflowRuns.map((id) => `      mlflow run ${id}`),
+      ...v.commits.map((c) => `      commit     ${c}`),
+      ...v.datasets.map((d) => `      dataset    ${d.name ?? d.uri ?? ''} ${Object.entries(d.digest).map(([a, x]) => `${a}:${x}`).join(' ')}${d.dvc ? ` (dvc md5:${d.dvc.md5}${d.dvc.commit ? ` commit ${d.dvc.commit}` : ''})` : ''}`),
+    ]),
   ]);
   return r;
 }

@@ -36,6 +36,9 @@ export function register(program: Command, io: Io = stdio, env: NodeJS.ProcessEn
   client(program.command('pin <ref> [digest]').description('pin <repo>:<tag> (optionally to <digest>): no push or upstream refresh moves it'))
     .requiredOption('--reason <text>', 'why (recorded in the audit log)')
     .action(async (ref: string, digest: string | undefined, o: Conn & { reason: string }) => void (await cmd.pin(t(o), io, ref, digest, o)));
+  client(program.command('tag <src> <dst>').description('point <dst> (<repo>:<tag>, or a tag of the same repository) at what <src> (<repo>:<tag>|<repo>@<digest>) names; audited; refused for pinned tags'))
+    .option('--reason <text>', 'recorded in the audit log')
+    .action(async (src: string, dst: string, o: Conn & { reason?: string }) => void (await cmd.tag(t(o), io, src, dst, o)));
   client(program.command('unpin <ref>').description('unpin <repo>:<tag>'))
     .requiredOption('--reason <text>', 'why')
     .action(async (ref: string, o: Conn & { reason: string }) => void (await cmd.unpin(t(o), io, ref, o)));

@@ -1,7 +1,7 @@
 import cliProgress from 'cli-progress';
 import { RegistryClient } from '../../artifacts/client.js';
 import { silentProgress, type Progress } from '../../artifacts/progress.js';
-import { isRegistryError } from '../../oci/index.js';
+import { errorLines } from '../errors.js';
 
 export const DEFAULT_URL = 'http://127.0.0.1:5000';
 
@@ -69,8 +69,7 @@ export function runAction<A extends unknown[]>(fn: (...args: A) => Promise<unkno
     try {
       await fn(...args);
     } catch (e) {
-      io.err(`error: ${(e as Error).message}`);
-      if (isRegistryError(e) && e.detail !== undefined) io.err(typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail, null, 2));
+      for (const line of errorLines(e)) io.err(line);
       process.exitCode = 1;
     }
   };

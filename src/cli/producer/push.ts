@@ -1,7 +1,9 @@
 import { loadSigningKey } from '../../artifacts/sign.js';
 import { parseParams } from '../../artifacts/provenance.js';
-import { parseTarget, pushDataset, pushModel, type PushedArtifact, type PushedModel } from '../../artifacts/push.js';
+import { parseTarget, pushDataset, pushModel, type PushedArtifact, type PushedDataset, type PushedModel } from '../../artifacts/push.js';
 import { DEFAULT_BUILDER_ID } from '../../artifacts/media-types.js';
+import { readMlflowRun } from '../../artifacts/mlflow.js';
+import { err } from '../../oci/index.js';
 import { clientFor, stdio, terminalProgress, type ConnectionOptions, type Output } from './common.js';
 
 export interface PushDatasetCliOptions extends ConnectionOptions {
@@ -12,6 +14,9 @@ export interface PushDatasetCliOptions extends ConnectionOptions {
   readonly created?: string;
   readonly sign?: string;
   readonly json?: boolean;
+  readonly dvc?: boolean;
+  readonly allowDirty?: boolean;
+  readonly builderId?: string;
 }
 
 export interface PushModelCliOptions extends ConnectionOptions {
@@ -37,7 +42,15 @@ export interface PushModelCliOptions extends ConnectionOptions {
   readonly paramSize?: string;
   readonly precision?: string;
   readonly created?: string;
+  readonly started?: string;
+  readonly invocationId?: string;
+  readonly entryPoint?: string;
   readonly json?: boolean;
+  readonly modelSignature?: string;
+  readonly mlflowRun?: string;
+  readonly mlflowTrackingUri?: string;
+  readonly mlflowModel?: string;
+  readonly mlflowDataRoot?: string[];
 }
 
 function report(io: Output, r: PushedArtifact, json: boolean | undefined, extra: Record<string, unknown> = {}): void {
@@ -50,7 +63,7 @@ function report(io: Output, r: PushedArtifact, json: boolean | undefined, extra:
 }
 
 /** `customs push dataset <file|dir> --to <repo>:<tag>`; prints `<repo>@<digest>`. */
-export async function pushDatasetCommand(path: string, opts: PushDatasetCliOptions, io: Output = stdio): Promise<PushedArtifact> {
+export async function pushDatasetCommand(path: string, opts: PushDatasetCliOptions, io: Output = stdio): Promise<PushedDataset> {
   const client = clientFor(opts);
   const r = await pushDataset(client, {
     path,
@@ -61,16 +74,26 @@ export async function pushDatasetCommand(path: string, opts: PushDatasetCliOptio
     created: opts.created,
     signingKey: opts.sign ? await loadSigningKey(opts.sign) : undefined,
     progress: terminalProgress(),
+    dvc: opts.dvc,
+    allowDirty: opts.allowDirty,
+    builderId: opts.builderId,
   });
-  report(io, r, opts.json);
+  if (r.dvc) io.err(`dvc ${r.dvc.path} md5:${r.dvc.md5}${r.dvc.git ? ` (${r.dvc.git.file} at ${r.dvc.git.commit})` : ''}`);
+  report(io, r, opts.json, r.dvc ? { dvc: { path: r.dvc.path, md5: r.dvc.md5, trackedBy: r.dvc.git?.file ?? r.dvc.trackedBy, commit: r.dvc.git?.commit } } : {});
   return r;
 }
 
 /** `customs push model <dir> --to <repo>:<tag> ...`; prints `<repo>@<digest>`. */
-export async function pushModelCommand(dir: string, opts: PushModelCliOptions, io: Output = stdio): Promise<PushedModel> {
+export async function pushModelCommand(dirArg: string | undefined, opts: PushModelCliOptions, io: Output = stdio): Promise<PushedModel> {
   const client = clientFor(opts);
+  const mlflow = opts.mlflowRun ? await readMlflowRun(opts.mlflowRun, { trackingUri: opts.mlflowTrackingUri, model: opts.mlflowModel }) : undefined;
+  const dir = dirArg ?? mlflow?.model?.dir;
+  if (!dir) throw err('NAME_INVALID', mlflow ? `MLflow run ${mlflow.runId} logged no model; give the model directory` : 'give the model directory (or --mlflow-run)');
+  if (mlflow) io.err(`mlflow run ${mlflow.runId}${mlflow.model?.flavor ? ` (${mlflow.model.flavor} model ${mlflow.model.modelId ?? mlflow.model.dir})` : ''}`);
   const r = await pushModel(client, {
     dir,
+    mlflow,
+    mlflowDataRoots: opts.mlflowDataRoot,
     target: parseTarget(opts.to),
     meta: {
       name: opts.name,
@@ -95,9 +118,13 @@ export async function pushModelCommand(dir: string, opts: PushModelCliOptions, i
     signingKey: opts.sign ? await loadSigningKey(opts.sign) : undefined,
     sbomPython: opts.sbomPython,
     task: opts.task,
+    startedOn: opts.started,
+    invocationId: opts.invocationId,
+    entryPoint: opts.entryPoint,
     progress: terminalProgress(),
+    modelSignature: opts.modelSignature,
   });
-  if (r.code?.dirty) io.err(`warning: the work tree had uncommitted changes; the provenance records it (commit ${r.code.commit})`);
+  if (r.code?.dirty) io.err(`warning: the work tree had uncommitted changes or untracked files; the provenance records them (commit ${r.code.commit})`);
   report(io, r, opts.json, { provenance: r.provenance, code: r.code, datasets: r.datasets });
   return r;
 }

@@ -3,18 +3,21 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, opendir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { Digester, err, isDigest, parseDigest, type Digest } from '../../oci/index.js';
 import type { BlobInfo, BlobLister, BlobPutOptions, BlobRandomAccess, BlobStore, ByteRange, RandomAccessBlob, StoredBlob } from '../blob-store.js';
 import { FsLayout } from './fs-layout.js';
+import type { BlobCheck, BlobIntegrity, SetAsideBlob } from '../integrity.js';
+import type { Leftover, LeftoverLister } from '../leftovers.js';
+import { checkFile, listSetAside, setAsideFile, wasSetAside } from './fs-integrity.js';
 import { HashingFileWriter } from '../hashing-writer.js';
+import { fullDiskError, pump } from '../storage-errors.js';
 
 /**
  * Content-addressed blobs on a filesystem. Writes go to a private ingest file while
  * hashing, are fsynced, and are renamed into place only when the digest matches:
  * a partial blob is never visible under its digest.
  */
-export class FsBlobStore implements BlobStore, BlobRandomAccess, BlobLister {
+export class FsBlobStore implements BlobStore, BlobRandomAccess, BlobLister, BlobIntegrity, LeftoverLister {
   readonly layout: FsLayout;
   /** `instance`: this worker process's name, when several share the directory (its ingest files are its own). */
   constructor(root: string, instance?: string) {
@@ -80,10 +83,13 @@ export class FsBlobStore implements BlobStore, BlobRandomAccess, BlobLister {
   async put(source: Readable, options: BlobPutOptions = {}): Promise<BlobInfo> {
     const algorithm = options.expected ? parseDigest(options.expected).algorithm : 'sha256';
     const tmp = this.layout.ingest(randomBytes(12).toString('hex'));
-    const fh = await open(tmp, 'wx', 0o644);
+    const fh = await open(tmp, 'wx', 0o644).catch((e: unknown) => {
+      throw fullDiskError(e, 'blob write');
+    });
     const writer = new HashingFileWriter(fh, new Digester(algorithm), { maxSize: options.maxSize });
     try {
-      await pipeline(source, writer);
+      // Not `pipeline`: on a full disk the client must still get the answer, so its body is drained, not reset.
+      await pump(source, writer);
       if (options.expectedSize !== undefined && writer.bytesWritten !== options.expectedSize) {
         throw err('SIZE_INVALID', `blob is ${writer.bytesWritten} bytes, expected ${options.expectedSize}`);
       }
@@ -98,7 +104,7 @@ export class FsBlobStore implements BlobStore, BlobRandomAccess, BlobLister {
     } catch (e) {
       await fh.close().catch(() => undefined);
       await unlink(tmp).catch(() => undefined);
-      throw e;
+      throw fullDiskError(e, 'blob write');
     }
   }
 
@@ -127,6 +133,30 @@ export class FsBlobStore implements BlobStore, BlobRandomAccess, BlobLister {
     }
   }
 
+  check(digest: Digest, pace?: (bytes: number) => Promise<void>): Promise<BlobCheck> {
+    return checkFile(this.layout, digest, pace);
+  }
+
+  setAside(digest: Digest, identity?: string): Promise<boolean> {
+    return setAsideFile(this.layout, digest, identity);
+  }
+
+  wasSetAside(digest: Digest): Promise<boolean> {
+    return wasSetAside(this.layout, digest);
+  }
+
+  listSetAside(): AsyncIterable<SetAsideBlob> {
+    return listSetAside(this.layout);
+  }
+
+  /** Ingest files: a write in progress, or one a crash left (startup removes them). */
+  async *leftovers(): AsyncIterable<Leftover> {
+    for (const name of await entries(this.layout.ingestDir())) {
+      const s = await stat(this.layout.ingest(name)).catch(() => undefined);
+      if (s) yield { kind: 'ingest', name: `ingest/${name}`, since: s.mtimeMs };
+    }
+  }
+
   async delete(digest: Digest): Promise<boolean> {
     try {
       await unlink(this.path(digest));
@@ -139,7 +169,7 @@ export class FsBlobStore implements BlobStore, BlobRandomAccess, BlobLister {
 }
 
 /** Names in a directory (sorted), or none when it is gone. */
-async function entries(dir: string): Promise<string[]> {
+export async function entries(dir: string): Promise<string[]> {
   const names: string[] = [];
   try {
     for await (const e of await opendir(dir)) names.push(e.name);

@@ -8,6 +8,7 @@ import type { Algorithm } from '../../oci/index.js';
  *   <root>/ingest/<random>                      blobs being written (cleaned at startup)
  *   <root>/ingest/<worker>/<random>             the same, per worker process (`serve --workers N`)
  *   <root>/uploads/<id>/{data,info.json}         upload sessions
+ *   <root>/corrupt/<alg>/<hex>                   bytes set aside because they no longer hashed to their digest
  */
 export class FsLayout {
   /** `instance`: a worker process's own ingest directory under <root>/ingest (`customs serve --workers`). */
@@ -31,6 +32,12 @@ export class FsLayout {
   }
   ingest(name: string): string {
     return join(this.ingestDir(), name);
+  }
+  corruptDir(): string {
+    return join(this.root, 'corrupt');
+  }
+  corrupt(algorithm: Algorithm, hex: string): string {
+    return join(this.root, 'corrupt', algorithm, hex);
   }
   uploadsDir(): string {
     return join(this.root, 'uploads');

@@ -9,7 +9,9 @@ import type { BlobInfo } from '../blob-store.js';
 import { FsBlobStore, isNotFound } from './fs-blob-store.js';
 import { HashingFileWriter } from '../hashing-writer.js';
 import { KeyedMutex } from '../keyed-mutex.js';
+import { fullDiskError, isStorageFull, pump } from '../storage-errors.js';
 import type { UploadSession, UploadStore } from '../upload-store.js';
+import type { Leftover, LeftoverLister } from '../leftovers.js';
 
 const infoSchema = z.object({ repository: z.string(), startedAt: z.number() });
 const SESSION_ID = /^[a-f0-9-]{36}$/;
@@ -19,7 +21,7 @@ const SESSION_ID = /^[a-f0-9-]{36}$/;
  * session is kept in memory so `finish` need not re-read the bytes; after a
  * restart (or a failed write) it is gone and `finish` re-hashes the file.
  */
-export class FsUploadStore implements UploadStore {
+export class FsUploadStore implements UploadStore, LeftoverLister {
   private readonly hashers = new Map<string, Digester>();
   private readonly locks = new KeyedMutex();
   constructor(private readonly blobs: FsBlobStore) {}
@@ -37,8 +39,13 @@ export class FsUploadStore implements UploadStore {
     const p = this.layout.upload(id);
     await mkdir(p.dir, { recursive: true });
     const startedAt = Date.now();
-    await writeFile(p.data, '');
-    await writeFile(p.info, JSON.stringify({ repository, startedAt }));
+    try {
+      await writeFile(p.data, '');
+      await writeFile(p.info, JSON.stringify({ repository, startedAt }));
+    } catch (e) {
+      await rm(p.dir, { recursive: true, force: true });
+      throw fullDiskError(e, 'upload session');
+    }
     this.hashers.set(id, new Digester('sha256'));
     return { id, repository, size: 0, startedAt, updatedAt: startedAt };
   }
@@ -74,7 +81,12 @@ export class FsUploadStore implements UploadStore {
       const fh = await open(this.layout.upload(id).data, 'a');
       const writer = new HashingFileWriter(fh, hasher ?? new Digester('sha256'), { startSize: session.size, maxSize: options.maxSize });
       try {
-        await pipeline(source, writer);
+        await pump(source, writer);
+      } catch (e) {
+        // A full disk: the chunk is taken back whole (the session is as before it, and the space is free
+        // again). A client that went away keeps what arrived: it may resume from the session's Range.
+        if (isStorageFull(e)) await fh.truncate(session.size).catch(() => undefined);
+        throw fullDiskError(e, 'upload chunk');
       } finally {
         await fh.close();
       }
@@ -135,6 +147,15 @@ export class FsUploadStore implements UploadStore {
       }
     }
     return n;
+  }
+
+  /** Session directories that are not a session (no valid info.json: a crash or a full disk while starting one). */
+  async *leftovers(): AsyncIterable<Leftover> {
+    for (const id of await readdir(this.layout.uploadsDir()).catch(() => [] as string[])) {
+      if (await this.status(id)) continue;
+      const s = await stat(this.layout.upload(id).dir).catch(() => undefined);
+      if (s) yield { kind: 'session', name: `uploads/${id}`, since: s.mtimeMs };
+    }
   }
 
   /** For tests of expiry: pretend the session was last touched at `when`. */

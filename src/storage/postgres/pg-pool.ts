@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { isNetworkError, originalError, unavailable } from '../storage-errors.js';
 
 /**
  * The PostgreSQL connection pool shared by the metadata store, the upload
@@ -31,24 +32,72 @@ export function createPgPool(o: PgOptions): pg.Pool {
   });
   // An idle client losing its connection emits on the pool; without a listener that would crash the process.
   pool.on('error', () => undefined);
+  const query = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
+  // Every statement of every store goes through here: a restart of PostgreSQL is waited out, a lost connection answers 503.
+  pool.query = ((...args: unknown[]) => withReconnect(() => query(...args))) as typeof pool.query;
   return pool;
+}
+
+/** How long a request waits for PostgreSQL to accept connections again (a restart takes about a second). */
+const RECONNECT_MS = 3000;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Connection-level failures, in the error vocabulary: PostgreSQL is unavailable (503), not broken.
+ * Errors about the statement itself (a constraint, a syntax error) stay as they are.
+ */
+const PG_CONNECTION_CODES = new Set(['57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006']);
+const isConnectionFailure = (e: unknown): boolean => {
+  const x = e as { code?: string; message?: string } | undefined;
+  return isNetworkError(e) || PG_CONNECTION_CODES.has(x?.code ?? '') || /^Connection terminated|connection error|not queryable|timeout exceeded when trying to connect/i.test(x?.message ?? '');
+};
+
+/** Failures that happen before a statement is sent (refused, "the database system is starting up"): safe to try again. */
+const notYetSent = (e: unknown): boolean => {
+  const code = (e as { code?: string; errors?: Array<{ code?: string }> } | undefined)?.code ?? (e as { errors?: Array<{ code?: string }> }).errors?.[0]?.code;
+  return code === 'ECONNREFUSED' || code === 'ENOENT' || code === '57P03';
+};
+
+/** Runs `fn`, retrying while PostgreSQL refuses connections (up to RECONNECT_MS); connection failures become STORAGE_UNAVAILABLE. */
+async function withReconnect<T>(fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + RECONNECT_MS;
+  for (let wait = 50; ; wait = Math.min(wait * 2, 500)) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (notYetSent(e) && Date.now() + wait < deadline) {
+        await sleep(wait);
+        continue;
+      }
+      throw isConnectionFailure(e) ? unavailable('PostgreSQL', e) : e;
+    }
+  }
 }
 
 export const pgTypes = types;
 
 /** Runs `fn` in one transaction on one connection; rolls back on any error. */
 export async function withTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  const c = await pool.connect();
+  const c = await withReconnect(() => pool.connect());
+  let broken = false;
+  // Between two statements (the transaction awaits S3, say) the connection may die: pg then emits
+  // 'error' on the client, which the pool listens to only while the client is idle in the pool.
+  // Unheard, it would crash the process; heard, the next statement fails and the transaction with it.
+  const onError = (): void => void (broken = true);
+  c.on('error', onError);
   try {
     await c.query('BEGIN');
     const result = await fn(c);
     await c.query('COMMIT');
     return result;
   } catch (e) {
-    await c.query('ROLLBACK').catch(() => undefined);
-    throw e;
+    broken ||= isConnectionFailure(e);
+    if (!broken) await c.query('ROLLBACK').catch(() => undefined);
+    // A transaction cut off by a lost connection was rolled back by PostgreSQL: nothing of it is visible.
+    throw broken ? unavailable('PostgreSQL', e) : e;
   } finally {
-    c.release();
+    c.off('error', onError);
+    c.release(broken || undefined); // a broken connection is discarded, not put back into the pool
   }
 }
 
@@ -81,6 +130,7 @@ export async function migrate(pool: pg.Pool, migrations: readonly string[]): Pro
 
 /** Says in words why PostgreSQL could not be used, for startup errors. */
 export function describePgError(e: unknown, url: string): string {
+  e = originalError(e);
   const where = `PostgreSQL at ${redact(url)}`;
   const x = e as NodeJS.ErrnoException & { errors?: NodeJS.ErrnoException[]; severity?: string };
   const code = x?.code ?? x?.errors?.[0]?.code;

@@ -6,6 +6,10 @@ import type { Actor, BlobLink, BlobLinkKey, ManifestKey, ManifestPull, ManifestR
 import type { AuditEntry, AuditInput, AuditQuery, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord } from '../ops-store.js';
 import * as ops from './postgres-ops.js';
 import { withTransaction, type Queryable } from './pg-pool.js';
+import { PostgresScan } from './postgres-scan.js';
+import type { ContentScan, TagEntry, TagKey } from '../content-scan.js';
+import { SqlInventory } from '../inventory-sql.js';
+import type { Inventory, InventorySource } from '../inventory.js';
 
 const insertLink = (q: Queryable, repository: string, blob: BlobInfo): Promise<unknown> =>
   q.query(
@@ -45,11 +49,31 @@ const UNPULLED = `
  * (read-modify-write of a tag needs that anyway). The pool is the caller's: see
  * `openStorage`, which migrates the schema before constructing this.
  */
-export class PostgresMetadataStore implements MetadataStore {
-  constructor(readonly pool: pg.Pool) {}
+export class PostgresMetadataStore implements MetadataStore, ContentScan, InventorySource {
+  private readonly scan: PostgresScan;
+  /** The operator console's paged, filtered queries. */
+  readonly inventory: Inventory;
+  constructor(readonly pool: pg.Pool) {
+    this.scan = new PostgresScan(pool);
+    this.inventory = new SqlInventory({ name: 'postgres' }, async ({ text, params }) => (await this.pool.query(text, params)).rows as Record<string, unknown>[]);
+  }
 
   async ready(): Promise<void> {
     await this.pool.query('SELECT 1');
+  }
+
+  // --- content scan (scrub, fsck, backup) ---
+  manifestPage(limit: number, after?: ManifestKey): Promise<ManifestRecord[]> {
+    return this.scan.manifestPage(limit, after);
+  }
+  blobLinkPage(limit: number, after?: BlobLinkKey): Promise<BlobLink[]> {
+    return this.scan.blobLinkPage(limit, after);
+  }
+  tagPage(limit: number, after?: TagKey): Promise<TagEntry[]> {
+    return this.scan.tagPage(limit, after);
+  }
+  linkingRepositories(digest: Digest): Promise<string[]> {
+    return this.scan.linkingRepositories(digest);
   }
 
   async close(): Promise<void> {
@@ -361,7 +385,7 @@ export class PostgresMetadataStore implements MetadataStore {
     }));
   }
   async listRepositories(page: Page = {}): Promise<string[]> {
-    const { rows } = await this.pool.query<{ name: string }>('SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2', [page.last ?? '', page.n ?? null]);
+    const { rows } = await this.pool.query<{ name: string }>('SELECT name FROM repositories r WHERE name > $1 AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository = r.name) ORDER BY name LIMIT $2', [page.last ?? '', page.n ?? null]);
     return rows.map((r) => r.name);
   }
   async repositoryExists(repository: string): Promise<boolean> {

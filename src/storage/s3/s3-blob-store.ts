@@ -4,7 +4,11 @@ import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCom
 import { Digester, err, isDigest, parseDigest, type Digest } from '../../oci/index.js';
 import type { BlobInfo, BlobLister, BlobPutOptions, BlobStore, ByteRange, StoredBlob } from '../blob-store.js';
 import type { BlobRedirect } from '../blob-redirect.js';
-import { createS3Client, describeS3Error, isS3NotFound, S3Layout, type S3Options } from './s3-client.js';
+import { createS3Client, describeS3Error, isS3NotFound, s3StorageError, S3Layout, type S3Options } from './s3-client.js';
+import { drainOrDestroy, translateStreamErrors } from '../storage-errors.js';
+import type { BlobCheck, BlobIntegrity, SetAsideBlob } from '../integrity.js';
+import { checkObject, listLeftovers, listSetAsideObjects, objectWasSetAside, setAsideObject } from './s3-integrity.js';
+import type { Leftover, LeftoverLister } from '../leftovers.js';
 import { abortMultipart, BufferPool, completeMultipart, copyObject, createMultipart, DEFAULT_PART, MIN_PART, PartFiller, PartUploader, partSizeFor } from './s3-multipart.js';
 
 /**
@@ -20,7 +24,7 @@ import { abortMultipart, BufferPool, completeMultipart, copyObject, createMultip
  *   verified (an incomplete multipart upload is invisible), else aborted;
  * - otherwise it goes to a private `ingest/` key and is copied into place server-side.
  */
-export class S3BlobStore implements BlobStore, BlobRedirect, BlobLister {
+export class S3BlobStore implements BlobStore, BlobRedirect, BlobLister, BlobIntegrity, LeftoverLister {
   readonly s3: S3Client;
   readonly layout: S3Layout;
   readonly bucket: string;
@@ -71,7 +75,8 @@ export class S3BlobStore implements BlobStore, BlobRedirect, BlobLister {
   async getObject(key: string, range?: ByteRange): Promise<Readable | undefined> {
     try {
       const r = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }));
-      return r.Body as Readable; // in Node the SDK's body is the IncomingMessage itself
+      // In Node the SDK's body is the IncomingMessage itself; when S3 goes away mid-body, say so (503), not "aborted".
+      return translateStreamErrors(r.Body as Readable, s3StorageError);
     } catch (e) {
       if (isS3NotFound(e)) return undefined;
       throw e;
@@ -93,7 +98,8 @@ export class S3BlobStore implements BlobStore, BlobRedirect, BlobLister {
     const filler = new PartFiller(() => this.pool.take(partSizeFor(this.partSize, partNumber + 1)), emit);
     let size = 0;
     try {
-      for await (const chunk of source as AsyncIterable<Buffer>) {
+      // Not destroyed when the loop is left on an error: a store that is away answers 503, and the client must read it.
+      for await (const chunk of source.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
         size += chunk.byteLength;
         if (size > limit) {
           throw size > maxSize
@@ -131,7 +137,7 @@ export class S3BlobStore implements BlobStore, BlobRedirect, BlobLister {
       if (key !== finalKey) await this.commitObject(key, finalKey, size);
       return { digest, size };
     } catch (e) {
-      source.destroy();
+      drainOrDestroy(source, e);
       const mp = uploader as PartUploader | undefined;
       if (mp) {
         await mp.drain().catch(() => undefined);
@@ -199,6 +205,27 @@ export class S3BlobStore implements BlobStore, BlobRedirect, BlobLister {
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
+  }
+
+  check(digest: Digest, pace?: (bytes: number) => Promise<void>): Promise<BlobCheck> {
+    return checkObject(this, digest, pace);
+  }
+
+  setAside(digest: Digest, identity?: string): Promise<boolean> {
+    return setAsideObject(this, digest, identity);
+  }
+
+  wasSetAside(digest: Digest): Promise<boolean> {
+    return objectWasSetAside(this, digest);
+  }
+
+  listSetAside(): AsyncIterable<SetAsideBlob> {
+    return listSetAsideObjects(this);
+  }
+
+  /** Multipart uploads of `put` (on blob and ingest keys) and ingest objects: in progress, or left by a failure (upload expiry sweeps them). */
+  leftovers(): AsyncIterable<Leftover> {
+    return listLeftovers(this);
   }
 
   async delete(digest: Digest): Promise<boolean> {

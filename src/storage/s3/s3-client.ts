@@ -1,7 +1,8 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { S3Client, S3ServiceException } from '@aws-sdk/client-s3';
-import { parseDigest, type Digest } from '../../oci/index.js';
+import { isRegistryError, parseDigest, type Digest } from '../../oci/index.js';
+import { isNetworkError, originalError, unavailable } from '../storage-errors.js';
 
 /** The storage slice for S3-compatible object storage (see src/config/schema.ts). */
 export interface S3Options {
@@ -23,7 +24,7 @@ export interface S3Options {
 
 export function createS3Client(o: S3Options): S3Client {
   const agentOptions = { keepAlive: true, maxSockets: 256 };
-  return new S3Client({
+  const client = new S3Client({
     region: o.region,
     endpoint: o.endpoint,
     forcePathStyle: o.forcePathStyle,
@@ -35,6 +36,26 @@ export function createS3Client(o: S3Options): S3Client {
     requestHandler: { httpAgent: new HttpAgent(agentOptions), httpsAgent: new HttpsAgent(agentOptions), connectionTimeout: 5000 },
     maxAttempts: 3,
   });
+  // Around the SDK's retries: what still fails because the store is away is STORAGE_UNAVAILABLE (503).
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        return await next(args);
+      } catch (e) {
+        throw s3StorageError(e);
+      }
+    },
+    { step: 'initialize', name: 'customsStorageErrors', priority: 'high' },
+  );
+  return client;
+}
+
+/** S3 being unreachable or failing (network errors, 5xx after retries) as STORAGE_UNAVAILABLE; answers such as 404 stay as they are. */
+export function s3StorageError(e: unknown): unknown {
+  if (isRegistryError(e)) return e;
+  const status = (e as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+  if (isNetworkError(e) || (status !== undefined && status >= 500) || (e as Error | undefined)?.message === 'aborted') return unavailable('S3', e);
+  return e;
 }
 
 /** The one place that knows where things sit in the bucket. */
@@ -61,6 +82,14 @@ export class S3Layout {
   blobsPrefix(): string {
     return `${this.prefix}blobs/`;
   }
+  /** Bytes set aside because they no longer hashed to their digest (scrub). */
+  corrupt(digest: Digest): string {
+    const { algorithm, hex } = parseDigest(digest);
+    return `${this.corruptPrefix()}${algorithm}/${hex}`;
+  }
+  corruptPrefix(): string {
+    return `${this.prefix}corrupt/`;
+  }
 }
 
 export const isS3NotFound = (e: unknown): boolean => {
@@ -72,6 +101,7 @@ export const isNoSuchUpload = (e: unknown): boolean => (e as { name?: string })?
 
 /** Says in words why an S3 call failed, for startup errors and logs. */
 export function describeS3Error(e: unknown, o: Pick<S3Options, 'bucket' | 'endpoint'>): string {
+  e = originalError(e);
   const where = `bucket ${o.bucket} at ${o.endpoint ?? 'AWS'}`;
   if (e instanceof S3ServiceException) {
     const status = e.$metadata?.httpStatusCode;

@@ -8,6 +8,7 @@ import type { BlobInfo } from '../blob-store.js';
 import type { S3BlobStore } from './s3-blob-store.js';
 import { abortMultipart, completeMultipart, createMultipart, MIN_PART, PartFiller, PartUploader, partSizeFor, type CompletedPart } from './s3-multipart.js';
 import type { UploadSession, UploadStore } from '../upload-store.js';
+import { drainOrDestroy } from '../storage-errors.js';
 
 /** How long a replica's claim on a session lasts without renewal; a part upload is bounded well below it. */
 const CLAIM_TTL_MS = 120_000;
@@ -161,7 +162,8 @@ export class S3UploadStore implements UploadStore {
     let received = row.size;
     let failure: unknown;
     try {
-      for await (const chunk of source as AsyncIterable<Buffer>) {
+      // Not destroyed when the loop is left on an error: a store that is away answers 503, and the client must read it.
+      for await (const chunk of source.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
         if (received + chunk.byteLength > maxSize) throw err('TOO_LARGE', `body exceeds the limit of ${maxSize} bytes`);
         received += chunk.byteLength;
         hasher?.update(chunk);
@@ -176,7 +178,7 @@ export class S3UploadStore implements UploadStore {
     } catch (e) {
       failure = e;
       hasher = undefined;
-      source.destroy();
+      drainOrDestroy(source, e);
     }
     try {
       // Commit whatever arrived: a client that went away mid-chunk resumes at the new size.

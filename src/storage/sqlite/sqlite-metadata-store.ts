@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import { err, type Descriptor, type Digest } from '../../oci/index.js';
 import { prefixEnd, pushAuditEntry, toMove, toRecord, type HistoryRow, type ManifestRow } from '../rows.js';
@@ -5,9 +6,15 @@ import type { BlobInfo } from '../blob-store.js';
 import type { Actor, BlobLink, BlobLinkKey, ManifestKey, ManifestPull, ManifestRecord, MetadataStore, MoveTagOptions, NewManifest, Page, TagMove } from '../metadata-store.js';
 import type { AuditEntry, AuditInput, AuditQuery, MaterialConsumer, NewProvenance, PinRecord, ProvenanceRecord, QuarantineRecord, QuarantineSnapshot } from '../ops-store.js';
 import { SqliteOpsTables } from './sqlite-ops.js';
+import { SqliteScan } from './sqlite-scan.js';
+import type { ContentScan, TagEntry, TagKey } from '../content-scan.js';
+import type { MetadataSnapshot } from '../snapshot.js';
+import { SqlInventory } from '../inventory-sql.js';
+import type { Inventory, InventorySource } from '../inventory.js';
 import type { VerdictStore } from '../verdict-store.js';
 import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
 import { SqliteFillLease, SqliteLeases, SqliteNotifier } from './sqlite-coordination.js';
+import { fullDiskError } from '../storage-errors.js';
 
 /** Which manifests (`m`) retention may delete: see `ManifestIndex.expiredUntaggedManifests`. Named parameter: @before. */
 const EXPIRED_UNTAGGED = `
@@ -31,10 +38,13 @@ const UNPULLED = `
  * synchronous; each method runs one statement or one transaction, so the async
  * interface costs a microtask and nothing else.
  */
-export class SqliteMetadataStore implements MetadataStore, VerdictStore, QuarantineSnapshot {
+export class SqliteMetadataStore implements MetadataStore, VerdictStore, QuarantineSnapshot, ContentScan, MetadataSnapshot, InventorySource {
   private readonly db: Database.Database;
   private readonly stmt;
   private readonly ops: SqliteOpsTables;
+  private readonly scan: SqliteScan;
+  /** The operator console's paged, filtered queries (the statement texts are few: each is prepared once). */
+  readonly inventory: Inventory;
 
   /** Set when worker processes share the database: cross-process leases (blob link/delete exclusion). */
   private readonly leases: SqliteLeases | undefined;
@@ -65,6 +75,13 @@ export class SqliteMetadataStore implements MetadataStore, VerdictStore, Quarant
       this.leases = new SqliteLeases(this.db);
     }
     this.ops = new SqliteOpsTables(this.db, othersWrote);
+    this.scan = new SqliteScan(this.db);
+    const prepared = new Map<string, Database.Statement>();
+    this.inventory = new SqlInventory({ name: 'sqlite' }, async ({ text, params }) => {
+      let st = prepared.get(text);
+      if (!st) prepared.set(text, (st = this.db.prepare(text)));
+      return st.all(...params) as Record<string, unknown>[];
+    });
     const p = <T extends unknown[] = unknown[]>(sql: string) => this.db.prepare<T>(sql);
     this.stmt = {
       addRepo: p('INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)'),
@@ -107,7 +124,7 @@ export class SqliteMetadataStore implements MetadataStore, VerdictStore, Quarant
       tagHistory: p('SELECT * FROM tag_history WHERE repository = ? AND tag = ? ORDER BY id DESC'),
       referrers: p(`SELECT digest, media_type, artifact_type, size, annotations FROM manifests
                     WHERE repository = ? AND subject = ? ORDER BY created_at, digest`),
-      listRepos: p('SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?'),
+      listRepos: p('SELECT name FROM repositories r WHERE name > ? AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository = r.name) ORDER BY name LIMIT ?'),
       repoExists: p('SELECT 1 FROM repositories WHERE name = ?'),
     };
   }
@@ -116,13 +133,40 @@ export class SqliteMetadataStore implements MetadataStore, VerdictStore, Quarant
     this.db.prepare('SELECT 1').get();
   }
 
+  /**
+   * SQLite's online backup API, all pages in one step: one read transaction, hence a consistent
+   * snapshot, while writers go on (WAL). In steps, a write from another process would restart it.
+   */
+  async snapshotTo(file: string): Promise<void> {
+    await rm(file, { force: true });
+    await this.db.backup(file, { progress: () => 0x7fffffff });
+  }
+
+  // --- content scan (scrub, fsck, backup) ---
+  manifestPage(limit: number, after?: ManifestKey): Promise<ManifestRecord[]> {
+    return this.scan.manifestPage(limit, after);
+  }
+  blobLinkPage(limit: number, after?: BlobLinkKey): Promise<BlobLink[]> {
+    return this.scan.blobLinkPage(limit, after);
+  }
+  tagPage(limit: number, after?: TagKey): Promise<TagEntry[]> {
+    return this.scan.tagPage(limit, after);
+  }
+  linkingRepositories(digest: Digest): Promise<string[]> {
+    return this.scan.linkingRepositories(digest);
+  }
+
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
 
   /** Runs `fn` in a write transaction (BEGIN IMMEDIATE: no upgrade deadlocks between writers). */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (e) {
+      throw fullDiskError(e, 'metadata write'); // SQLITE_FULL: rolled back, reads go on
+    }
   }
 
   // --- blob links ---

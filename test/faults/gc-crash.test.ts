@@ -4,9 +4,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startProcessServer, type ProcessServer } from '../conformance/helpers/process-server.js';
-import { digestOf, type Digest } from '../src/oci/index.js';
-import { Pusher } from './ops-fixtures.js';
+import { startProcessServer, type ProcessServer } from '../../conformance/helpers/process-server.js';
+import { digestOf, type Digest } from '../../src/oci/index.js';
+import { Pusher } from '../ops-fixtures.js';
+import { consistency } from './consistency.js';
 
 /**
  * kill -9 in the middle of a garbage collection run: a link is removed before its bytes, so a crash
@@ -46,6 +47,10 @@ describe('kill -9 during garbage collection', () => {
     expect(remaining).toBeGreaterThan(0); // killed mid-run, not after it
     expect(remaining).toBeLessThan(N);
 
+    // Straight after the crash, before anything repairs it: consistent (bytes nobody links are garbage, not damage).
+    const crashed = await consistency(dataDir);
+    expect(crashed.problems).toEqual([]);
+
     server = await startProcessServer(dataDir);
     const get = (path: string) => fetch(`${server!.url}${path}`, { headers: server!.auth() });
     // Every blob is either still linked and whole, or unlinked; never linked with its bytes gone.
@@ -70,5 +75,10 @@ describe('kill -9 during garbage collection', () => {
     expect(await again.json()).toMatchObject({ links: linked, orphans: remaining - linked });
     expect(loose.filter((d) => existsSync(file(d)))).toEqual([]);
     expect(existsSync(file(kept.layer))).toBe(true);
+    await server.close();
+    server = undefined;
+    const after = await consistency(dataDir);
+    expect(after.problems).toEqual([]);
+    expect(after.notes.filter((n) => n.includes('no repository links'))).toEqual([]);
   });
 });
