@@ -24,6 +24,7 @@ interface Outcome {
   readonly what: string;
   readonly status: number;
   readonly code?: string | undefined;
+  readonly error?: string | undefined;
 }
 
 describe('faults: PostgreSQL and the object store go away', () => {
@@ -59,7 +60,8 @@ describe('faults: PostgreSQL and the object store go away', () => {
     } catch (e) {
       const m = /: (\d{3}) (.*)$/s.exec((e as Error).message);
       const code = m ? (JSON.parse(m[2]! || '{}') as { errors?: { code: string }[] }).errors?.[0]?.code : undefined;
-      return { outcome: { what: 'push', status: m ? Number(m[1]) : 0, code } };
+      // An error without a status (a reset, a refused connection) keeps its message for the report.
+      return { outcome: { what: 'push', status: m ? Number(m[1]) : 0, code, error: m ? undefined : String((e as Error).cause ?? (e as Error).message) } };
     }
   };
 

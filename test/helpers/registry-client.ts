@@ -18,8 +18,8 @@ export interface Image {
 export async function pushBlob(url: string, repo: string, bytes: Buffer, headers: Record<string, string> = {}): Promise<Digest> {
   const digest = digestOf(bytes);
   const start = await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers });
-  await start.arrayBuffer();
-  if (start.status !== 202) throw new Error(`POST upload ${repo}: ${start.status}`);
+  const startText = await start.text();
+  if (start.status !== 202) throw new Error(`POST upload ${repo}: ${start.status} ${startText}`);
   const loc = new URL(start.headers.get('location')!, url);
   loc.searchParams.set('digest', digest);
   const put = await fetch(loc, { method: 'PUT', headers: { ...headers, 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) }, body: bytes });
