@@ -57,5 +57,10 @@ describe('examples/fraud-detection/run.sh', () => {
     expect(stdout).toMatch(/^error: .*403.*quarantined/m);
     // The pulled model is the MLflow model directory, with its MLmodel file.
     expect(await readFile(join(work, 'serving', 'MLmodel'), 'utf8')).toMatch(/sklearn/);
+    // The script stopped the server it started (a server left running would outlive the test).
+    const listening = (await readFile(join(work, 'server.log'), 'utf8')).split('\n').find((l) => l.includes('"msg":"listening"'));
+    const pid = (JSON.parse(listening ?? '{}') as { pid?: number }).pid ?? 0;
+    expect(pid).toBeGreaterThan(0);
+    expect(() => process.kill(pid, 0)).toThrow();
   }, 600_000);
 });

@@ -209,7 +209,9 @@ describe('customs serve over TLS', () => {
     expect((await get(`${p.url}/v2/models/x/manifests/v1`, caPem, false, rogue)).status).toBe(401);
     // Permissions are the configured ones: no pull outside models/**.
     expect((await get(`${p.url}/v2/other/x/manifests/v1`, caPem, false, node)).status).toBe(403);
-    const access = p.lines.map((l) => JSON.parse(l) as { msg?: string; actor?: string; path?: string }).filter((l) => l.msg === 'request' && l.path === '/v2/models/x/manifests/v1');
-    expect(access.map((l) => l.actor)).toContain('cert:node-1');
+    // Access lines go out in batches (at most 100 ms later): wait for the first request's.
+    const actors = () => p.lines.map((l) => JSON.parse(l) as { msg?: string; actor?: string; path?: string }).filter((l) => l.msg === 'request' && l.path === '/v2/models/x/manifests/v1').map((l) => l.actor);
+    for (let i = 0; i < 100 && !actors().includes('cert:node-1'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(actors()).toContain('cert:node-1');
   });
 });

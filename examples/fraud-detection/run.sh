@@ -47,7 +47,8 @@ customs keygen --key "$work/keys/ml.key" --data "$work/data" >/dev/null
 openssl ecparam -name secp384r1 -genkey -noout 2>/dev/null | openssl pkcs8 -topk8 -nocrypt -out "$work/keys/model-signing.pem"
 openssl ec -in "$work/keys/model-signing.pem" -pubout -out "$work/keys/model-signing.pub" 2>/dev/null
 cp "$work/keys/model-signing.pub" "$work/data/trust/keys/model-signing.pub"
-customs serve --listen 127.0.0.1:0 --data "$work/data" > "$work/server.log" 2>&1 &
+# node itself in the background (not the customs function, which would be a subshell): $! is the server, and the cleanup stops it.
+node "$root/bin/customs.js" serve --listen 127.0.0.1:0 --data "$work/data" > "$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 300); do grep -q '"msg":"listening"' "$work/server.log" 2>/dev/null && break; sleep 0.1; done
 export CUSTOMS_URL="$(grep -o '"url":"[^"]*"' "$work/server.log" | head -1 | cut -d'"' -f4)"

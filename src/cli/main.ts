@@ -40,26 +40,34 @@ export function buildProgram(): Command {
         upstreams[u.slice(0, i)] = u.slice(i + 1);
       }
       tuneHeapForServing();
-      const tls = o.tlsCert && o.tlsKey ? { cert: o.tlsCert, key: o.tlsKey } : undefined;
-      const server = await startServer({ listen: o.listen, dataDir: o.data, configFile: o.config, gate: o.gate, upstreams, logLevel: o.logLevel, tls, worker: workerIdentity(), ablate: benchAblations() });
+      // Signals are handled from the start: a SIGHUP while the server is still starting is a reload once it is up,
+      // not the default action (which ends the process); a SIGTERM then stops it as soon as it is up.
+      let server: Awaited<ReturnType<typeof startServer>> | undefined;
+      let reloadWhenUp = false;
+      let stopWhenUp: string | undefined;
       let stopping = false;
+      const reload = (s: NonNullable<typeof server>) => s.reload().catch((e: Error) => s.log.error({ err: e.message }, 'reload failed; keeping what did not load'));
       const stop = (signal: string) => {
+        if (!server) return void (stopWhenUp ??= signal);
         if (stopping) return;
         stopping = true;
-        server.log.info({ signal }, 'shutting down');
-        server.close().then(
+        const s = server;
+        s.log.info({ signal }, 'shutting down');
+        s.close().then(
           () => process.exit(0),
           (e: Error) => {
-            server.log.error({ err: e.message }, 'shutdown failed');
+            s.log.error({ err: e.message }, 'shutdown failed');
             process.exit(1);
           },
         );
       };
-      process.on('SIGHUP', () => {
-        server.reload().catch((e: Error) => server.log.error({ err: e.message }, 'reload failed; keeping what did not load'));
-      });
+      process.on('SIGHUP', () => (server ? void reload(server) : (reloadWhenUp = true)));
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
+      const tls = o.tlsCert && o.tlsKey ? { cert: o.tlsCert, key: o.tlsKey } : undefined;
+      server = await startServer({ listen: o.listen, dataDir: o.data, configFile: o.config, gate: o.gate, upstreams, logLevel: o.logLevel, tls, worker: workerIdentity(), ablate: benchAblations() });
+      if (stopWhenUp) stop(stopWhenUp);
+      else if (reloadWhenUp) void reload(server);
     });
   program
     .command('token')
