@@ -79,6 +79,10 @@ export interface RunningServer {
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const loaded = await loadConfig(opts.configFile);
   const { config } = loaded;
+  // An ablated server (benchmarks only) may switch off the gate and quarantines: it never listens beyond this machine.
+  if (opts.ablate?.length && !['127.0.0.1', '::1', 'localhost'].includes(splitListen(opts.listen ?? config.listen)[0])) {
+    throw new ConfigError('CUSTOMS_BENCH_ABLATE is for benchmarks on loopback only; unset it to serve on another address');
+  }
   const log = pino({ level: opts.logLevel ?? config.log.level, base: { svc: 'customs', ...(opts.worker ? { worker: opts.worker.id } : {}) } }, (opts.logDestination as pino.DestinationStream | undefined) ?? pino.destination({ sync: false }));
   const dataDir = resolve(opts.dataDir ?? config.data);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });

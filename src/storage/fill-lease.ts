@@ -36,6 +36,36 @@ export async function leaseOrWait(leases: FillLease, key: string, ready: () => P
   }
 }
 
+/**
+ * The handle of a lease held in a shared database: `renew` runs every `periodMs` until the lease is
+ * released; its answering false (the row is gone or another holder has it) aborts the signal; a renewal
+ * that fails (the database briefly away or busy) is tried again at the next tick, until the TTL runs out.
+ */
+export function renewedLease(periodMs: number, lost: string, renew: () => boolean | Promise<boolean>, release: () => unknown): LeaseHandle {
+  const ac = new AbortController();
+  const timer = setInterval(() => {
+    void Promise.resolve()
+      .then(renew)
+      .then(
+        (held) => {
+          if (!held && !released) ac.abort(new Error(lost));
+        },
+        () => undefined,
+      );
+  }, periodMs);
+  timer.unref();
+  let released = false;
+  return {
+    signal: ac.signal,
+    release: async () => {
+      if (released) return;
+      released = true;
+      clearInterval(timer);
+      await release();
+    },
+  };
+}
+
 /** One process: an in-memory set of held keys. */
 export class LocalFillLease implements FillLease {
   private readonly held = new Map<string, Array<() => void>>();

@@ -1,4 +1,5 @@
-import type { Digest } from '../oci/index.js';
+import { z } from 'zod';
+import { digestSchema, type Digest } from '../oci/index.js';
 
 /**
  * Cross-replica cache coherence. Replicas cache tag resolutions, manifests and
@@ -22,6 +23,16 @@ export type CacheEvent =
   | { readonly kind: 'policy' }
   /** This replica may have missed events: drop every cache. */
   | { readonly kind: 'reset' };
+
+/** A cache event as it travels between processes (PostgreSQL NOTIFY, the SQLite events table): checked on arrival. */
+export const cacheEventSchema: z.ZodType<CacheEvent, unknown> = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('tags'), repository: z.string() }),
+  z.object({ kind: z.literal('manifest'), repository: z.string(), digest: digestSchema }),
+  z.object({ kind: z.literal('referrers'), subject: digestSchema }),
+  z.object({ kind: z.literal('quarantine'), digest: digestSchema }),
+  z.object({ kind: z.literal('policy') }),
+  z.object({ kind: z.literal('reset') }),
+]);
 
 export type CacheListener = (event: CacheEvent) => void;
 

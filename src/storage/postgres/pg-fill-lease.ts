@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import type { FillLease, LeaseHandle } from '../fill-lease.js';
+import { renewedLease, type FillLease, type LeaseHandle } from '../fill-lease.js';
 
 export interface PgFillLeaseOptions {
   /** A lease not renewed for this long is free again (its holder died). */
@@ -38,28 +38,15 @@ export class PgFillLease implements FillLease {
       [key, token, this.ttlMs],
     );
     if (r.rows.length === 0) return undefined;
-    const ac = new AbortController();
-    const renew = setInterval(() => {
-      this.pool
-        .query(`UPDATE fill_leases SET expires_at = clock_timestamp() + $3 * interval '1 millisecond' WHERE key = $1 AND holder = $2`, [key, token, this.ttlMs])
-        .then(
-          (u) => {
-            if (u.rowCount === 0) ac.abort(new Error(`fill lease ${key} was lost`));
-          },
-          () => undefined, // PostgreSQL unreachable: keep trying until the TTL runs out
-        );
-    }, Math.max(50, Math.floor(this.ttlMs / 3)));
-    renew.unref();
-    let released = false;
-    return {
-      signal: ac.signal,
-      release: async () => {
-        if (released) return;
-        released = true;
-        clearInterval(renew);
-        await this.pool.query('DELETE FROM fill_leases WHERE key = $1 AND holder = $2', [key, token]);
+    return renewedLease(
+      Math.max(50, Math.floor(this.ttlMs / 3)),
+      `fill lease ${key} was lost`,
+      async () => {
+        const u = await this.pool.query(`UPDATE fill_leases SET expires_at = clock_timestamp() + $3 * interval '1 millisecond' WHERE key = $1 AND holder = $2`, [key, token, this.ttlMs]);
+        return u.rowCount !== 0;
       },
-    };
+      () => this.pool.query('DELETE FROM fill_leases WHERE key = $1 AND holder = $2', [key, token]),
+    );
   }
 
   async waitReleased(key: string, signal?: AbortSignal): Promise<void> {

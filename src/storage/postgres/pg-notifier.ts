@@ -1,20 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { z } from 'zod';
-import { Listeners, type CacheEvent, type CacheListener, type Notifier } from '../notifier.js';
+import { Listeners, cacheEventSchema, type CacheEvent, type CacheListener, type Notifier } from '../notifier.js';
 import { pgTypes } from './pg-pool.js';
 
 const CHANNEL = 'customs_cache';
-const digest = z.string().regex(/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/) as unknown as z.ZodType<`${string}:${string}`>;
-const eventSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('tags'), repository: z.string() }),
-  z.object({ kind: z.literal('manifest'), repository: z.string(), digest }),
-  z.object({ kind: z.literal('referrers'), subject: digest }),
-  z.object({ kind: z.literal('quarantine'), digest }),
-  z.object({ kind: z.literal('policy') }),
-  z.object({ kind: z.literal('reset') }),
-]);
-const messageSchema = z.object({ from: z.string(), event: eventSchema });
+const messageSchema = z.object({ from: z.string(), event: cacheEventSchema });
 
 export interface PgNotifierOptions {
   readonly url: string;

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { z } from 'zod';
-import type { FillLease, LeaseHandle } from '../fill-lease.js';
-import { Listeners, type CacheEvent, type CacheListener, type Notifier } from '../notifier.js';
+import { renewedLease, type FillLease, type LeaseHandle } from '../fill-lease.js';
+import { Listeners, cacheEventSchema, type CacheEvent, type CacheListener, type Notifier } from '../notifier.js';
 
 /**
  * What worker processes sharing one data directory (`customs serve --workers N`) coordinate
@@ -98,25 +98,13 @@ export class SqliteLeases {
     const holder = `${this.holderPrefix}/${randomUUID()}`;
     const now = Date.now();
     if (this.stmt.take.run(key, holder, process.pid, now + this.ttlMs, info ?? null, now).changes === 0) return undefined;
-    const ac = new AbortController();
-    const renew = setInterval(() => {
-      try {
-        if (this.stmt.renew.run(Date.now() + this.ttlMs, key, holder).changes === 0) ac.abort(new Error(`lease ${key} was lost`));
-      } catch {
-        // The database is busy past its timeout: try again at the next tick, until the TTL runs out.
-      }
-    }, Math.max(20, Math.floor(this.ttlMs / 3)));
-    renew.unref();
-    let released = false;
-    return {
-      signal: ac.signal,
-      release: async () => {
-        if (released) return;
-        released = true;
-        clearInterval(renew);
-        this.stmt.release.run(key, holder);
-      },
-    };
+    // A busy database (past its timeout) fails the renewal: tried again at the next tick, until the TTL runs out.
+    return renewedLease(
+      Math.max(20, Math.floor(this.ttlMs / 3)),
+      `lease ${key} was lost`,
+      () => this.stmt.renew.run(Date.now() + this.ttlMs, key, holder).changes !== 0,
+      () => this.stmt.release.run(key, holder),
+    );
   }
 
   /** What the holder said about the lease when it took it (`tryAcquire`'s info), while it is held. */
@@ -154,15 +142,6 @@ export class SqliteFillLease implements FillLease {
   }
 }
 
-const digest = z.string().regex(/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/) as unknown as z.ZodType<`${string}:${string}`>;
-const eventSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('tags'), repository: z.string() }),
-  z.object({ kind: z.literal('manifest'), repository: z.string(), digest }),
-  z.object({ kind: z.literal('referrers'), subject: digest }),
-  z.object({ kind: z.literal('quarantine'), digest }),
-  z.object({ kind: z.literal('policy') }),
-  z.object({ kind: z.literal('reset') }),
-]);
 
 /** Events older than this are pruned; a worker that has not looked for that long drops all its caches. */
 const KEEP_MS = 10 * 60_000;
@@ -222,7 +201,7 @@ export class SqliteNotifier implements Notifier {
     for (const row of this.stmt.since.all(this.seen) as { seq: number; origin: string; event: string }[]) {
       this.seen = row.seq;
       if (row.origin === this.origin) continue; // delivered locally when published
-      const parsed = eventSchema.safeParse(JSON.parse(row.event));
+      const parsed = cacheEventSchema.safeParse(JSON.parse(row.event));
       this.listeners.emit(parsed.success ? (parsed.data as CacheEvent) : { kind: 'reset' });
     }
   }
