@@ -53,6 +53,16 @@ describe('default policy: a signature by a key in <data>/trust/keys', () => {
     expect((await gate.check('models/demo', digest)).allowed).toBe(false);
   });
 
+  it('keeps no bookkeeping for verdicts the cache evicted (a server that checks many digests does not grow)', async () => {
+    const s = new MemorySource();
+    const small = new Gate({ source: s, policy: defaultPolicy(), trust: loadTrust(defaultPolicy(), { dataDir: data }), cacheSize: 3 });
+    for (let i = 0; i < 20; i++) {
+      const d = s.putManifest(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: EMPTY_CONFIG, layers: [], annotations: { n: String(i) } })));
+      expect((await small.check('models/many', d)).allowed).toBe(false);
+    }
+    expect((small as unknown as { keysByDigest: Map<string, Set<string>> }).keysByDigest.size).toBe(3);
+  });
+
   it('a signature by a key that is not trusted is denied', async () => {
     const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
     const s = new MemorySource();

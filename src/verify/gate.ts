@@ -52,7 +52,11 @@ export class Gate {
     this.now = opts.now ?? (() => new Date());
     this.cache = new LRUCache<string, Verdict>({
       max: opts.cacheSize ?? 10_000,
-      dispose: (v, key) => this.keysByDigest.get(v.digest)?.delete(key),
+      // An evicted verdict takes its key along, and the digest's entry once it has none (else one entry per digest ever checked stays).
+      dispose: (v, key) => {
+        const keys = this.keysByDigest.get(v.digest);
+        if (keys?.delete(key) && keys.size === 0) this.keysByDigest.delete(v.digest);
+      },
     });
   }
 
