@@ -20,7 +20,7 @@ import { UploadSlots } from './http/request-body.js';
 import { CustomsResponse } from './http/request-context.js';
 import { tokenApp } from './http/token-endpoint.js';
 import { admissionApp } from './http/admission.js';
-import { admissionConfigSchema, buildAdmission, defaultVerifierKeyFile, loadVerifierKey, publicKeyPem, publishingSummaries, vsaConfigSchema, type AdmissionParts } from './admission/index.js';
+import { admissionConfigSchema, buildAdmission, defaultVerifierKeyFile, loadVerifierKey, publicKeyPem, publishingSummaries, vsaConfigSchema, type AdmissionParts, type HubRevisions } from './admission/index.js';
 import { createTlsServer, loadTlsMaterial, tlsConfigSchema, type TlsConfig, type TlsServer } from './http/tls.js';
 import { err, referenceString, type Digest, type Reference } from './oci/index.js';
 import { consoleApp } from './console-app.js';
@@ -213,6 +213,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     bodyIdleMs: config.limits.bodyIdleSeconds * 1000,
     uploadSlots: new UploadSlots(config.limits.maxConcurrentUploadsPerPrincipal),
   };
+  let hubRevisions: HubRevisions | undefined;
   admission = buildAdmission({
     admission: admissionConfig,
     vsa: vsaConfig,
@@ -224,6 +225,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     upstreams,
     audit: (e) => ops!.audit.record(e),
     log,
+    hub: () => hubRevisions,
   });
   const verifyRef = async (repository: string, reference: Reference, policy: unknown) => {
     const found = await v2.manifests.resolve(repository, reference);
@@ -250,6 +252,14 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   let shuttingDown = false;
   const onDenied = (actor: string, target: string, reason: string) => recordRefusal?.({ actor, action: 'deny', target, reason });
   const hub = new HubService({ manifests: v2.manifests, blobs: blobService, metadata, pull: hubPull, rules: hubRules, defaultUpstream: hubConfig.defaultUpstream, logger: log });
+  // The admission webhook judges `hf://` storage URIs by what this Hub API would serve for them.
+  hubRevisions = {
+    open: async (repoId, revision) => {
+      const repo = await hub.repo({ upstream: undefined, type: 'model', repoId });
+      const opened = await hub.open(repo, revision);
+      return { repository: repo.repository, digest: opened.digest, commit: opened.view.commit };
+    },
+  };
   // `customs hub import`: the same pull-through, driven by an operator.
   const hubAdmin = hubPull && adminHubApp({ importer: new HubImporter({ pull: hubPull, manifests: v2.manifests, blobs: blobService, metadata, judge }), pull: hubPull, defaultUpstream: hubConfig.defaultUpstream, access });
   const app = createApp({

@@ -219,6 +219,33 @@ describe('admission webhook (admission.k8s.io/v1) over HTTPS', () => {
     expect(after.value).toBe(`oci://${HOST}/models/roll:prod@${rollV1.digest}`);
   });
 
+  it('judges hf:// storage URIs by what its Hugging Face API would serve, and pins them to the commit it answers', async () => {
+    const isvc = await fixture('inferenceservice.json');
+    const hf = (to: string) => withImage(isvc, `oci://${HOST}/models/good:v1`, to);
+    const ok = await post('mutate', hf('hf://models/good:v1'));
+    expect(ok.response.allowed, ok.response.status?.message).toBe(true);
+    const pin = decodePatch(ok).find((p) => p.path === '/spec/predictor/model/storageUri')!;
+    // A local repository's commit id is the first 40 hex digits of its manifest digest (src/hub/service.ts).
+    expect(pin.value).toBe(`hf://models/good:${models.good!.digest.slice('sha256:'.length, 'sha256:'.length + 40)}`);
+    // The pinned URI resolves to the same model and needs no rewrite.
+    const again = await post('mutate', hf(pin.value));
+    expect(again.response.allowed).toBe(true);
+    expect(again.response.patch ? decodePatch(again).map((p) => p.path) : []).not.toContain('/spec/predictor/model/storageUri');
+    // Refused as the OCI path refuses: unsigned, unknown, quarantined (models/quar, by the test above), malformed.
+    const bad = await post('validate', hf('hf://models/bad:v1'));
+    expect(bad.response.allowed).toBe(false);
+    expect(bad.response.status!.message).toContain('predictor.model storageUri (hf://models/bad:v1): models/signatures: no signature found');
+    const missing = await post('validate', hf('hf://models/nothere:v1'));
+    expect(missing.response.allowed).toBe(false);
+    expect(missing.response.status!.message).toMatch(/hf:\/\/models\/nothere:v1\): .*not found/);
+    const quarantined = await post('validate', hf('hf://models/quar:v1'));
+    expect(quarantined.response.allowed).toBe(false);
+    expect(quarantined.response.status!.message).toContain(`${models.quar!.digest} is quarantined`);
+    const malformed = await post('validate', hf('hf://just-a-name'));
+    expect(malformed.response.allowed).toBe(false);
+    expect(malformed.response.status!.message).toContain('not a Hugging Face model URI');
+  });
+
   it('answers 400 to a body that is not an AdmissionReview', async () => {
     const r = await httpsJson('POST', `${s.url}/admission/v1/validate`, caPem, { apiVersion: 'admission.k8s.io/v1beta1', kind: 'AdmissionReview', request: {} });
     expect(r.status).toBe(400);

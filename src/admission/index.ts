@@ -5,13 +5,13 @@ import type { AuditInput, MetadataStore } from '../storage/index.js';
 import type { AdmissionConfig, VsaConfig } from './config.js';
 import { SelfHosts, type UpstreamName } from './references.js';
 import { SummaryPublisher, type SummaryWriter } from './summary-publisher.js';
-import { AdmissionWebhook, type ManifestResolver } from './webhook.js';
+import { AdmissionWebhook, type HubRevisions, type ManifestResolver } from './webhook.js';
 
 /** The cluster-facing capability (issue 18): the admission webhook and signed verification summaries. */
 export { admissionConfigSchema, vsaConfigSchema, type AdmissionConfig, type VsaConfig } from './config.js';
 export { defaultVerifierKeyFile, loadVerifierKey, publicKeyPem } from './verifier-key.js';
 export { publishingSummaries, SummaryPublisher } from './summary-publisher.js';
-export { AdmissionWebhook } from './webhook.js';
+export { AdmissionWebhook, type HubRevisions } from './webhook.js';
 export { SelfHosts } from './references.js';
 
 export interface AdmissionParts {
@@ -32,6 +32,8 @@ export function buildAdmission(o: {
   upstreams: readonly UpstreamName[];
   audit: (e: AuditInput) => Promise<unknown>;
   log: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
+  /** Customs' Hub API, for `hf://` storage URIs (built after the webhook, hence a function). */
+  hub?: () => HubRevisions | undefined;
 }): AdmissionParts {
   let self = new SelfHosts(o.admission.selfHosts ?? []);
   const summaries = o.verifierKey
@@ -46,7 +48,7 @@ export function buildAdmission(o: {
       })
     : undefined;
   const webhook = o.admission.enabled
-    ? new AdmissionWebhook({ config: o.admission, manifests: o.manifests, gate: o.gate, selfHosts: () => self, upstreams: o.upstreams, audit: o.audit, log: o.log })
+    ? new AdmissionWebhook({ config: o.admission, manifests: o.manifests, gate: o.gate, selfHosts: () => self, upstreams: o.upstreams, audit: o.audit, log: o.log, ...(o.hub ? { hub: o.hub } : {}) })
     : undefined;
   return {
     webhook,

@@ -17,6 +17,15 @@ export interface ManifestResolver {
   resolve(repository: string, reference: Reference): Promise<{ record: { digest: Digest } } | undefined>;
 }
 
+/**
+ * A Hugging Face repository as customs' Hub API serves it (`hf://` storage URIs): the revision's
+ * manifest read through the gate (DENIED thrown with the gate's reasons), and the commit id the Hub
+ * API gives that revision (what a pinned `hf://<org>/<model>:<commit>` names).
+ */
+export interface HubRevisions {
+  open(repoId: string, revision: string): Promise<{ readonly repository: string; readonly digest: Digest; readonly commit: string }>;
+}
+
 export interface AdmissionDeps {
   readonly config: AdmissionConfig;
   readonly manifests: ManifestResolver;
@@ -25,10 +34,12 @@ export interface AdmissionDeps {
   readonly upstreams: readonly UpstreamName[];
   readonly audit: (e: AuditInput) => Promise<unknown>;
   readonly log: { warn(obj: object, msg: string): void };
+  /** Customs' Hub API (its repositories and revisions), for `hf://` storage URIs. */
+  readonly hub?: () => HubRevisions | undefined;
 }
 
 type Judgement =
-  | { readonly loc: ImageLocation; readonly outcome: 'allowed'; readonly digest: Digest; readonly pinned: boolean }
+  | { readonly loc: ImageLocation; readonly outcome: 'allowed'; readonly digest: Digest; readonly pinned: boolean; readonly pinTo: string }
   | { readonly loc: ImageLocation; readonly outcome: 'denied'; readonly reasons: string[] }
   | { readonly loc: ImageLocation; readonly outcome: 'undecided'; readonly reason: string }
   | { readonly loc: ImageLocation; readonly outcome: 'bypass'; readonly reason: string };
@@ -80,7 +91,7 @@ export class AdmissionWebhook {
     }
     const patch: JsonPatchOp[] = [];
     if (mutate) {
-      for (const j of judged) if (j.outcome === 'allowed' && !j.pinned) patch.push({ op: 'replace', path: j.loc.pointer, value: `${j.loc.value}@${j.digest}` });
+      for (const j of judged) if (j.outcome === 'allowed' && !j.pinned) patch.push({ op: 'replace', path: j.loc.pointer, value: j.pinTo });
     }
     return allow(uid, { patch, warnings });
   }
@@ -103,6 +114,7 @@ export class AdmissionWebhook {
   }
 
   private async judge(loc: ImageLocation): Promise<Judgement> {
+    if (loc.kind === 'hf') return this.judgeHub(loc);
     const ref = parseImageRef(loc.kind === 'oci' ? loc.value.slice('oci://'.length) : loc.value);
     if (typeof ref === 'string') return { loc, outcome: 'denied', reasons: [`not a valid image reference: ${ref}`] };
     const repository = repositoryFor(ref, this.d.selfHosts(), this.d.upstreams);
@@ -113,15 +125,43 @@ export class AdmissionWebhook {
       const found = await this.d.manifests.resolve(repository, reference);
       if (!found) return { loc, outcome: 'denied', reasons: [`${repository}:${ref.digest ?? ref.tag} is not in customs (nor at its upstream)`] };
       await this.d.gate.manifest(repository, found.record.digest);
-      return { loc, outcome: 'allowed', digest: found.record.digest, pinned: ref.digest !== undefined };
+      return { loc, outcome: 'allowed', digest: found.record.digest, pinned: ref.digest !== undefined, pinTo: `${loc.value}@${found.record.digest}` };
     } catch (e) {
-      if (isRegistryError(e) && e.code === 'DENIED') return { loc, outcome: 'denied', reasons: deniedReasons(e.message, e.detail) };
-      if (isRegistryError(e) && ['MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'NAME_INVALID'].includes(e.code)) return { loc, outcome: 'denied', reasons: [e.message] };
-      this.d.log.warn({ err: (e as Error).message, repository }, 'admission could not decide');
-      return { loc, outcome: 'undecided', reason: (e as Error).message.slice(0, 300) };
+      return this.failed(loc, e, repository);
     }
   }
+
+  /**
+   * `hf://<org>/<model>[:<revision>]`, as KServe's storage initializer reads it: the model is what customs'
+   * Hub API serves for that revision (`main` when none is given), judged by the same gate. Mutation pins the
+   * revision to the commit id the Hub API gives it, so a later tag move cannot change what the pod downloads.
+   * (The pod must download through customs: its HF_ENDPOINT set to customs' Hub API, docs/kubernetes.md.)
+   */
+  private async judgeHub(loc: ImageLocation): Promise<Judgement> {
+    const m = HF_URI.exec(loc.value);
+    if (!m) return { loc, outcome: 'denied', reasons: [`not a Hugging Face model URI (hf://<org>/<model>[:<revision>]): ${loc.value.slice(0, 200)}`] };
+    const [, repoId, revision] = m as unknown as [string, string, string | undefined];
+    const hub = this.d.hub?.();
+    if (!hub) return { loc, outcome: 'bypass', reason: `customs' Hugging Face API is not available to decide ${loc.value}` };
+    try {
+      const r = await hub.open(repoId, revision ?? 'main');
+      return { loc, outcome: 'allowed', digest: r.digest, pinned: revision === r.commit, pinTo: `hf://${repoId}:${r.commit}` };
+    } catch (e) {
+      return this.failed(loc, e, repoId);
+    }
+  }
+
+  /** A refusal is a denial with its reasons; anything else (the store is away, a timeout upstream) is undecided. */
+  private failed(loc: ImageLocation, e: unknown, repository: string): Judgement {
+    if (isRegistryError(e) && e.code === 'DENIED') return { loc, outcome: 'denied', reasons: deniedReasons(e.message, e.detail) };
+    if (isRegistryError(e) && ['MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'NAME_INVALID'].includes(e.code)) return { loc, outcome: 'denied', reasons: [e.message] };
+    this.d.log.warn({ err: (e as Error).message, repository }, 'admission could not decide');
+    return { loc, outcome: 'undecided', reason: (e as Error).message.slice(0, 300) };
+  }
 }
+
+/** KServe's `hf://<org>/<model>[:<revision>]` (a branch, tag or commit). */
+const HF_URI = /^hf:\/\/([A-Za-z0-9][\w.-]{0,95}\/[A-Za-z0-9][\w.-]{0,95})(?::([\w.-]{1,128}))?$/;
 
 /** The name a CREATE has before the API server fills in `request.name` (or its generateName prefix). */
 function objectName(o: unknown): string {

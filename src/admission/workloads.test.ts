@@ -9,11 +9,17 @@ describe('images a workload names', () => {
     expect(extractImages({ group: 'apps', kind: 'Deployment' }, { spec: { template: { spec } } }).locations).toHaveLength(3);
   });
 
-  it('reads KServe storage URIs: oci:// to check, other schemes as warnings', () => {
-    const isvc = { spec: { predictor: { model: { storageUri: 'oci://c/models/x:v1' }, sklearn: { storageUri: 's3://bucket/model' } }, transformer: { containers: [{ name: 't', image: 'c/t:1' }] } } };
+  it('reads KServe storage URIs: oci:// and hf:// to check, other schemes as warnings', () => {
+    const isvc = {
+      spec: {
+        predictor: { model: { storageUri: 'oci://c/models/x:v1' }, huggingface: { storageUri: 'hf://org/llm:main' }, sklearn: { storageUri: 's3://bucket/model' } },
+        transformer: { containers: [{ name: 't', image: 'c/t:1' }] },
+      },
+    };
     const r = extractImages({ group: 'serving.kserve.io', kind: 'InferenceService' }, isvc);
     expect(r.locations.map((l) => [l.pointer, l.kind])).toEqual([
       ['/spec/predictor/model/storageUri', 'oci'],
+      ['/spec/predictor/huggingface/storageUri', 'hf'],
       ['/spec/transformer/containers/0/image', 'image'],
     ]);
     expect(r.unsupported).toEqual(['predictor.sklearn storageUri s3:// is not served by customs']);

@@ -10,8 +10,11 @@ export interface ImageLocation {
   /** Human-readable, for messages: `container app`, `initContainer setup`, `predictor.model storageUri`. */
   readonly where: string;
   readonly value: string;
-  /** `image`: a container image; `oci`: an `oci://` storage URI (the value without the scheme is the reference). */
-  readonly kind: 'image' | 'oci';
+  /**
+   * `image`: a container image; `oci`: an `oci://` storage URI (the value without the scheme is the reference);
+   * `hf`: an `hf://<org>/<model>[:<revision>]` storage URI (KServe's Hugging Face scheme), served by customs' Hub API.
+   */
+  readonly kind: 'image' | 'oci' | 'hf';
 }
 
 export interface WorkloadKind {
@@ -75,6 +78,7 @@ function inferenceServiceImages(o: Json, out: ImageLocation[], unsupported: stri
         const where = `${c}.${key} storageUri`;
         const pointer = `${base}/${esc(key)}/storageUri`;
         if (m.storageUri.startsWith('oci://')) out.push({ pointer, where, value: m.storageUri, kind: 'oci' });
+        else if (m.storageUri.startsWith('hf://')) out.push({ pointer, where, value: m.storageUri, kind: 'hf' });
         else unsupported.push(`${where} ${m.storageUri.split('://')[0]}:// is not served by customs`);
       }
       if (typeof m.image === 'string') out.push({ pointer: `${base}/${esc(key)}/image`, where: `${c}.${key} image`, value: m.image, kind: 'image' });
@@ -86,7 +90,7 @@ export interface Extracted {
   /** False for kinds this webhook does not inspect (they are allowed). */
   readonly understood: boolean;
   readonly locations: ImageLocation[];
-  /** Model locations in schemes customs does not serve (`s3://`, `hf://` for now): reported as warnings. */
+  /** Model locations in schemes customs does not serve (`s3://`, `gs://`, ...): reported as warnings. */
   readonly unsupported: string[];
 }
 
