@@ -187,7 +187,8 @@ const samples = [];
 const sample = async () => {
   const m = (await http(`${customs.url}/metrics`)).body.toString();
   const metric = (name) => Number(new RegExp(`^customs_${name} (\\S+)`, 'm').exec(m)?.[1] ?? NaN) / 1e6;
-  samples.push({ t: (Date.now() - started) / 1000, rssMB: rssOf(customs.pid) / 1e6, fds: fdsOf(customs.pid), heapMB: metric('nodejs_heap_size_used_bytes'), heapTotalMB: metric('nodejs_heap_size_total_bytes'), externalMB: metric('nodejs_external_memory_bytes') });
+  const caches = Object.fromEntries([...m.matchAll(/^customs_cache_entries\{cache="([a-z_]+)"\} (\d+)$/gm)].map((x) => [x[1], Number(x[2])]));
+  samples.push({ t: (Date.now() - started) / 1000, rssMB: rssOf(customs.pid) / 1e6, fds: fdsOf(customs.pid), heapMB: metric('nodejs_heap_size_used_bytes'), heapTotalMB: metric('nodejs_heap_size_total_bytes'), externalMB: metric('nodejs_external_memory_bytes'), caches });
 };
 await sample();
 const recent = new Map(); // repo -> versions pushed, newest last
@@ -322,6 +323,12 @@ printTable(
     ['V8 heap reserved (MB)', fmt(first.heapTotalMB, 1), fmt(last.heapTotalMB, 1), fmt(slopePerHour(samples, 'heapTotalMB'), 1), fmt(slopePerHour(half, 'heapTotalMB'), 1)],
     ['external memory (MB)', fmt(first.externalMB, 1), fmt(last.externalMB, 1), fmt(slopePerHour(samples, 'externalMB'), 1), fmt(slopePerHour(half, 'externalMB'), 1)],
   ],
+);
+// Every cache is bounded; one whose entries keep growing while the stored content does not holds the dead.
+printTable(
+  'in-memory caches (entries, customs_cache_entries)',
+  ['cache', 'start', 'middle', 'end'],
+  Object.keys(last.caches ?? {}).map((c) => [c, String(first.caches?.[c] ?? ''), String(half[0]?.caches?.[c] ?? ''), String(last.caches[c])]),
 );
 process.stdout.write(`\n${fmt(requests, 0)} requests to customs answered as expected in ${fmt(seconds, 0)} s (customs counted ${fmt(serverRequests, 0)}, seeding and metrics included), ${errorCount} error(s); ${gcRuns.length} gc run(s) removed ${gcRuns.reduce((a, g) => a + g.blobs, 0)} blob(s)\n`);
 process.stdout.write(`customs fsck: ${fsck.code === 0 ? 'consistent' : `FAILED (exit ${fsck.code})`}\n${fsck.stdout.split('\n').filter((l) => l.startsWith('PROBLEM')).slice(0, 10).join('\n')}`);

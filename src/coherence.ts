@@ -12,6 +12,8 @@ import type { CacheEvent, Notifier } from './storage/notifier.js';
 export interface CacheTargets {
   /** The gate whose cached verdicts events drop (the inner one: not `publishingGate`). */
   readonly gate: Pick<ReadGate, 'invalidate'> & { clear?(): void };
+  /** The serving rule's per-manifest facts, dropped when a manifest is deleted (optional: a gate without such caches). */
+  readonly rule?: { forget(repository: string, digest: Digest): void };
   readonly manifests: {
     invalidateTags(repository?: string): void;
     /** Drop one cached manifest record (deleted elsewhere); optional until ManifestService has it. */
@@ -31,6 +33,7 @@ export function applyCacheEvents(notifier: Notifier, t: CacheTargets): () => voi
         return t.manifests.invalidateTags(e.repository);
       case 'manifest':
         t.manifests.invalidateManifest?.(e.repository, e.digest);
+        t.rule?.forget(e.repository, e.digest);
         t.manifests.invalidateTags(e.repository);
         return t.gate.invalidate(e.digest);
       case 'referrers':

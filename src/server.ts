@@ -171,7 +171,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const ablate = new Set(opts.ablate ?? []);
   if (ablate.size > 0) log.warn({ ablate: [...ablate] }, 'BENCHMARK ABLATION (CUSTOMS_BENCH_ABLATE): duties of the request are switched off; never serve like this');
   if (ablate.has('metrics')) metrics.observe = () => undefined;
-  const policyGate = publishingGate(new ServingRule(judged, ablate.has('quarantine') ? withoutQuarantine(metadata) : metadata), notifier, log);
+  const servingRule = new ServingRule(judged, ablate.has('quarantine') ? withoutQuarantine(metadata) : metadata);
+  const policyGate = publishingGate(servingRule, notifier, log);
   const judge = async (repository: string, digest: string) => {
     const v = await judged.check(repository, digest);
     return { allowed: v.allowed, findings: describeFailures(v) };
@@ -243,7 +244,12 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     },
     denial: (repository: string, digest: Digest) => gate.manifest(repository, digest).then(() => undefined, (e: Error) => e.message),
   };
-  const unsubscribe = applyCacheEvents(notifier, { gate: verdicts, manifests: v2.manifests });
+  const unsubscribe = applyCacheEvents(notifier, { gate: verdicts, rule: servingRule, manifests: v2.manifests });
+  metrics.cacheEntries(() => {
+    const m = v2.manifests.cached();
+    const r = servingRule.cached();
+    return { manifest_records: m.records, manifest_tags: m.tags, serving_facts: r.facts, serving_blob_hints: r.servedVia };
+  });
   const collector = new GarbageCollector(v2.manifests, blobService, metadata, v2.isProxied, pullRecorder);
   const gcAbort = new AbortController();
   const scrubber = new Scrubber({ blobs, metadata, integrity, isProxied: v2.isProxied, refetch: pullThrough && ((r, d) => pullThrough.refetchBlob(r, d)), metrics: integrityCounters, log });

@@ -60,6 +60,23 @@ export class HttpMetrics {
     this.registry.registerMetric(new DurationHistogram(all) as never);
   }
 
+  /**
+   * customs_cache_entries{cache}: how full each in-memory cache is, read at scrape. A cache that only
+   * ever grows while the registry's content does not is a leak an operator can see before RSS shows it.
+   */
+  cacheEntries(read: () => Record<string, number>): void {
+    const g: Gauge = new Gauge({
+      name: 'customs_cache_entries',
+      help: 'Entries held by each in-memory cache',
+      labelNames: ['cache'],
+      registers: [this.registry],
+      collect() {
+        g.reset();
+        for (const [cache, n] of Object.entries(read())) g.set({ cache }, n);
+      },
+    });
+  }
+
   observe(route: string, method: string, status: number, seconds: number, bytesIn: number, bytesOut: number): void {
     let byMethod = this.series.get(route);
     if (!byMethod) this.series.set(route, (byMethod = new Map()));

@@ -229,6 +229,11 @@ export class ManifestService {
     this.records.delete(`${repository}@${digest}`);
   }
 
+  /** Entries held by the caches (metrics). */
+  cached(): { records: number; tags: number } {
+    return { records: this.records.size, tags: this.tags.size };
+  }
+
   /** Drops every cached record and tag (a replica lost its notification connection). */
   clear(): void {
     this.records.clear();

@@ -119,6 +119,27 @@ export class ServingRule implements ReadGate {
     this.verdicts.invalidate(subject);
   }
 
+  /**
+   * The manifest left `repository` (deleted here or on another replica): its facts and the blob hints
+   * that point at it go too. Facts are immutable, so keeping them is never wrong, but a registry that
+   * pushes and deletes versions all day would otherwise fill these caches with the dead (found by the
+   * soak: the heap grew until the bounds were reached).
+   */
+  forget(repository: string, digest: Digest): void {
+    const key = `${repository}@${digest}`;
+    const facts = this.facts.peek(key);
+    this.facts.delete(key);
+    for (const ref of facts?.refs ?? []) {
+      const hint = `${repository}@${ref}`;
+      if (this.servedVia.peek(hint) === digest) this.servedVia.delete(hint);
+    }
+  }
+
+  /** Entries held by the caches (metrics, and the test that deletes forget). */
+  cached(): { facts: number; servedVia: number } {
+    return { facts: this.facts.size, servedVia: this.servedVia.size };
+  }
+
   private async manifestAt(repository: string, digest: Digest, depth: number): Promise<ReadDecision> {
     const facts = await this.factsOf(repository, digest);
     const q = await this.store.quarantinedAmong([digest, ...(facts?.refs ?? [])]);
