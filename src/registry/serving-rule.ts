@@ -135,7 +135,7 @@ export class ServingRule implements ReadGate {
     }
   }
 
-  /** Entries held by the caches (metrics, and the test that deletes forget). */
+  /** Entries held by the caches (customs_cache_entries). */
   cached(): { facts: number; servedVia: number } {
     return { facts: this.facts.size, servedVia: this.servedVia.size };
   }
